@@ -1,0 +1,191 @@
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"slices"
+	"text/tabwriter"
+	"time"
+)
+
+// ErrHelp is returned by Parse after printing --help; the caller exits 0.
+var ErrHelp = flag.ErrHelp
+
+// Config is the parsed environment of one binary.
+type Config struct {
+	Binary string
+
+	NATSURL        string
+	NATSCreds      string
+	StreamReplicas int
+	StreamMaxAge   time.Duration
+	AdminAddr      string
+	LogLevel       string
+	LogFormat      string
+
+	WeChatAPIBase     string
+	WeChatAppID       string
+	WeChatAppSecret   string
+	WeChatAccessToken string
+
+	IngestSources      []string
+	IngestPollInterval time.Duration
+	IngestLookback     time.Duration
+	IngestDeliveryID   string
+	IngestHTTPAddr     string
+	IngestAPIToken     string
+
+	VVToolAPIBase string
+	VVToolToken   string
+	VVToolShopIDs []string
+
+	EnrichBatchSize int
+	EnrichMaxWait   time.Duration
+
+	ShipConcurrency     int
+	ShipBackoffInitial  time.Duration
+	ShipBackoffMax      time.Duration
+	ShipMaxElapsed      time.Duration
+	ShipWaitDelay       time.Duration
+	ShipWaitMaxAttempts int
+
+	raw map[string]string // resolved values by variable name, for Redacted
+}
+
+// HasSource reports whether the ingest poller s ("channels", "vvtool") is on.
+func (c *Config) HasSource(s string) bool { return slices.Contains(c.IngestSources, s) }
+
+// Parse reads binary's variables from getenv, lets flags in args[1:]
+// override them, and checks them. Errors name the variable and fit on one
+// line. With -h or --help it prints the table to stderr and returns ErrHelp.
+func Parse(binary, summary string, args []string, getenv func(string) string, stderr io.Writer) (*Config, error) {
+	fs := flag.NewFlagSet(binary, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	vars := VarsFor(binary)
+	flags := make(map[string]*string, len(vars))
+	for _, v := range vars {
+		flags[v.Name] = fs.String(v.Flag(), "", v.Usage)
+	}
+	var argv []string
+	if len(args) > 1 {
+		argv = args[1:]
+	}
+	if err := fs.Parse(argv); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			PrintHelp(stderr, binary, summary)
+			return nil, ErrHelp
+		}
+		return nil, fmt.Errorf("%w (see --help)", err)
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+
+	c := &Config{Binary: binary, raw: map[string]string{}}
+	for _, v := range vars {
+		val, origin := v.DefaultFor(binary), "default"
+		if e := getenv(v.Name); e != "" {
+			val, origin = e, "environment"
+		}
+		if set[v.Flag()] {
+			val, origin = *flags[v.Name], "flag --"+v.Flag()
+		}
+		if v.Name == "INGEST_SOURCES" && val == "none" {
+			val = ""
+		}
+		c.raw[v.Name] = val
+		if err := v.set(c, val); err != nil {
+			return nil, fmt.Errorf("%s (from %s): %w", v.Name, origin, err)
+		}
+	}
+	if err := c.check(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// check validates combinations the single-variable parsers cannot see.
+func (c *Config) check() error {
+	needWeChat := c.Binary == Enricher || c.Binary == Shipper || (c.Binary == Ingest && c.HasSource("channels"))
+	if needWeChat && c.WeChatAccessToken == "" && (c.WeChatAppID == "" || c.WeChatAppSecret == "") {
+		return errors.New("WECHAT_APPID and WECHAT_APPSECRET (or WECHAT_ACCESS_TOKEN) are required")
+	}
+	if c.Binary == Ingest {
+		if c.HasSource("channels") && c.IngestDeliveryID == "" {
+			return errors.New("INGEST_DELIVERY_ID is required when INGEST_SOURCES includes channels (the carrier id, e.g. SF)")
+		}
+		if c.HasSource("vvtool") && (c.VVToolToken == "" || len(c.VVToolShopIDs) == 0) {
+			return errors.New("VVTOOL_TOKEN and VVTOOL_SHOP_IDS are required when INGEST_SOURCES includes vvtool")
+		}
+		if len(c.IngestSources) == 0 && c.IngestAPIToken == "" {
+			return errors.New("nothing to ingest: INGEST_SOURCES is empty and INGEST_API_TOKEN is unset")
+		}
+	}
+	if c.Binary == Shipper && c.ShipBackoffInitial > c.ShipBackoffMax {
+		return fmt.Errorf("SHIP_BACKOFF_INITIAL %s is longer than SHIP_BACKOFF_MAX %s", c.ShipBackoffInitial, c.ShipBackoffMax)
+	}
+	return nil
+}
+
+// VarsFor lists the variables binary reads, in table order.
+func VarsFor(binary string) []Var {
+	var out []Var
+	for _, v := range Vars {
+		if v.Used(binary) {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// Lookup finds a variable of the table by name.
+func Lookup(name string) (Var, bool) {
+	for _, v := range Vars {
+		if v.Name == name {
+			return v, true
+		}
+	}
+	return Var{}, false
+}
+
+// PrintHelp writes the usage of binary: every variable, its flag and default.
+func PrintHelp(w io.Writer, binary, summary string) {
+	fmt.Fprintf(w, "%s — %s\n\nUsage: %s [flags]\n\nEvery setting is an environment variable; the flag beside it overrides it.\n\n", binary, summary, binary)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "VARIABLE\tFLAG\tDEFAULT\tMEANING")
+	for _, v := range VarsFor(binary) {
+		def := v.DefaultFor(binary)
+		if def == "" {
+			def = "(unset)"
+		}
+		usage := v.Usage
+		if v.Secret {
+			usage += " [secret: never logged]"
+		}
+		fmt.Fprintf(tw, "%s\t--%s\t%s\t%s\n", v.Name, v.Flag(), def, usage)
+	}
+	tw.Flush()
+	fmt.Fprintln(w, "\nEndpoints on ADMIN_ADDR: /healthz, /readyz, /metrics. SIGTERM drains in-flight work and exits 0.")
+}
+
+// Redacted is a one-line description of the configuration for the start-up
+// log, with secrets replaced by "set" or "unset".
+func (c *Config) Redacted() map[string]string {
+	out := map[string]string{}
+	for _, v := range VarsFor(c.Binary) {
+		val := c.raw[v.Name]
+		if v.Secret {
+			if val == "" {
+				val = "unset"
+			} else {
+				val = "set"
+			}
+		}
+		out[v.Name] = val
+	}
+	return out
+}

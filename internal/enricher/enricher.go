@@ -1,0 +1,308 @@
+package enricher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/fulfill/pipeline/internal/pipeline"
+	"github.com/fulfill/pipeline/internal/service"
+	"github.com/fulfill/pipeline/pkg/clients/wechat"
+	"github.com/fulfill/pipeline/pkg/events"
+)
+
+// Waybills is the platform call the enricher makes.
+type Waybills interface {
+	BatchGetOrder(ctx context.Context, orders []wechat.WaybillQuery) ([]wechat.Waybill, error)
+}
+
+// Options tune the enricher; see the ENRICH_* variables.
+type Options struct {
+	BatchSize int
+	MaxWait   time.Duration
+	// Workers is how many batches are in flight at once, so a slow
+	// batchGetOrder does not stop the next batch from being fetched.
+	Workers int
+	// MaxDeliveries ends an order failed after this many transient
+	// failures of its batch (with growing delays: about 30 minutes).
+	MaxDeliveries int
+}
+
+// Enricher consumes order.received and attaches waybills.
+type Enricher struct {
+	opts    Options
+	client  Waybills
+	pub     *pipeline.Publisher
+	log     zerolog.Logger
+	metrics *service.Metrics
+	now     func() time.Time
+}
+
+// New wires an enricher.
+func New(opts Options, client Waybills, pub *pipeline.Publisher, log zerolog.Logger, m *service.Metrics) *Enricher {
+	if opts.Workers <= 0 {
+		opts.Workers = 4
+	}
+	if opts.MaxDeliveries <= 0 {
+		opts.MaxDeliveries = 40
+	}
+	return &Enricher{opts: opts, client: client, pub: pub, log: log, metrics: m, now: time.Now}
+}
+
+// Run fetches batches until ctx ends, then finishes the batches it holds.
+func (e *Enricher) Run(ctx context.Context, cons jetstream.Consumer) error {
+	batches := make(chan []jetstream.Msg)
+	var wg sync.WaitGroup
+	for range e.opts.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := range batches {
+				e.process(context.WithoutCancel(ctx), b)
+			}
+		}()
+	}
+	defer func() { close(batches); wg.Wait() }()
+	for ctx.Err() == nil {
+		mb, err := cons.Fetch(e.opts.BatchSize, jetstream.FetchMaxWait(e.opts.MaxWait))
+		if err != nil {
+			e.log.Warn().Err(err).Msg("fetch from enricher consumer")
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		var batch []jetstream.Msg
+		for m := range mb.Messages() {
+			batch = append(batch, m)
+		}
+		if err := mb.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
+			e.log.Debug().Err(err).Msg("fetch ended")
+		}
+		if len(batch) > 0 {
+			batches <- batch
+		}
+	}
+	return nil
+}
+
+// item is one usable received event of a batch.
+type item struct {
+	msg  jetstream.Msg
+	md   *jetstream.MsgMetadata
+	env  *events.Envelope
+	data *events.Received
+	log  zerolog.Logger
+}
+
+// process makes one batchGetOrder call for the batch and settles every
+// message: acked once its enriched/failed event is stored, naked with a
+// delay when the platform failed transiently, terminated when unusable.
+func (e *Enricher) process(ctx context.Context, batch []jetstream.Msg) {
+	var items []item
+	var outs []*events.Envelope
+	var done []jetstream.Msg // acked once outs are stored
+	for _, m := range batch {
+		e.metrics.EventsIn.WithLabelValues(string(events.StageReceived)).Inc()
+		it, err := decode(m)
+		if err != nil {
+			e.poison(ctx, m, err)
+			continue
+		}
+		it.log = e.log.With().Str("order_id", it.env.OrderID).Str("event_id", it.env.ID).
+			Str("correlation_id", it.env.CorrelationID).Logger()
+		if it.md.NumDelivered > 1 {
+			e.metrics.Redelivers.WithLabelValues(string(events.StageReceived)).Inc()
+		}
+		if int(it.md.NumDelivered) > e.opts.MaxDeliveries {
+			outs = append(outs, e.failed(it, 0, "", fmt.Sprintf(
+				"batchGetOrder kept failing transiently for %d deliveries; run fulfillctl dlq redrive --order-id %s once the platform recovers",
+				it.md.NumDelivered-1, it.env.OrderID)))
+			done = append(done, m)
+			continue
+		}
+		items = append(items, it)
+	}
+	if len(items) > 0 {
+		o, d := e.enrich(ctx, items)
+		outs, done = append(outs, o...), append(done, d...)
+	}
+	if len(outs) > 0 {
+		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if err := e.pub.Publish(pctx, outs...); err != nil {
+			e.log.Error().Err(err).Int("events", len(outs)).Msg("publish enriched events; the batch will be redelivered")
+			for _, m := range done {
+				_ = m.Nak()
+			}
+			return
+		}
+	}
+	for _, m := range done {
+		if err := m.Ack(); err != nil {
+			e.log.Warn().Err(err).Msg("ack")
+		}
+	}
+}
+
+// enrich calls batchGetOrder once and returns the events to publish and the
+// messages they settle; messages to retry are naked here.
+func (e *Enricher) enrich(ctx context.Context, items []item) ([]*events.Envelope, []jetstream.Msg) {
+	queries := make([]wechat.WaybillQuery, len(items))
+	for i, it := range items {
+		queries[i] = wechat.WaybillQuery{OrderID: it.env.OrderID, DeliveryID: it.data.DeliveryID, WaybillID: it.data.WaybillID}
+	}
+	e.metrics.BatchSize.Observe(float64(len(queries)))
+	results, err := e.client.BatchGetOrder(ctx, queries)
+	var outs []*events.Envelope
+	var done []jetstream.Msg
+	if err != nil {
+		code, class := wechat.Code(err), wechat.Classify(err)
+		if class != wechat.ClassPermanent {
+			e.metrics.Retries.WithLabelValues(fmt.Sprint(code)).Inc()
+			e.log.Warn().Err(err).Int("orders", len(items)).Msg("batchGetOrder failed; batch will be retried")
+			for _, it := range items {
+				_ = it.msg.NakWithDelay(retryDelay(it.md.NumDelivered))
+			}
+			return nil, nil
+		}
+		for _, it := range items {
+			outs = append(outs, e.failed(it, code, errText(err), fmt.Sprintf(
+				"batchGetOrder refused the call (errcode %d); fix the cause, then run fulfillctl dlq redrive --order-id %s", code, it.env.OrderID)))
+			done = append(done, it.msg)
+		}
+		return outs, done
+	}
+	byOrder := make(map[string][]*wechat.Waybill, len(results))
+	for i := range results {
+		id := string(results[i].OrderID)
+		byOrder[id] = append(byOrder[id], &results[i])
+	}
+	for _, it := range items {
+		var w *wechat.Waybill
+		if ws := byOrder[it.env.OrderID]; len(ws) > 0 {
+			w, byOrder[it.env.OrderID] = ws[0], ws[1:]
+			if len(byOrder[it.env.OrderID]) == 0 {
+				byOrder[it.env.OrderID] = ws[:1] // answer repeated ids with the same waybill
+			}
+		}
+		out, retry := e.one(it, w)
+		if retry {
+			_ = it.msg.NakWithDelay(retryDelay(it.md.NumDelivered))
+			continue
+		}
+		outs, done = append(outs, out), append(done, it.msg)
+	}
+	return outs, done
+}
+
+// one turns an order's waybill into its event; retry asks for redelivery.
+func (e *Enricher) one(it item, w *wechat.Waybill) (*events.Envelope, bool) {
+	if w == nil {
+		return e.failed(it, 0, "", fmt.Sprintf(
+			"batchGetOrder returned no waybill for order %s; check the waybill exists for carrier %s, then re-drive",
+			it.env.OrderID, it.data.DeliveryID)), false
+	}
+	if err := w.Err(); err != nil {
+		code := wechat.Code(err)
+		if c := wechat.Classify(err); c == wechat.ClassTransient || c == wechat.ClassToken {
+			e.metrics.Retries.WithLabelValues(fmt.Sprint(code)).Inc()
+			return nil, true
+		}
+		return e.failed(it, code, w.Errmsg, fmt.Sprintf(
+			"batchGetOrder answered errcode %d for this order (%s); fix the waybill, then run fulfillctl dlq redrive --order-id %s",
+			code, w.Errmsg, it.env.OrderID)), false
+	}
+	if w.OrderStatus == wechat.WaybillStatusCancelled {
+		return e.failed(it, 0, "waybill cancelled", fmt.Sprintf(
+			"waybill %s of carrier %s is cancelled (order_status 1); create a new waybill, then re-drive", w.WaybillID, w.DeliveryID)), false
+	}
+	if w.WaybillID == "" {
+		return e.failed(it, 0, "no waybill_id", "batchGetOrder returned the order without a waybill_id; create the waybill, then re-drive"), false
+	}
+	fields := make([]events.WaybillField, len(w.WaybillData))
+	for i, f := range w.WaybillData {
+		fields[i] = events.WaybillField{Key: f.Key, Value: f.Value}
+	}
+	deliveryID := w.DeliveryID
+	if deliveryID == "" {
+		deliveryID = it.data.DeliveryID
+	}
+	out, err := events.New(events.StageEnriched, it.env.Source, it.env.OrderID, events.Enriched{
+		DeliveryID: deliveryID, WaybillID: w.WaybillID, WaybillData: fields, PrintHTML: w.PrintHTML,
+		OrderStatus: w.OrderStatus, Products: it.data.Products,
+	}, it.env, "", e.now())
+	if err != nil {
+		return e.failed(it, 0, err.Error(), "could not build the enriched event"), false
+	}
+	e.metrics.Latency.WithLabelValues("enricher").Observe(e.now().Sub(it.env.OccurredAt).Seconds())
+	return out, false
+}
+
+func (e *Enricher) failed(it item, code int, errmsg, reason string) *events.Envelope {
+	out, err := pipeline.Failed(it.env, events.Failed{Stage: "enricher", Errcode: code, Errmsg: errmsg,
+		Attempts: int(it.md.NumDelivered), Reason: reason}, e.now())
+	if err != nil { // the input envelope was validated, so this cannot happen
+		panic(fmt.Sprintf("build failed event: %v", err))
+	}
+	it.log.Warn().Int("errcode", code).Str("errmsg", errmsg).Str("reason", reason).Msg("order failed")
+	return out
+}
+
+func (e *Enricher) poison(ctx context.Context, msg jetstream.Msg, cause error) {
+	e.log.Error().Err(cause).Str("subject", msg.Subject()).Msg("unusable message; recording it as failed")
+	pm, err := pipeline.PoisonMsg(msg, "enricher", cause, e.now())
+	if err == nil {
+		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		err = e.pub.PublishMsgs(pctx, pm)
+	}
+	if err != nil {
+		e.log.Error().Err(err).Msg("record unusable message; leaving it for redelivery")
+		_ = msg.NakWithDelay(5 * time.Second)
+		return
+	}
+	_ = msg.Term()
+}
+
+func decode(m jetstream.Msg) (item, error) {
+	md, err := m.Metadata()
+	if err != nil {
+		return item{}, fmt.Errorf("message metadata: %w", err)
+	}
+	env, err := events.Decode(m.Data())
+	if err != nil {
+		return item{}, err
+	}
+	if env.Stage() != events.StageReceived {
+		return item{}, fmt.Errorf("%w: %s event on the enricher's input", events.ErrMalformed, env.Type)
+	}
+	if env.Subject() != m.Subject() {
+		return item{}, fmt.Errorf("%w: envelope says %s, message was on %s", events.ErrMalformed, env.Subject(), m.Subject())
+	}
+	var data events.Received
+	if err := env.DecodeData(&data); err != nil {
+		return item{}, err
+	}
+	return item{msg: m, md: md, env: env, data: &data}, nil
+}
+
+// retryDelay grows with each delivery: 1 s, 2 s, 4 s … capped at a minute.
+func retryDelay(delivered uint64) time.Duration {
+	d := time.Second << min(delivered, 6)
+	return min(d, time.Minute)
+}
+
+func errText(err error) string {
+	var apiErr *wechat.APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.Msg
+	}
+	return err.Error()
+}

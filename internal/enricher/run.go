@@ -1,0 +1,26 @@
+package enricher
+
+import (
+	"context"
+	"io"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/fulfill/pipeline/internal/config"
+	"github.com/fulfill/pipeline/internal/service"
+	"github.com/fulfill/pipeline/pkg/events"
+)
+
+// Summary is the one-line description of the binary for --help.
+const Summary = "attaches waybills (batchGetOrder, up to 100 orders a call) to order.received events"
+
+const maxAckPending = 20000
+
+// Run is the enricher binary: what cmd/enricher's main calls.
+func Run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	return service.Run(ctx, config.Enricher, Summary, args, getenv, stderr, func(ctx context.Context, b *service.Base) error {
+		e := New(Options{BatchSize: b.Cfg.EnrichBatchSize, MaxWait: b.Cfg.EnrichMaxWait}, b.WeChat(), b.Publisher(), b.Log, b.Metrics)
+		return b.Consume(ctx, events.ConsumerConfig(events.ConsumerEnricher, maxAckPending),
+			func(ctx context.Context, cons jetstream.Consumer) error { return e.Run(ctx, cons) })
+	})
+}

@@ -1,0 +1,162 @@
+package ingest
+
+import (
+	"bytes"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/fulfill/pipeline/pkg/events"
+)
+
+// MaxBodyBytes bounds a POST /v1/orders body.
+const MaxBodyBytes = 1 << 20
+
+// OrderRequest is the body of POST /v1/orders.
+type OrderRequest struct {
+	OrderID    string           `json:"order_id"`
+	DeliveryID string           `json:"delivery_id"`
+	WaybillID  string           `json:"waybill_id,omitempty"`
+	Products   []events.Product `json:"products"`
+}
+
+// OrderResponse is the 202 answer.
+type OrderResponse struct {
+	EventID   string `json:"event_id"`
+	OrderID   string `json:"order_id"`
+	Duplicate bool   `json:"duplicate"`
+}
+
+// APIError is the JSON body of every 4xx/5xx answer.
+type APIError struct {
+	Error string `json:"error"`
+	Field string `json:"field,omitempty"`
+}
+
+// API is the order HTTP API: POST /v1/orders with a bearer token.
+type API struct {
+	In    *Ingester
+	Token string
+}
+
+// Handler routes the API.
+func (a *API) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/orders", a.postOrder)
+	return mux
+}
+
+// NewServer is the API's HTTP server with timeouts against slow clients
+// (slowloris) and a header size bound.
+func (a *API) NewServer() *http.Server {
+	return &http.Server{
+		Handler:           a.Handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+}
+
+func (a *API) authorised(r *http.Request) bool {
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(got), []byte(a.Token)) == 1
+}
+
+func (a *API) postOrder(w http.ResponseWriter, r *http.Request) {
+	if !a.authorised(r) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="fulfill"`)
+		writeJSON(w, http.StatusUnauthorized, APIError{Error: "missing or wrong bearer token"})
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeJSON(w, http.StatusRequestEntityTooLarge, APIError{Error: fmt.Sprintf("body larger than %d bytes", MaxBodyBytes)})
+			return
+		}
+		writeJSON(w, http.StatusBadRequest, APIError{Error: "reading body: " + err.Error()})
+		return
+	}
+	req, field, err := DecodeOrderRequest(body)
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, APIError{Error: err.Error(), Field: field})
+		return
+	}
+	id, dup, err := a.In.Received(r.Context(), events.SourceAPI, req.OrderID, events.Received{
+		DeliveryID: req.DeliveryID, WaybillID: req.WaybillID, Products: req.Products,
+	})
+	if err != nil {
+		a.In.log.Error().Err(err).Str("order_id", req.OrderID).Msg("publish order from API")
+		writeJSON(w, http.StatusServiceUnavailable, APIError{Error: "the order could not be stored; retry"})
+		return
+	}
+	writeJSON(w, http.StatusAccepted, OrderResponse{EventID: id, OrderID: req.OrderID, Duplicate: dup})
+}
+
+// DecodeOrderRequest parses and checks a POST /v1/orders body. On error it
+// also names the offending field, when there is one.
+func DecodeOrderRequest(body []byte) (*OrderRequest, string, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	var req OrderRequest
+	if err := dec.Decode(&req); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) {
+			return nil, typeErr.Field, fmt.Errorf("field %s: want a JSON %s, got %s", typeErr.Field, jsonKind(typeErr.Type.Kind().String()), typeErr.Value)
+		}
+		if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+			f = strings.Trim(f, `"`)
+			return nil, f, fmt.Errorf("unknown field %s", f)
+		}
+		return nil, "", fmt.Errorf("malformed JSON: %w", err)
+	}
+	if dec.More() {
+		return nil, "", errors.New("malformed JSON: more than one value in the body")
+	}
+	if err := events.ValidateOrderID(req.OrderID); err != nil {
+		return nil, "order_id", err
+	}
+	if req.DeliveryID == "" {
+		return nil, "delivery_id", errors.New("delivery_id is required (the carrier id, e.g. SF)")
+	}
+	if len(req.Products) == 0 {
+		return nil, "products", errors.New("products is required: at least one {product_id, sku_id, product_cnt}")
+	}
+	for i, p := range req.Products {
+		if err := p.Validate(); err != nil {
+			return nil, fmt.Sprintf("products[%d]", i), err
+		}
+	}
+	return &req, "", nil
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "string":
+		return "string"
+	case "int", "int64":
+		return "integer"
+	case "slice":
+		return "array"
+	case "struct":
+		return "object"
+	}
+	return goKind
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

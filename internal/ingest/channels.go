@@ -1,0 +1,168 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/fulfill/pipeline/pkg/clients/wechat"
+	"github.com/fulfill/pipeline/pkg/events"
+)
+
+// Orders is what the Channels poller calls.
+type Orders interface {
+	ListOrders(ctx context.Context, req wechat.ListOrdersRequest) (*wechat.ListOrdersResponse, error)
+	GetOrder(ctx context.Context, orderID string) (*wechat.Order, error)
+}
+
+// Order statuses and list limits of WeChat Channels.
+const (
+	StatusAwaitingShipment = 20
+	maxWindow              = 7 * 24 * time.Hour
+	pageSize               = 100
+	// overlap re-reads the end of the last window, for orders whose
+	// update_time lands on the boundary second; the ledger drops repeats.
+	overlap = time.Minute
+	// codeTooManyOrders asks for a shorter window.
+	codeTooManyOrders = 31042
+)
+
+// ChannelsPoller finds orders awaiting shipment with order/list/get and
+// publishes each once, with its products from order/get.
+type ChannelsPoller struct {
+	Client      Orders
+	In          *Ingester
+	DeliveryID  string
+	Lookback    time.Duration
+	Concurrency int
+	Log         zerolog.Logger
+}
+
+const checkpointChannels = "channels"
+
+// Poll reads every window from the checkpoint (or Lookback ago) to now and
+// moves the checkpoint after each window whose orders were all published.
+func (p *ChannelsPoller) Poll(ctx context.Context) error {
+	now := p.In.now()
+	cp, err := p.In.ledger.Checkpoint(ctx, checkpointChannels)
+	if err != nil {
+		return err
+	}
+	start := now.Add(-p.Lookback)
+	if cp > 0 {
+		start = time.Unix(cp, 0).Add(-overlap)
+	}
+	for ws := start; ws.Before(now); ws = ws.Add(maxWindow) {
+		we := ws.Add(maxWindow)
+		if we.After(now) {
+			we = now
+		}
+		if err := p.window(ctx, ws.Unix(), we.Unix()); err != nil {
+			return err
+		}
+		if err := p.In.ledger.SetCheckpoint(ctx, checkpointChannels, we.Unix()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// window pages through one update_time window; on 31042 it halves the
+// window and reads both halves.
+func (p *ChannelsPoller) window(ctx context.Context, start, end int64) error {
+	status := StatusAwaitingShipment
+	req := wechat.ListOrdersRequest{
+		UpdateTimeRange: &wechat.TimeRange{StartTime: start, EndTime: end},
+		Status:          &status,
+		PageSize:        pageSize,
+	}
+	for {
+		resp, err := p.Client.ListOrders(ctx, req)
+		if wechat.Code(err) == codeTooManyOrders && end-start > 1 {
+			mid := start + (end-start)/2
+			p.Log.Info().Int64("start", start).Int64("end", end).Msg("window holds too many orders (31042); halving it")
+			if err := p.window(ctx, start, mid); err != nil {
+				return err
+			}
+			return p.window(ctx, mid, end)
+		}
+		if err != nil {
+			return fmt.Errorf("order/list/get %d..%d: %w", start, end, err)
+		}
+		if err := p.orders(ctx, resp.OrderIDList); err != nil {
+			return err
+		}
+		if !resp.HasMore || resp.NextKey == "" {
+			return nil
+		}
+		// Every other parameter stays identical: the platform binds
+		// next_key to them (606006 otherwise).
+		req.NextKey = resp.NextKey
+	}
+}
+
+// orders fetches and publishes the ids of one page, a few at a time. It
+// returns an error if any order could not be settled, so the checkpoint
+// does not move past it.
+func (p *ChannelsPoller) orders(ctx context.Context, ids []wechat.ID) error {
+	sem := make(chan struct{}, max(p.Concurrency, 1))
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var errs []error
+	for _, id := range ids {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if err := p.order(ctx, string(id)); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (p *ChannelsPoller) order(ctx context.Context, id string) error {
+	if err := events.ValidateOrderID(id); err != nil {
+		p.Log.Error().Err(err).Msg("order/list/get returned an id that cannot be a subject; skipped")
+		return nil
+	}
+	if seen, err := p.In.ledger.Seen(ctx, OrderKey(id)); err != nil || seen != "" {
+		return err
+	}
+	o, err := p.Client.GetOrder(ctx, id)
+	switch wechat.Classify(err) {
+	case wechat.ClassOK:
+	case wechat.ClassPermanent:
+		return p.In.Failed(ctx, events.SourceChannels, id, events.Failed{
+			Stage: "ingest", Errcode: wechat.Code(err), Errmsg: err.Error(), Attempts: 1,
+			Reason: "order/get refused the order, so its products are unknown; check the order in the shop back office, then post it to POST /v1/orders",
+		})
+	default:
+		return fmt.Errorf("order/get %s: %w", id, err)
+	}
+	if o.Status != StatusAwaitingShipment {
+		p.Log.Debug().Str("order_id", id).Int("status", o.Status).Msg("order no longer awaiting shipment; skipped")
+		return nil
+	}
+	products := make([]events.Product, 0, len(o.OrderDetail.ProductInfos))
+	for _, pi := range o.OrderDetail.ProductInfos {
+		products = append(products, events.Product{ProductID: string(pi.ProductID), SkuID: string(pi.SkuID), ProductCnt: pi.SkuCnt})
+	}
+	data := events.Received{DeliveryID: p.DeliveryID, Products: products, OrderStatus: o.Status, UpdateTime: o.UpdateTime}
+	if err := data.Validate(); err != nil {
+		return p.In.Failed(ctx, events.SourceChannels, id, events.Failed{
+			Stage: "ingest", Errmsg: err.Error(), Attempts: 1,
+			Reason: "order/get returned an order that cannot be shipped as it is (" + err.Error() + "); check it in the shop back office",
+		})
+	}
+	_, _, err = p.In.Received(ctx, events.SourceChannels, id, data)
+	return err
+}

@@ -1,0 +1,57 @@
+package pipeline
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/fulfill/pipeline/pkg/events"
+)
+
+// Failed is the terminal failed event answering cause.
+func Failed(cause *events.Envelope, f events.Failed, now time.Time) (*events.Envelope, error) {
+	return events.New(events.StageFailed, cause.Source, cause.OrderID, f, cause, "", now)
+}
+
+// PoisonMsg turns a message that cannot be processed (not JSON, a wrong
+// version, a bad order id) into the terminal record that keeps its raw
+// bytes: orders.failed.<source>.<order_id> when its subject names an order,
+// or the dead-letter subject when even the subject is unusable. The result
+// is a function of the message's stream sequence, so a redelivery produces
+// the same Nats-Msg-Id.
+func PoisonMsg(msg jetstream.Msg, stage string, cause error, now time.Time) (*nats.Msg, error) {
+	var seq uint64
+	if md, err := msg.Metadata(); err == nil {
+		seq = md.Sequence.Stream
+	}
+	f := events.Failed{
+		Stage:           stage,
+		Errcode:         0,
+		Errmsg:          cause.Error(),
+		Reason:          "the message could not be processed and was set aside; its raw bytes are kept here. Fix the producer, then re-publish the order",
+		Raw:             msg.Data(),
+		OriginalSubject: msg.Subject(),
+		OriginalSeq:     seq,
+	}
+	_, source, orderID, err := events.ParseSubject(msg.Subject())
+	if err == nil {
+		env, err := events.New(events.StageFailed, source, orderID, f, nil, "poison-"+strconv.FormatUint(seq, 10), now)
+		if err != nil {
+			return nil, err
+		}
+		return env.Msg()
+	}
+	body, err := json.Marshal(f)
+	if err != nil {
+		return nil, fmt.Errorf("encode dead letter: %w", err)
+	}
+	m := nats.NewMsg(events.DeadLetterSubject)
+	m.Data = body
+	m.Header.Set(jetstream.MsgIDHeader, "deadletter:"+stage+":"+strconv.FormatUint(seq, 10))
+	m.Header.Set(events.HeaderEventType, "order.deadletter")
+	return m, nil
+}

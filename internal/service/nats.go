@@ -1,0 +1,86 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/fulfill/pipeline/pkg/events"
+)
+
+// Connect dials NATS with settings for a long-running service: reconnect
+// forever (a NATS restart must not end the process), a reconnect buffer so
+// publishes during a short outage are kept, and logged connection events.
+func Connect(ctx context.Context, url, creds, name string, log zerolog.Logger) (*nats.Conn, jetstream.JetStream, error) {
+	opts := []nats.Option{
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.ReconnectBufSize(64 << 20),
+		nats.RetryOnFailedConnect(true),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			log.Warn().Err(err).Msg("nats disconnected")
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			log.Info().Str("server", nc.ConnectedUrlRedacted()).Msg("nats reconnected")
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			ev := log.Warn().Err(err)
+			if sub != nil {
+				ev = ev.Str("subject", sub.Subject)
+			}
+			ev.Msg("nats async error")
+		}),
+	}
+	if creds != "" {
+		opts = append(opts, nats.UserCredentials(creds))
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect to NATS at %s: %w", url, err)
+	}
+	// RetryOnFailedConnect returns before the first connection; wait for it
+	// so start-up fails clearly instead of every call timing out later.
+	for !nc.IsConnected() {
+		select {
+		case <-ctx.Done():
+			nc.Close()
+			return nil, nil, fmt.Errorf("connect to NATS at %s: %w", url, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("jetstream: %w", err)
+	}
+	return nc, js, nil
+}
+
+// EnsureStream creates the ORDERS stream, or updates it to the configured
+// replicas and max age. It retries while JetStream is not yet available (a
+// cluster electing its meta leader) until ctx ends.
+func EnsureStream(ctx context.Context, js jetstream.JetStream, replicas int, maxAge time.Duration) (jetstream.Stream, error) {
+	cfg := events.StreamConfig(replicas, maxAge)
+	var lastErr error
+	for attempt := 0; ; attempt++ {
+		s, err := js.CreateOrUpdateStream(ctx, cfg)
+		if err == nil {
+			return s, nil
+		}
+		lastErr = err
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) || ctx.Err() != nil || attempt > 100 {
+			return nil, fmt.Errorf("create or update stream %s: %w", events.StreamName, lastErr)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("create or update stream %s: %w", events.StreamName, lastErr)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,153 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/fulfill/pipeline/internal/config"
+	"github.com/fulfill/pipeline/internal/pipeline"
+	"github.com/fulfill/pipeline/pkg/events"
+)
+
+// Base is what a stage binary has once it started: its configuration,
+// logger, metrics, admin server and JetStream handles.
+type Base struct {
+	Cfg     *config.Config
+	Log     zerolog.Logger
+	Metrics *Metrics
+	Admin   *Admin
+	NC      *nats.Conn
+	JS      jetstream.JetStream
+	Stream  jetstream.Stream
+}
+
+// Stage is the body of a binary: it runs until ctx ends, then drains.
+type Stage func(ctx context.Context, b *Base) error
+
+// Run is the whole life of a stage binary: parse the configuration (printing
+// --help when asked), connect, create or update the stream, serve the admin
+// endpoints, run the stage until ctx ends, then drain the NATS connection.
+// A --help request returns nil.
+func Run(ctx context.Context, binary, summary string, args []string, getenv func(string) string, stderr io.Writer, stage Stage) error {
+	cfg, err := config.Parse(binary, summary, args, getenv, stderr)
+	if errors.Is(err, config.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("%s: configuration: %w", binary, err)
+	}
+	log := NewLogger(stderr, binary, cfg.LogLevel, cfg.LogFormat)
+	log.Info().Interface("config", cfg.Redacted()).Msg("starting")
+
+	m := NewMetrics()
+	admin, err := NewAdmin(cfg.AdminAddr, m)
+	if err != nil {
+		return fmt.Errorf("%s: %w", binary, err)
+	}
+	connectCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	nc, js, err := Connect(connectCtx, cfg.NATSURL, cfg.NATSCreds, binary, log)
+	if err != nil {
+		return fmt.Errorf("%s: %w", binary, err)
+	}
+	defer nc.Close()
+	stream, err := EnsureStream(connectCtx, js, cfg.StreamReplicas, cfg.StreamMaxAge)
+	if err != nil {
+		return fmt.Errorf("%s: %w", binary, err)
+	}
+	admin.AddCheck("nats", func(context.Context) error {
+		if !nc.IsConnected() {
+			return fmt.Errorf("nats %s", nc.Status())
+		}
+		return nil
+	})
+	b := &Base{Cfg: cfg, Log: log, Metrics: m, Admin: admin, NC: nc, JS: js, Stream: stream}
+
+	adminCtx, stopAdmin := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var adminErr error
+	wg.Add(1)
+	go func() { defer wg.Done(); adminErr = admin.Serve(adminCtx) }()
+	log.Info().Str("admin_addr", admin.Addr()).Str("nats", nc.ConnectedUrlRedacted()).Msg("started")
+
+	runErr := stage(ctx, b)
+
+	// The stage has stopped fetching and settled what it held; flush our
+	// publishes and acks before closing.
+	drain(nc, log)
+	stopAdmin()
+	wg.Wait()
+	if runErr != nil {
+		return fmt.Errorf("%s: %w", binary, runErr)
+	}
+	if adminErr != nil {
+		return fmt.Errorf("%s: %w", binary, adminErr)
+	}
+	log.Info().Msg("stopped")
+	return nil
+}
+
+// WatchConsumer refreshes the lag gauges of consumer name every interval
+// until ctx ends.
+func (b *Base) WatchConsumer(ctx context.Context, cons jetstream.Consumer, name string, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if info, err := cons.Info(ctx); err == nil {
+			b.Metrics.Pending.WithLabelValues(name).Set(float64(info.NumPending))
+			b.Metrics.AckPending.WithLabelValues(name).Set(float64(info.NumAckPending))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// drain flushes and closes nc, waiting up to 10 s for it to finish.
+func drain(nc *nats.Conn, log zerolog.Logger) {
+	if err := nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		log.Warn().Err(err).Msg("nats drain")
+		return
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !nc.IsClosed() && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Consume creates or updates the durable consumer name with cfg, reports it
+// in /readyz and its lag in metrics, and runs fn with it until fn returns.
+func (b *Base) Consume(ctx context.Context, cfg jetstream.ConsumerConfig, fn func(context.Context, jetstream.Consumer) error) error {
+	cons, err := b.Stream.CreateOrUpdateConsumer(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("create or update consumer %s: %w", cfg.Durable, err)
+	}
+	b.Admin.AddCheck("consumer", func(ctx context.Context) error {
+		_, err := cons.Info(ctx)
+		return err
+	})
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); b.WatchConsumer(watchCtx, cons, cfg.Durable, 5*time.Second) }()
+	err = fn(ctx, cons)
+	stopWatch()
+	<-done
+	return err
+}
+
+// Publisher is a publisher that counts what it publishes in metrics.
+func (b *Base) Publisher() *pipeline.Publisher {
+	pub := pipeline.NewPublisher(b.JS)
+	pub.OnPublished = func(st events.Stage) { b.Metrics.EventsOut.WithLabelValues(string(st)).Inc() }
+	return pub
+}

@@ -1,0 +1,317 @@
+package shipper
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/fulfill/pipeline/internal/pipeline"
+	"github.com/fulfill/pipeline/internal/service"
+	"github.com/fulfill/pipeline/pkg/clients/wechat"
+	"github.com/fulfill/pipeline/pkg/events"
+)
+
+// Sender is the platform call the shipper makes.
+type Sender interface {
+	SendDelivery(ctx context.Context, req wechat.SendDeliveryRequest) error
+}
+
+// Options tune the shipper; see the SHIP_* variables.
+type Options struct {
+	Concurrency     int
+	BackoffInitial  time.Duration
+	BackoffMax      time.Duration
+	MaxElapsed      time.Duration
+	WaitDelay       time.Duration
+	WaitMaxAttempts int
+}
+
+// Shipper consumes order.enriched and ships.
+type Shipper struct {
+	opts    Options
+	sender  Sender
+	pub     *pipeline.Publisher
+	record  *pipeline.ShippedRecord
+	locks   *pipeline.KeyLock
+	log     zerolog.Logger
+	metrics *service.Metrics
+	now     func() time.Time
+}
+
+// New wires a shipper.
+func New(opts Options, sender Sender, pub *pipeline.Publisher, record *pipeline.ShippedRecord, log zerolog.Logger, m *service.Metrics) *Shipper {
+	return &Shipper{opts: opts, sender: sender, pub: pub, record: record, locks: pipeline.NewKeyLock(),
+		log: log, metrics: m, now: time.Now}
+}
+
+// Run consumes until ctx ends, then stops pulling, naks what it has not
+// started, lets calls in flight finish, and returns.
+func (s *Shipper) Run(ctx context.Context, cons jetstream.Consumer) error {
+	it, err := cons.Messages(jetstream.PullMaxMessages(s.opts.Concurrency))
+	if err != nil {
+		return fmt.Errorf("consume %s: %w", events.ConsumerShipper, err)
+	}
+	stopped := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+			it.Drain()
+		case <-stopped:
+		}
+	}()
+	defer close(stopped)
+
+	work := make(chan jetstream.Msg)
+	var wg sync.WaitGroup
+	for range s.opts.Concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for msg := range work {
+				s.handle(ctx, msg)
+			}
+		}()
+	}
+	for {
+		msg, err := it.Next()
+		if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+			break
+		}
+		if err != nil {
+			s.log.Warn().Err(err).Msg("pull from shipper consumer")
+			continue
+		}
+		work <- msg
+	}
+	close(work)
+	wg.Wait()
+	return nil
+}
+
+// handle settles one message: it is acked only after its terminal event is
+// stored, naked when it must come back, and terminated when unusable.
+func (s *Shipper) handle(ctx context.Context, msg jetstream.Msg) {
+	s.metrics.EventsIn.WithLabelValues(string(events.StageEnriched)).Inc()
+	md, err := msg.Metadata()
+	if err != nil {
+		s.log.Error().Err(err).Str("subject", msg.Subject()).Msg("message without metadata")
+		return
+	}
+	if md.NumDelivered > 1 {
+		s.metrics.Redelivers.WithLabelValues(string(events.StageEnriched)).Inc()
+	}
+	env, data, err := decode(msg)
+	if err != nil {
+		s.poison(msg, err)
+		return
+	}
+	log := s.log.With().Str("order_id", env.OrderID).Str("event_id", env.ID).
+		Str("correlation_id", env.CorrelationID).Uint64("delivered", md.NumDelivered).Logger()
+	if ctx.Err() != nil {
+		_ = msg.Nak()
+		return
+	}
+	unlock, err := s.locks.Lock(ctx, env.OrderID)
+	if err != nil {
+		_ = msg.Nak()
+		return
+	}
+	defer unlock()
+
+	// The call itself is not cut short by shutdown: a half-made call leaves
+	// the order's state unknown. Waits between attempts are.
+	callCtx := context.WithoutCancel(ctx)
+	rec, err := s.record.Lookup(callCtx, env.OrderID)
+	if err != nil {
+		log.Warn().Err(err).Msg("shipped-record lookup failed; retrying later")
+		_ = msg.NakWithDelay(time.Second)
+		return
+	}
+	if rec != nil {
+		log.Info().Str("shipped_event_id", rec.ID).Msg("order already shipped; not sending again")
+		s.settle(callCtx, msg, nil, log)
+		return
+	}
+	out, retry := s.ship(ctx, callCtx, msg, md, env, data, log)
+	if retry > 0 {
+		_ = msg.NakWithDelay(retry)
+		return
+	}
+	if out == nil {
+		_ = msg.Nak()
+		return
+	}
+	s.settle(callCtx, msg, out, log)
+	s.metrics.Latency.WithLabelValues("shipper").Observe(s.now().Sub(env.OccurredAt).Seconds())
+}
+
+// ship calls delivery/send until the platform gives an answer that ends the
+// order, and returns the terminal event, or a redelivery delay, or neither
+// (nak now: shutting down).
+func (s *Shipper) ship(ctx, callCtx context.Context, msg jetstream.Msg, md *jetstream.MsgMetadata, env *events.Envelope, data *events.Enriched, log zerolog.Logger) (*events.Envelope, time.Duration) {
+	req := request(env.OrderID, data)
+	b := &backoff.ExponentialBackOff{
+		InitialInterval:     s.opts.BackoffInitial,
+		RandomizationFactor: 0.5,
+		Multiplier:          2,
+		MaxInterval:         s.opts.BackoffMax,
+		MaxElapsedTime:      s.opts.MaxElapsed,
+		Stop:                backoff.Stop,
+		Clock:               backoff.SystemClock,
+	}
+	b.Reset()
+	prior := int(md.NumDelivered) - 1
+	for calls := 1; ; calls++ {
+		attempts := prior + calls
+		err := s.sender.SendDelivery(callCtx, req)
+		code, class := wechat.Code(err), wechat.Classify(err)
+		switch class {
+		case wechat.ClassOK, wechat.ClassAlreadyDone:
+			shipped := events.Shipped{DeliveryID: data.DeliveryID, WaybillID: data.WaybillID,
+				Attempts: attempts, AlreadyShipped: class == wechat.ClassAlreadyDone}
+			out, err := events.New(events.StageShipped, env.Source, env.OrderID, shipped, env, "", s.now())
+			if err != nil {
+				return s.failed(env, code, err, attempts, "could not build the shipped event: "+err.Error(), log), 0
+			}
+			log.Info().Int("attempts", attempts).Bool("already_shipped", shipped.AlreadyShipped).Msg("shipped")
+			return out, 0
+		case wechat.ClassWait:
+			if int(md.NumDelivered) >= s.opts.WaitMaxAttempts {
+				return s.failed(env, code, err, attempts, fmt.Sprintf(
+					"the platform kept the order waiting on the merchant (errcode %d: %s) for %d attempts; resolve it in the shop back office, then run fulfillctl dlq redrive --order-id %s",
+					code, hint(code), attempts, env.OrderID), log), 0
+			}
+			log.Info().Int("errcode", code).Dur("retry_in", s.opts.WaitDelay).Msg("waiting on the merchant or platform")
+			s.metrics.Retries.WithLabelValues(fmt.Sprint(code)).Inc()
+			return nil, s.opts.WaitDelay
+		case wechat.ClassPermanent:
+			return s.failed(env, code, err, attempts, fmt.Sprintf(
+				"delivery/send refused the order (errcode %d: %s); fix the cause, then run fulfillctl dlq redrive --order-id %s",
+				code, hint(code), env.OrderID), log), 0
+		}
+		// Transient, or a token the client could not renew: back off.
+		s.metrics.Retries.WithLabelValues(fmt.Sprint(code)).Inc()
+		d := b.NextBackOff()
+		if d == backoff.Stop {
+			return s.failed(env, code, err, attempts, fmt.Sprintf(
+				"the platform answered transient errors for longer than SHIP_MAX_ELAPSED (%s, %d attempts, last errcode %d); run fulfillctl dlq redrive --order-id %s once it recovers",
+				s.opts.MaxElapsed, attempts, code, env.OrderID), log), 0
+		}
+		log.Debug().Err(err).Int("errcode", code).Dur("retry_in", d).Msg("transient error; retrying")
+		if !s.wait(ctx, msg, d) {
+			return nil, 0
+		}
+	}
+}
+
+// wait sleeps d between attempts while telling JetStream the message is
+// still being worked on, so it is not redelivered to another replica. It
+// returns false when ctx ended first.
+func (s *Shipper) wait(ctx context.Context, msg jetstream.Msg, d time.Duration) bool {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	keep := time.NewTicker(events.AckWait / 3)
+	defer keep.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-timer.C:
+			return true
+		case <-keep.C:
+			_ = msg.InProgress()
+		}
+	}
+}
+
+func (s *Shipper) failed(env *events.Envelope, code int, err error, attempts int, reason string, log zerolog.Logger) *events.Envelope {
+	errmsg := ""
+	var apiErr *wechat.APIError
+	if errors.As(err, &apiErr) {
+		errmsg = apiErr.Msg
+	} else if err != nil {
+		errmsg = err.Error()
+	}
+	out, berr := pipeline.Failed(env, events.Failed{Stage: "shipper", Errcode: code, Errmsg: errmsg,
+		Attempts: attempts, Reason: reason}, s.now())
+	if berr != nil {
+		log.Error().Err(berr).Msg("build failed event")
+		return nil
+	}
+	log.Warn().Int("errcode", code).Str("errmsg", errmsg).Int("attempts", attempts).Str("reason", reason).Msg("order failed")
+	return out
+}
+
+// settle publishes the terminal event (if any) and acks the input once
+// JetStream stored it; if the publish cannot be made, the input is naked
+// and the same event (same Nats-Msg-Id) will be made again.
+func (s *Shipper) settle(ctx context.Context, msg jetstream.Msg, out *events.Envelope, log zerolog.Logger) {
+	if out != nil {
+		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if err := s.pub.Publish(pctx, out); err != nil {
+			log.Error().Err(err).Msg("publish terminal event; the order will be redelivered")
+			_ = msg.Nak()
+			return
+		}
+	}
+	if err := msg.Ack(); err != nil {
+		log.Warn().Err(err).Msg("ack")
+	}
+}
+
+func (s *Shipper) poison(msg jetstream.Msg, cause error) {
+	s.log.Error().Err(cause).Str("subject", msg.Subject()).Msg("unusable message; recording it as failed")
+	pm, err := pipeline.PoisonMsg(msg, "shipper", cause, s.now())
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		err = s.pub.PublishMsgs(ctx, pm)
+	}
+	if err != nil {
+		s.log.Error().Err(err).Msg("record unusable message; leaving it for redelivery")
+		_ = msg.NakWithDelay(5 * time.Second)
+		return
+	}
+	_ = msg.Term()
+}
+
+func decode(msg jetstream.Msg) (*events.Envelope, *events.Enriched, error) {
+	env, err := events.Decode(msg.Data())
+	if err != nil {
+		return nil, nil, err
+	}
+	if env.Stage() != events.StageEnriched {
+		return nil, nil, fmt.Errorf("%w: %s event on the shipper's input", events.ErrMalformed, env.Type)
+	}
+	if env.Subject() != msg.Subject() {
+		return nil, nil, fmt.Errorf("%w: envelope says %s, message was on %s", events.ErrMalformed, env.Subject(), msg.Subject())
+	}
+	var data events.Enriched
+	if err := env.DecodeData(&data); err != nil {
+		return nil, nil, err
+	}
+	return env, &data, nil
+}
+
+func request(orderID string, d *events.Enriched) wechat.SendDeliveryRequest {
+	products := make([]wechat.DeliveryProduct, len(d.Products))
+	for i, p := range d.Products {
+		products[i] = wechat.DeliveryProduct{ProductID: wechat.ID(p.ProductID), SkuID: wechat.ID(p.SkuID), ProductCnt: p.ProductCnt}
+	}
+	return wechat.SendDeliveryRequest{
+		OrderID: wechat.ID(orderID),
+		DeliveryList: []wechat.DeliveryItem{{
+			DeliveryID:   d.DeliveryID,
+			WaybillID:    d.WaybillID,
+			DeliverType:  wechat.DeliverTypeExpress,
+			ProductInfos: products,
+		}},
+	}
+}

@@ -1,0 +1,175 @@
+package events
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Version is the envelope version this package writes and accepts.
+const Version = 1
+
+// Errors returned by Decode and Envelope.Validate.
+var (
+	ErrMalformed          = errors.New("malformed event")
+	ErrUnsupportedVersion = errors.New("unsupported event version")
+)
+
+// Envelope is the JSON document every message of the stream carries.
+type Envelope struct {
+	// ID identifies the event; it is derived from the event's MsgID, so the
+	// same logical event published twice carries the same id.
+	ID string `json:"id"`
+	// Type is "order.<stage>".
+	Type string `json:"type"`
+	// Version is the envelope version (Version).
+	Version int `json:"version"`
+	// Source is where the order entered the pipeline.
+	Source Source `json:"source"`
+	// OrderID is the platform's order id, always a string.
+	OrderID string `json:"order_id"`
+	// OccurredAt is when the fact happened, RFC 3339.
+	OccurredAt time.Time `json:"occurred_at"`
+	// CorrelationID is the id of the first event of this order's chain.
+	CorrelationID string `json:"correlation_id"`
+	// CausationID is the id of the event that caused this one; empty for
+	// the first event of a chain.
+	CausationID string `json:"causation_id,omitempty"`
+	// Data is the stage's own payload (Received, Enriched, Shipped, Failed,
+	// Logistics).
+	Data json.RawMessage `json:"data"`
+
+	msgID string
+}
+
+// namespace seeds the name-based UUIDs of event ids.
+var namespace = uuid.MustParse("5b0e7d8c-8f7a-4d51-9a43-1d0c5e2f6a10")
+
+// New builds the event of stage for an order. key tells logical events of
+// the same stage and order apart: empty for facts that happen once per order
+// (an order received), the causing event's id for a stage's answer to it
+// (which is what cause supplies by default), or a run id for a replay. The
+// result's MsgID and ID are functions of (stage, source, order, key), so a
+// crash followed by a re-publish is de-duplicated by JetStream.
+func New(stage Stage, source Source, orderID string, data any, cause *Envelope, key string, now time.Time) (*Envelope, error) {
+	subject, err := Subject(stage, source, orderID)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := json.Marshal(data)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s data: %w", stage, err)
+	}
+	if key == "" && cause != nil {
+		key = cause.ID
+	}
+	msgID := subject
+	if key != "" {
+		msgID += ":" + key
+	}
+	e := &Envelope{
+		ID:         uuid.NewSHA1(namespace, []byte(msgID)).String(),
+		Type:       stage.Type(),
+		Version:    Version,
+		Source:     source,
+		OrderID:    orderID,
+		OccurredAt: now.UTC(),
+		Data:       raw,
+		msgID:      msgID,
+	}
+	if cause != nil {
+		e.CorrelationID = cause.CorrelationID
+		e.CausationID = cause.ID
+	}
+	if e.CorrelationID == "" {
+		e.CorrelationID = e.ID
+	}
+	return e, nil
+}
+
+// Stage is the stage named by the envelope's type, or "" if the type is not
+// of the form order.<stage>.
+func (e *Envelope) Stage() Stage {
+	s, ok := strings.CutPrefix(e.Type, "order.")
+	if !ok || !Stage(s).Valid() {
+		return ""
+	}
+	return Stage(s)
+}
+
+// Subject is the subject the envelope is published on.
+func (e *Envelope) Subject() string {
+	return "orders." + string(e.Stage()) + "." + string(e.Source) + "." + e.OrderID
+}
+
+// MsgID is the Nats-Msg-Id header value: deterministic per logical event.
+// For a decoded envelope it falls back to the event id, which New derives
+// from the same inputs.
+func (e *Envelope) MsgID() string {
+	if e.msgID != "" {
+		return e.msgID
+	}
+	return e.ID
+}
+
+// Validate checks every field a consumer relies on.
+func (e *Envelope) Validate() error {
+	if e.Version != Version {
+		return fmt.Errorf("%w: version %d, want %d", ErrUnsupportedVersion, e.Version, Version)
+	}
+	if _, err := uuid.Parse(e.ID); err != nil {
+		return fmt.Errorf("%w: id %q is not a UUID", ErrMalformed, e.ID)
+	}
+	if e.Stage() == "" {
+		return fmt.Errorf("%w: type %q is not order.<stage>", ErrMalformed, e.Type)
+	}
+	if !e.Source.Valid() {
+		return fmt.Errorf("%w: source %q: %w", ErrMalformed, e.Source, ErrInvalidSource)
+	}
+	if err := ValidateOrderID(e.OrderID); err != nil {
+		return fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	if e.OccurredAt.IsZero() {
+		return fmt.Errorf("%w: occurred_at missing", ErrMalformed)
+	}
+	if e.CorrelationID == "" {
+		return fmt.Errorf("%w: correlation_id missing", ErrMalformed)
+	}
+	if d := bytes.TrimSpace(e.Data); len(d) == 0 || d[0] != '{' {
+		return fmt.Errorf("%w: data must be a JSON object", ErrMalformed)
+	}
+	return nil
+}
+
+// Decode parses and validates one message body.
+func Decode(b []byte) (*Envelope, error) {
+	var e Envelope
+	if err := json.Unmarshal(b, &e); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	if err := e.Validate(); err != nil {
+		return nil, err
+	}
+	return &e, nil
+}
+
+// Encode is the message body of the envelope.
+func (e *Envelope) Encode() ([]byte, error) { return json.Marshal(e) }
+
+// DecodeData unmarshals the payload into v, e.g. a *Received.
+func (e *Envelope) DecodeData(v any) error {
+	if err := json.Unmarshal(e.Data, v); err != nil {
+		return fmt.Errorf("%w: %s data: %w", ErrMalformed, e.Type, err)
+	}
+	if c, ok := v.(interface{ Validate() error }); ok {
+		if err := c.Validate(); err != nil {
+			return fmt.Errorf("%w: %s data: %w", ErrMalformed, e.Type, err)
+		}
+	}
+	return nil
+}

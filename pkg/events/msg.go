@@ -1,0 +1,32 @@
+package events
+
+import (
+	"fmt"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Header names the pipeline sets besides Nats-Msg-Id, so operators can filter
+// with the nats CLI without parsing bodies.
+const (
+	HeaderEventType     = "Fulfill-Event-Type"
+	HeaderCorrelationID = "Fulfill-Correlation-Id"
+)
+
+// Msg is the NATS message for the envelope: subject, body and headers.
+func (e *Envelope) Msg() (*nats.Msg, error) {
+	if e.Stage() == "" {
+		return nil, fmt.Errorf("%w: type %q", ErrInvalidStage, e.Type)
+	}
+	body, err := e.Encode()
+	if err != nil {
+		return nil, fmt.Errorf("encode event %s: %w", e.ID, err)
+	}
+	m := nats.NewMsg(e.Subject())
+	m.Data = body
+	m.Header.Set(jetstream.MsgIDHeader, e.MsgID())
+	m.Header.Set(HeaderEventType, e.Type)
+	m.Header.Set(HeaderCorrelationID, e.CorrelationID)
+	return m, nil
+}

@@ -1,0 +1,128 @@
+package events
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Product is one line of an order as delivery/send wants it (the order's
+// sku_cnt becomes product_cnt).
+type Product struct {
+	ProductID  string `json:"product_id"`
+	SkuID      string `json:"sku_id"`
+	ProductCnt int    `json:"product_cnt"`
+}
+
+// Validate checks the product line.
+func (p Product) Validate() error {
+	switch {
+	case p.ProductID == "":
+		return errors.New("product_id missing")
+	case p.SkuID == "":
+		return errors.New("sku_id missing")
+	case p.ProductCnt <= 0:
+		return fmt.Errorf("product_cnt %d must be positive", p.ProductCnt)
+	}
+	return nil
+}
+
+// Received is the payload of order.received: an order waiting for shipment.
+type Received struct {
+	DeliveryID string    `json:"delivery_id"`
+	WaybillID  string    `json:"waybill_id,omitempty"`
+	Products   []Product `json:"products"`
+	// OrderStatus is the platform's status when polled (20 awaiting shipment).
+	OrderStatus int `json:"order_status,omitempty"`
+	// UpdateTime is the platform's update_time, unix seconds.
+	UpdateTime int64 `json:"update_time,omitempty"`
+}
+
+// Validate checks what the enricher and shipper need.
+func (r *Received) Validate() error {
+	if r.DeliveryID == "" {
+		return errors.New("delivery_id missing")
+	}
+	return validateProducts(r.Products)
+}
+
+func validateProducts(ps []Product) error {
+	if len(ps) == 0 {
+		return errors.New("products missing")
+	}
+	for i, p := range ps {
+		if err := p.Validate(); err != nil {
+			return fmt.Errorf("products[%d]: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// WaybillField is one key/value of a waybill's data.
+type WaybillField struct {
+	Key   string `json:"key"`
+	Value string `json:"value"`
+}
+
+// Enriched is the payload of order.enriched: the order with its waybill.
+type Enriched struct {
+	DeliveryID  string         `json:"delivery_id"`
+	WaybillID   string         `json:"waybill_id"`
+	WaybillData []WaybillField `json:"waybill_data"`
+	PrintHTML   string         `json:"print_html"`
+	OrderStatus int            `json:"order_status"`
+	Products    []Product      `json:"products"`
+}
+
+// Validate checks what the shipper needs.
+func (e *Enriched) Validate() error {
+	if e.DeliveryID == "" {
+		return errors.New("delivery_id missing")
+	}
+	if e.WaybillID == "" {
+		return errors.New("waybill_id missing")
+	}
+	return validateProducts(e.Products)
+}
+
+// Shipped is the payload of order.shipped, a terminal event.
+type Shipped struct {
+	DeliveryID string `json:"delivery_id"`
+	WaybillID  string `json:"waybill_id"`
+	Attempts   int    `json:"attempts"`
+	// AlreadyShipped is set when the platform answered 109001: the order was
+	// shipped by an earlier attempt whose result was lost (a crash, a
+	// timeout), so this is a success, not a second shipment.
+	AlreadyShipped bool `json:"already_shipped,omitempty"`
+}
+
+// Failed is the payload of order.failed, a terminal event.
+type Failed struct {
+	// Stage is the pipeline step that gave up: "ingest", "enricher" or "shipper".
+	Stage    string `json:"stage"`
+	Errcode  int    `json:"errcode"`
+	Errmsg   string `json:"errmsg"`
+	Attempts int    `json:"attempts"`
+	// Reason says what happened and what a person can do about it.
+	Reason string `json:"reason"`
+	// Raw holds the original message bytes when they could not be parsed.
+	Raw []byte `json:"raw,omitempty"`
+	// OriginalSubject and OriginalSeq locate the message that failed.
+	OriginalSubject string `json:"original_subject,omitempty"`
+	OriginalSeq     uint64 `json:"original_seq,omitempty"`
+}
+
+// Logistics is the payload of order.logistics: a status change of a
+// logistics order of another shop, from vv-tool.
+type Logistics struct {
+	ShopID      string    `json:"shop_id"`
+	Tid         string    `json:"tid"`
+	OrderCode   string    `json:"order_code,omitempty"`
+	Status      string    `json:"status"`
+	CompanyName string    `json:"company_name,omitempty"`
+	OutSid      string    `json:"out_sid,omitempty"`
+	ItemTitle   string    `json:"item_title,omitempty"`
+	SubTids     []string  `json:"sub_tids,omitempty"`
+	Created     time.Time `json:"created"`
+	Modified    time.Time `json:"modified"`
+}
