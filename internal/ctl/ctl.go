@@ -1,0 +1,110 @@
+// Package ctl is fulfillctl, the operator's command: a one-process first run
+// (up), the sandbox alone, stream and consumer status, the dead-letter list
+// and re-drive, and replay of a window of the stream.
+package ctl
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// ErrUsage marks a command line that could not be understood; the message
+// says what was wrong.
+var ErrUsage = errors.New("usage")
+
+// Env is what every subcommand gets from main.
+type Env struct {
+	Getenv func(string) string
+	Stdout io.Writer
+	Stderr io.Writer
+}
+
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, e Env, args []string) error
+}
+
+func commands() []command {
+	return []command{
+		{"up", "run everything in one process on embedded JetStream and the sandbox", up},
+		{"sandbox", "serve the platform sandbox alone", serveSandbox},
+		{"status", "stream and consumer figures: counts per stage, lag, redeliveries", status},
+		{"dlq", "list (dlq list) and re-drive (dlq redrive) orders whose latest terminal event is failed", dlq},
+		{"replay", "re-drive a stage's input events of a time window", replay},
+	}
+}
+
+// Run is fulfillctl: args[0] is the program name, args[1] the subcommand.
+func Run(ctx context.Context, args []string, e Env) error {
+	if len(args) < 2 || args[1] == "-h" || args[1] == "--help" || args[1] == "help" {
+		printHelp(e.Stdout)
+		return nil
+	}
+	for _, c := range commands() {
+		if c.name == args[1] {
+			return c.run(ctx, e, args[2:])
+		}
+	}
+	printHelp(e.Stderr)
+	return fmt.Errorf("%w: unknown command %q", ErrUsage, args[1])
+}
+
+func printHelp(w io.Writer) {
+	fmt.Fprintln(w, "fulfillctl — operate the order-fulfillment pipeline")
+	fmt.Fprintln(w, "\nUsage: fulfillctl <command> [flags]   (fulfillctl <command> --help for its flags)")
+	fmt.Fprintln(w, "\nCommands:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nEnvironment (all commands but up and sandbox):")
+	fmt.Fprintln(w, "  NATS_URL    NATS server URLs, comma-separated (default nats://127.0.0.1:4222)")
+	fmt.Fprintln(w, "  NATS_CREDS  path to a NATS .creds file (default unset)")
+}
+
+// newFlags is a flag set whose --help prints to stdout and returns
+// flag.ErrHelp, and whose errors say which command they belong to.
+func newFlags(e Env, name, usage string) *flag.FlagSet {
+	fs := flag.NewFlagSet("fulfillctl "+name, flag.ContinueOnError)
+	fs.SetOutput(e.Stdout)
+	fs.Usage = func() {
+		fmt.Fprintf(e.Stdout, "Usage: fulfillctl %s %s\n\nFlags:\n", name, usage)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parse parses args; it returns done=true after --help.
+func parse(fs *flag.FlagSet, args []string) (done bool, err error) {
+	fs.SetOutput(io.Discard)
+	err = fs.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		fs.Usage()
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("%w: %s: %v", ErrUsage, fs.Name(), err)
+	}
+	if fs.NArg() > 0 {
+		return false, fmt.Errorf("%w: %s: unexpected argument %q", ErrUsage, fs.Name(), fs.Arg(0))
+	}
+	return false, nil
+}
+
+// listFlag collects a repeatable flag (--order-id A --order-id B, or A,B).
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+
+func (l *listFlag) Set(v string) error {
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			*l = append(*l, s)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,294 @@
+package ctl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/mattn/go-isatty"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/fulfill/pipeline/internal/stack"
+	"github.com/fulfill/pipeline/internal/tally"
+	"github.com/fulfill/pipeline/pkg/clients/sandbox"
+	"github.com/fulfill/pipeline/pkg/events"
+)
+
+// ErrLost is returned by up --until-done when an order never reached a
+// terminal state.
+var ErrLost = errors.New("orders lost")
+
+func faultMix(name string) (sandbox.FaultMix, error) {
+	switch name {
+	case "default":
+		return sandbox.DefaultFaults(), nil
+	case "none":
+		return sandbox.NoFaults(), nil
+	}
+	return sandbox.FaultMix{}, fmt.Errorf("%w: --faults %q: want default or none", ErrUsage, name)
+}
+
+func up(ctx context.Context, e Env, args []string) error {
+	fs := newFlags(e, "up", "[--orders N] [--until-done] [--data-dir DIR] [--faults default|none]")
+	orders := fs.Int("orders", 500, "demo orders the sandbox serves")
+	untilDone := fs.Bool("until-done", false, "exit once every order is shipped or failed: 0 if none was lost")
+	dataDir := fs.String("data-dir", "", "JetStream storage directory (default: a fresh temporary directory, removed at exit)")
+	faults := fs.String("faults", "default", "fault mix of the sandbox: default (transient, permanent, waiting, cancelled…) or none")
+	seed := fs.Int64("seed", 1, "scenario seed")
+	shippers := fs.Int("shippers", 1, "shipper replicas")
+	natsPort := fs.Int("nats-port", 4222, "NATS port (a free port if this one is taken)")
+	stall := fs.Duration("stall", time.Minute, "with --until-done: give up when nothing progresses for this long")
+	if done, err := parse(fs, args); done || err != nil {
+		return err
+	}
+	mix, err := faultMix(*faults)
+	if err != nil {
+		return err
+	}
+	if *orders < 0 {
+		return fmt.Errorf("%w: --orders must be ≥ 0", ErrUsage)
+	}
+	port := *natsPort
+	if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err != nil {
+		port = 0
+	} else {
+		l.Close()
+	}
+	st, err := stack.Start(stack.Options{
+		DataDir:  *dataDir,
+		NATSPort: port,
+		Sandbox:  sandbox.Config{Seed: *seed, Orders: *orders, Faults: mix},
+		Env:      map[string]string{"INGEST_SOURCES": "channels,vvtool"},
+	})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	logPath := filepath.Join(st.DataDir, "services.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return fmt.Errorf("service log: %w", err)
+	}
+	defer logFile.Close()
+
+	fmt.Fprintf(e.Stdout, "NATS:     %s   (nats -s %s stream info ORDERS)\n", st.NATSURL, st.NATSURL)
+	fmt.Fprintf(e.Stdout, "Sandbox:  %s   (appid %s, %d orders, faults %s)\n", st.SandboxURL, sandbox.DefaultAppID, *orders, *faults)
+	fmt.Fprintf(e.Stdout, "Logs:     %s\n\n", logPath)
+
+	svcCtx, stopServices := context.WithCancel(ctx)
+	defer stopServices()
+	g := st.RunPipeline(svcCtx, logFile, *shippers)
+	defer func() { stopServices(); _ = g.Wait() }() // before the log file closes
+
+
+	nc, js, err := connect(ctx, Env{Getenv: func(k string) string {
+		if k == "NATS_URL" {
+			return st.NATSURL
+		}
+		return ""
+	}})
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+
+	p := &progress{w: e.Stdout, tty: isTerminal(e.Stdout), sb: st.Sandbox, want: len(st.Sandbox.Scenario()), start: time.Now()}
+	waitErr := p.run(ctx, js, *untilDone, *stall)
+	stopServices()
+	svcErr := g.Wait()
+
+	rctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	tl, err := tally.Read(rctx, js)
+	if err != nil {
+		return err
+	}
+	lost := summary(e.Stdout, tl, st.Sandbox.Scenario(), time.Since(p.start))
+	if svcErr != nil {
+		return fmt.Errorf("services: %w", svcErr)
+	}
+	if *untilDone {
+		if waitErr != nil {
+			return waitErr
+		}
+		if lost > 0 {
+			return fmt.Errorf("%w: %d of %d orders never reached a terminal state", ErrLost, lost, p.want)
+		}
+	}
+	return nil
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && isatty.IsTerminal(f.Fd())
+}
+
+// progress shows received / enriched / shipped / failed as the stream has
+// them, with the rate and the platform's retry codes.
+type progress struct {
+	w     io.Writer
+	tty   bool
+	sb    *sandbox.Sandbox
+	want  int
+	start time.Time
+}
+
+// run refreshes the progress line until ctx ends or, with untilDone, until
+// every scenario order is terminal (or nothing moved for stall).
+func (p *progress) run(ctx context.Context, js jetstream.JetStream, untilDone bool, stall time.Duration) error {
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	lastPrint, lastChange, lastTerminal := time.Time{}, time.Now(), -1
+	for {
+		rep, err := Status(ctx, js)
+		if err == nil {
+			counts := map[string]int{}
+			for _, s := range rep.Stages {
+				counts[s.Stage] = s.Orders
+			}
+			terminal := counts["shipped"] + counts["failed"]
+			if terminal != lastTerminal {
+				lastTerminal, lastChange = terminal, time.Now()
+			}
+			if p.tty || time.Since(lastPrint) >= 2*time.Second {
+				p.print(counts, terminal)
+				lastPrint = time.Now()
+			}
+			if untilDone && terminal >= p.want {
+				if tl, err := tally.Read(ctx, js); err == nil && p.allTerminal(tl) {
+					p.print(counts, terminal)
+					if p.tty {
+						fmt.Fprintln(p.w)
+					}
+					return nil
+				}
+			}
+			if untilDone && time.Since(lastChange) > stall {
+				fmt.Fprintln(p.w)
+				return fmt.Errorf("%w: no progress for %s with %d of %d orders terminal", ErrLost, stall, terminal, p.want)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			if p.tty {
+				fmt.Fprintln(p.w)
+			}
+			if untilDone {
+				return fmt.Errorf("interrupted: %w", ctx.Err())
+			}
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+func (p *progress) allTerminal(tl *tally.Tally) bool {
+	for _, o := range p.sb.Scenario() {
+		if s := tl.Orders[o.OrderID]; s == nil || s.Latest == "" {
+			return false
+		}
+	}
+	return true
+}
+
+func (p *progress) print(c map[string]int, terminal int) {
+	rate := float64(terminal) / max(time.Since(p.start).Seconds(), 0.001)
+	line := fmt.Sprintf("received %d/%d | enriched %d | shipped %d | failed %d | logistics %d | %.0f orders/s | retries %s",
+		c["received"], p.want, c["enriched"], c["shipped"], c["failed"], c["logistics"], rate, retries(p.sb))
+	if p.tty {
+		fmt.Fprintf(p.w, "\r\033[K%s", line)
+		return
+	}
+	fmt.Fprintln(p.w, line)
+}
+
+// retries lists the non-zero errcodes the platform answered delivery/send
+// and batchGetOrder with, e.g. "100003×12 -1×4".
+func retries(sb *sandbox.Sandbox) string {
+	stats := sb.Stats()
+	agg := map[int]int{}
+	for _, ep := range []string{sandbox.EndpointDeliverySend, sandbox.EndpointBatchGetOrder} {
+		for code, n := range stats.ErrCodes[ep] {
+			if code != 0 {
+				agg[code] += n
+			}
+		}
+	}
+	if len(agg) == 0 {
+		return "none"
+	}
+	codes := make([]int, 0, len(agg))
+	for c := range agg {
+		codes = append(codes, c)
+	}
+	sort.Ints(codes)
+	parts := make([]string, len(codes))
+	for i, c := range codes {
+		parts[i] = strconv.Itoa(c) + "×" + strconv.Itoa(agg[c])
+	}
+	return strings.Join(parts, " ")
+}
+
+// summary prints the end-of-run table from the stream and returns how many
+// scenario orders have no terminal event.
+func summary(w io.Writer, tl *tally.Tally, want []sandbox.ScenarioOrder, took time.Duration) int {
+	type row struct{ orders, shipped, failed, lost, expected int }
+	rows := map[string]*row{}
+	total := &row{}
+	twice := 0
+	for _, o := range want {
+		r := rows[o.Fault]
+		if r == nil {
+			r = &row{}
+			rows[o.Fault] = r
+		}
+		r.orders++
+		total.orders++
+		s := tl.Orders[o.OrderID]
+		switch {
+		case s == nil || s.Latest == "":
+			r.lost++
+			total.lost++
+		case s.Latest == events.StageShipped:
+			r.shipped++
+			total.shipped++
+		default:
+			r.failed++
+			total.failed++
+		}
+		if s != nil && s.Shipped > 1 {
+			twice++
+		}
+		if (s != nil && s.Latest == events.StageShipped) == (o.Expect == sandbox.OutcomeShipped) && s != nil && s.Latest != "" {
+			r.expected++
+			total.expected++
+		}
+	}
+	fmt.Fprintf(w, "\nSummary (read from the ORDERS stream) after %s:\n\n", took.Round(100*time.Millisecond))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "FAULT CLASS\tORDERS\tSHIPPED\tFAILED\tLOST\tAS EXPECTED\t")
+	names := make([]string, 0, len(rows))
+	for n := range rows {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		r := rows[n]
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t\n", n, r.orders, r.shipped, r.failed, r.lost, r.expected)
+	}
+	fmt.Fprintf(tw, "total\t%d\t%d\t%d\t%d\t%d\t\n", total.orders, total.shipped, total.failed, total.lost, total.expected)
+	tw.Flush()
+	fmt.Fprintf(w, "\nStream: %d received, %d enriched, %d shipped, %d failed, %d logistics events; orders shipped twice: %d; dead letters: %d\n",
+		tl.Messages[events.StageReceived], tl.Messages[events.StageEnriched], tl.Messages[events.StageShipped],
+		tl.Messages[events.StageFailed], tl.Messages[events.StageLogistics], twice, tl.DeadLetters)
+	return total.lost
+}

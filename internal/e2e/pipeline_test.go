@@ -1,0 +1,91 @@
+package e2e
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/fulfill/pipeline/internal/stack"
+	"github.com/fulfill/pipeline/pkg/clients/sandbox"
+)
+
+// faultyScenario is 1,000 orders with every fault class the platform has:
+// transient, permanent and waiting-on-merchant send codes, cancelled
+// waybills, per-item batchGetOrder errors, ids as JSON numbers, a token
+// that rotates under the pipeline, and windows that answer 31042.
+func faultyScenario() stack.Options {
+	return stack.Options{
+		Sandbox: sandbox.Config{
+			Seed:               7,
+			Orders:             1000,
+			Faults:             sandbox.DefaultFaults(),
+			RotateTokenEvery:   700,
+			MaxOrdersPerWindow: 300,
+		},
+		Env: map[string]string{
+			"INGEST_POLL_INTERVAL": "200ms",
+			"ENRICH_MAX_WAIT":      "50ms",
+			"SHIP_CONCURRENCY":     "16",
+			"SHIP_BACKOFF_INITIAL": "20ms",
+			"SHIP_BACKOFF_MAX":     "200ms",
+			"SHIP_WAIT_DELAY":      "300ms",
+			"LOG_LEVEL":            "info",
+		},
+	}
+}
+
+func TestPipelineEndToEnd(t *testing.T) {
+	st := startStack(t, faultyScenario())
+	logs := &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	g := st.RunPipeline(ctx, logs, 2)
+	t.Cleanup(func() { cancel(); _ = g.Wait() })
+
+	want := st.Sandbox.Scenario()
+	tl := waitTerminal(t, connect(t, st.NATSURL), want, 3*time.Minute, logs)
+	checkOutcomes(t, st, tl, want)
+
+	// SIGTERM-equivalent: every service drains and returns nil.
+	cancel()
+	if err := g.Wait(); err != nil {
+		t.Errorf("services did not stop cleanly: %v", err)
+	}
+}
+
+// TestPipelineSurvivesKills runs the enricher and one of two shippers as
+// child processes and SIGKILLs both mid-run; the enricher is restarted, the
+// killed shipper is not. JetStream must redeliver what they held, and every
+// promise must still hold.
+func TestPipelineSurvivesKills(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills wait for JetStream's 30 s ack wait")
+	}
+	st := startStack(t, faultyScenario())
+	logs := &syncBuffer{}
+	logDir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	g := &stack.Group{}
+	st.Go(ctx, g, "ingest", logs, nil)
+	st.Go(ctx, g, "shipper", logs, nil)
+	t.Cleanup(func() { cancel(); _ = g.Wait() })
+	enricher := startChild(t, st, "enricher", logDir, nil)
+	shipperB := startChild(t, st, "shipper", logDir, nil)
+
+	wctx, wcancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer wcancel()
+	if err := st.Sandbox.WaitUntil(wctx, func() bool { return st.Sandbox.Stats().SuccessfulSends >= 250 }); err != nil {
+		t.Fatalf("pipeline made no progress before the kills: %v\n%s", err, tail(logs.String(), 30))
+	}
+	enricher.kill()
+	shipperB.kill()
+	sent := st.Sandbox.Stats().SuccessfulSends
+	t.Logf("killed enricher and shipper B after %d successful sends", sent)
+	if sent >= len(st.Sandbox.Scenario())*9/10 {
+		t.Fatalf("kills came too late to test anything (%d sends)", sent)
+	}
+	startChild(t, st, "enricher", logDir, nil)
+
+	want := st.Sandbox.Scenario()
+	tl := waitTerminal(t, connect(t, st.NATSURL), want, 4*time.Minute, logs)
+	checkOutcomes(t, st, tl, want)
+}

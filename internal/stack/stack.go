@@ -1,0 +1,203 @@
+// Package stack runs the whole pipeline in one process: an embedded
+// JetStream server, the platform sandbox on loopback, and ingest, enricher
+// and shipper running their real Run functions. fulfillctl up, the bench
+// and the end-to-end tests are built on it.
+package stack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/fulfill/pipeline/internal/embednats"
+	"github.com/fulfill/pipeline/internal/enricher"
+	"github.com/fulfill/pipeline/internal/ingest"
+	"github.com/fulfill/pipeline/internal/shipper"
+	"github.com/fulfill/pipeline/pkg/clients/sandbox"
+)
+
+// Options configure a stack.
+type Options struct {
+	// DataDir holds JetStream's files; empty means a fresh temporary
+	// directory removed by Close.
+	DataDir string
+	// NATSPort and SandboxAddr pick fixed listeners; zero values pick free
+	// loopback ports.
+	NATSPort    int
+	SandboxAddr string
+	// Sandbox configures the fake platform (orders, faults, latency).
+	Sandbox sandbox.Config
+	// Env overrides the services' environment (e.g. SHIP_CONCURRENCY).
+	Env map[string]string
+}
+
+// Stack is a running NATS server and sandbox.
+type Stack struct {
+	Server     *server.Server
+	NATSURL    string
+	Sandbox    *sandbox.Sandbox
+	SandboxURL string
+	DataDir    string
+
+	env     map[string]string
+	httpSrv *http.Server
+	tempDir bool
+	wg      sync.WaitGroup
+}
+
+// Start runs the NATS server and the sandbox.
+func Start(o Options) (*Stack, error) {
+	st := &Stack{DataDir: o.DataDir}
+	if st.DataDir == "" {
+		d, err := os.MkdirTemp("", "fulfill-*")
+		if err != nil {
+			return nil, fmt.Errorf("data dir: %w", err)
+		}
+		st.DataDir, st.tempDir = d, true
+	}
+	srv, err := embednats.Start(embednats.Options{StoreDir: filepath.Join(st.DataDir, "jetstream"), Port: o.NATSPort})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	st.Server, st.NATSURL = srv, srv.ClientURL()
+
+	addr := o.SandboxAddr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("sandbox listen on %s: %w", addr, err)
+	}
+	st.Sandbox = sandbox.New(o.Sandbox)
+	st.SandboxURL = "http://" + ln.Addr().String()
+	st.httpSrv = &http.Server{Handler: st.Sandbox, ReadHeaderTimeout: 5 * time.Second}
+	st.wg.Go(func() { _ = st.httpSrv.Serve(ln) })
+
+	appID, secret := o.Sandbox.AppID, o.Sandbox.AppSecret
+	if appID == "" {
+		appID = sandbox.DefaultAppID
+	}
+	if secret == "" {
+		secret = sandbox.DefaultAppSecret
+	}
+	vvToken, shops := o.Sandbox.VVToken, o.Sandbox.VVShops
+	if vvToken == "" {
+		vvToken = sandbox.DefaultVVToken
+	}
+	if len(shops) == 0 {
+		shops = sandbox.DefaultVVShops
+	}
+	st.env = map[string]string{
+		"NATS_URL":             st.NATSURL,
+		"ADMIN_ADDR":           "127.0.0.1:0",
+		"WECHAT_API_BASE":      st.SandboxURL,
+		"WECHAT_APPID":         appID,
+		"WECHAT_APPSECRET":     secret,
+		"INGEST_SOURCES":       "channels",
+		"INGEST_DELIVERY_ID":   sandbox.DefaultDeliveryID,
+		"INGEST_POLL_INTERVAL": "1s",
+		"VVTOOL_API_BASE":      st.SandboxURL,
+		"VVTOOL_TOKEN":         vvToken,
+		"VVTOOL_SHOP_IDS":      strings.Join(shops, ","),
+		"SHIP_BACKOFF_INITIAL": "50ms",
+		"SHIP_BACKOFF_MAX":     "1s",
+		"SHIP_WAIT_DELAY":      "1s",
+	}
+	if o.Sandbox.DeliveryID != "" {
+		st.env["INGEST_DELIVERY_ID"] = o.Sandbox.DeliveryID
+	}
+	for k, v := range o.Env {
+		st.env[k] = v
+	}
+	return st, nil
+}
+
+// Getenv is the environment of a service of this stack, with extra
+// overrides on top (e.g. a shipper replica's ADMIN_ADDR).
+func (st *Stack) Getenv(extra map[string]string) func(string) string {
+	return func(k string) string {
+		if v, ok := extra[k]; ok {
+			return v
+		}
+		return st.env[k]
+	}
+}
+
+// RunFunc is the signature of the services' Run functions.
+type RunFunc func(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error
+
+// Services are the stage binaries by name.
+var Services = map[string]RunFunc{
+	"ingest":   ingest.Run,
+	"enricher": enricher.Run,
+	"shipper":  shipper.Run,
+}
+
+// Group is a set of services running until their context ends.
+type Group struct {
+	wg   sync.WaitGroup
+	mu   sync.Mutex
+	errs []error
+}
+
+// Go runs service name in the group with the stack's environment plus extra.
+func (st *Stack) Go(ctx context.Context, g *Group, name string, logs io.Writer, extra map[string]string) {
+	run := Services[name]
+	g.wg.Go(func() {
+		if err := run(ctx, []string{name}, st.Getenv(extra), logs); err != nil {
+			g.mu.Lock()
+			g.errs = append(g.errs, err)
+			g.mu.Unlock()
+		}
+	})
+}
+
+// Wait waits for every service and returns their errors.
+func (g *Group) Wait() error {
+	g.wg.Wait()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return errors.Join(g.errs...)
+}
+
+// RunPipeline starts one ingest, one enricher and shippers shipper replicas.
+func (st *Stack) RunPipeline(ctx context.Context, logs io.Writer, shippers int) *Group {
+	g := &Group{}
+	st.Go(ctx, g, "ingest", logs, nil)
+	st.Go(ctx, g, "enricher", logs, nil)
+	for range max(shippers, 1) {
+		st.Go(ctx, g, "shipper", logs, nil)
+	}
+	return g
+}
+
+// Close stops the sandbox and the NATS server and removes a temporary data
+// directory.
+func (st *Stack) Close() {
+	if st.httpSrv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = st.httpSrv.Shutdown(ctx)
+		cancel()
+		st.wg.Wait()
+	}
+	if st.Server != nil {
+		st.Server.Shutdown()
+		st.Server.WaitForShutdown()
+	}
+	if st.tempDir {
+		_ = os.RemoveAll(st.DataDir)
+	}
+}
