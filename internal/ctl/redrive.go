@@ -74,13 +74,24 @@ func (d *driver) drive(ctx context.Context, orig *events.Envelope, key string) (
 		return r, err
 	}
 	r.NewEventID = cp.ID
+	if last, err := d.lastEvent(ctx, orig.Stage(), orig.OrderID); err != nil {
+		return r, err
+	} else if last != nil && last.ID == cp.ID {
+		r.Action, r.Reason = actionSkip, "already re-driven by an earlier run of the same command"
+		return r, nil
+	}
 	if d.dryRun {
 		r.Action = actionWouldDrive
 		return r, nil
 	}
 	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if err := d.pub.Publish(pctx, cp); err != nil {
+	m, err := cp.Msg()
+	if err != nil {
+		return r, err
+	}
+	m.Header.Set(events.HeaderRedriveOf, orig.ID)
+	if err := d.pub.PublishMsgs(pctx, m); err != nil {
 		return r, fmt.Errorf("re-drive %s: %w", orig.OrderID, err)
 	}
 	r.Action = actionRedrive

@@ -68,7 +68,10 @@ func replay(ctx context.Context, e Env, args []string) error {
 	// The latest input event of each order in the window is re-driven once.
 	latest := map[string]*events.Envelope{}
 	var order []string
-	err = scan(ctx, d.stream, filters, since, until, func(env *events.Envelope) {
+	err = scan(ctx, d.stream, filters, since, until, func(env *events.Envelope, redrive bool) {
+		if redrive {
+			return // replay re-drives original events, so running it twice is a no-op
+		}
 		if *source != "" && string(env.Source) != *source {
 			return
 		}
@@ -93,11 +96,11 @@ func replay(ctx context.Context, e Env, args []string) error {
 }
 
 // scan delivers every decodable event on filters stored within [since,
-// until].
-func scan(ctx context.Context, s jetstream.Stream, filters []string, since, until time.Time, fn func(*events.Envelope)) error {
+// until]; redrive tells copies made by replay or re-drive from originals.
+func scan(ctx context.Context, s jetstream.Stream, filters []string, since, until time.Time, fn func(env *events.Envelope, redrive bool)) error {
 	return tally.Scan(ctx, s, filters, since, until, func(m jetstream.Msg, _ *jetstream.MsgMetadata) {
 		if env, err := events.Decode(m.Data()); err == nil {
-			fn(env)
+			fn(env, m.Headers().Get(events.HeaderRedriveOf) != "")
 		}
 	})
 }

@@ -12,6 +12,9 @@ import (
 const (
 	HeaderEventType     = "Fulfill-Event-Type"
 	HeaderCorrelationID = "Fulfill-Correlation-Id"
+	// HeaderRedriveOf marks a copy made by fulfillctl replay or dlq
+	// redrive and names the event it copies.
+	HeaderRedriveOf = "Fulfill-Redrive-Of"
 )
 
 // Msg is the NATS message for the envelope: subject, body and headers.
