@@ -89,7 +89,6 @@ func up(ctx context.Context, e Env, args []string) error {
 	g := st.RunPipeline(svcCtx, logFile, *shippers)
 	defer func() { stopServices(); _ = g.Wait() }() // before the log file closes
 
-
 	nc, js, err := connect(ctx, Env{Getenv: func(k string) string {
 		if k == "NATS_URL" {
 			return st.NATSURL
