@@ -191,12 +191,11 @@ func (p *progress) run(ctx context.Context, js jetstream.JetStream, untilDone bo
 }
 
 func (p *progress) allTerminal(tl *tally.Tally) bool {
+	ids := make([]string, 0, p.want)
 	for _, o := range p.sb.Scenario() {
-		if s := tl.Orders[o.OrderID]; s == nil || s.Latest == "" {
-			return false
-		}
+		ids = append(ids, o.OrderID)
 	}
-	return true
+	return tl.AllTerminal(ids)
 }
 
 func (p *progress) print(c map[string]int, terminal int) {

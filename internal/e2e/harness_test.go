@@ -78,44 +78,25 @@ func connect(t *testing.T, url string) jetstream.JetStream {
 	return js
 }
 
-// waitTerminal reads the stream until every scenario order has a terminal
-// event, or fails the test at the deadline. Polling the stream is how an
-// operator watches progress too; there is no event to wait on instead.
+// waitTerminal watches the stream until every scenario order has a
+// terminal event, or fails the test at the deadline.
 func waitTerminal(t *testing.T, js jetstream.JetStream, want []sandbox.ScenarioOrder, deadline time.Duration, logs fmt.Stringer) *tally.Tally {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
-	tick := time.NewTicker(250 * time.Millisecond)
-	defer tick.Stop()
-	var last *tally.Tally
-	for {
-		rctx, rcancel := context.WithTimeout(ctx, 20*time.Second)
-		tl, err := tally.Read(rctx, js)
-		rcancel()
-		if err == nil {
-			last = tl
-			done := 0
-			for _, o := range want {
-				if s := tl.Orders[o.OrderID]; s != nil && s.Latest != "" {
-					done++
-				}
-			}
-			if done == len(want) {
-				return tl
-			}
-		}
-		select {
-		case <-ctx.Done():
-			n := 0
-			if last != nil {
-				n = last.Terminal(events.StageShipped) + last.Terminal(events.StageFailed)
-			}
-			t.Fatalf("only %d of %d orders reached a terminal state within %s (read error: %v)\nlogs:\n%s",
-				n, len(want), deadline, err, tail(logs.String(), 40))
-			return nil
-		case <-tick.C:
-		}
+	ids := make([]string, len(want))
+	for i, o := range want {
+		ids[i] = o.OrderID
 	}
+	tl, err := tally.Watch(ctx, js, 250*time.Millisecond, func(tl *tally.Tally) bool { return tl.AllTerminal(ids) })
+	if err != nil {
+		n := 0
+		if tl != nil {
+			n = tl.Terminal(events.StageShipped) + tl.Terminal(events.StageFailed)
+		}
+		t.Fatalf("only %d of %d orders reached a terminal state within %s: %v\nlogs:\n%s", n, len(want), deadline, err, tail(logs.String(), 40))
+	}
+	return tl
 }
 
 // checkOutcomes asserts the pipeline's promises for every scenario order.

@@ -189,3 +189,37 @@ func (t *Tally) add(subject string, data []byte, at time.Time) {
 		}
 	}
 }
+
+// Watch reads the stream every interval until cond holds for a reading,
+// and returns that reading; it returns the last reading and ctx's error if
+// ctx ends first. The stream is the only place every replica's outcome is
+// visible, so watching it is how an operator or a test waits for orders.
+func Watch(ctx context.Context, js jetstream.JetStream, interval time.Duration, cond func(*Tally) bool) (*Tally, error) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	var last *Tally
+	for {
+		t, err := Read(ctx, js)
+		if err == nil {
+			last = t
+			if cond(t) {
+				return t, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return last, ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+// AllTerminal reports whether every one of orderIDs has a terminal event.
+func (t *Tally) AllTerminal(orderIDs []string) bool {
+	for _, id := range orderIDs {
+		if o := t.Orders[id]; o == nil || o.Latest == "" {
+			return false
+		}
+	}
+	return true
+}
