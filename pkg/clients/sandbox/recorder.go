@@ -1,0 +1,125 @@
+package sandbox
+
+import (
+	"context"
+	"maps"
+	"slices"
+	"time"
+)
+
+// MaxRecordedCalls bounds the calls Calls keeps (the most recent ones); Stats counts
+// every call regardless.
+const MaxRecordedCalls = 100_000
+
+// Call is one request the sandbox answered.
+type Call struct {
+	Endpoint string    // endpoint name, e.g. "delivery/send"
+	At       time.Time // arrival (Config.Now)
+	Body     []byte    // request body as received (shared: do not modify; a stable_token body holds the app secret)
+	OrderIDs []string  // order ids the call carried (vv-tool: the tid)
+	// Code is the errcode (vv-tool: code) answered, minus the HTTP status for a
+	// fault's raw answer, or CodeClientGone when the client left before the answer.
+	Code int
+}
+
+// Stats counts what the sandbox saw. Maps are keyed by endpoint name.
+type Stats struct {
+	Calls    map[string]int         // per endpoint
+	ErrCodes map[string]map[int]int // per endpoint, per answered errcode (0 included)
+
+	SuccessfulSends int // delivery/send answered 0
+	DuplicateSends  int // delivery/send answered 109001 (order already shipped)
+	// ConcurrentSends counts delivery/send calls for an order while another call for it
+	// was in flight (answered 100003).
+	ConcurrentSends int
+	// ForceRefreshTooSoon counts stable_token calls with force_refresh=true within 30 s
+	// of the previous one (answered normally).
+	ForceRefreshTooSoon int
+
+	MaxBatchSize int // largest batchGetOrder order_list seen
+	BatchOver100 int // batchGetOrder calls with more than 100 items (answered 40097)
+
+	VVMaxPerSecond   int // most vv-tool requests seen in any sliding second
+	VVRateViolations int // vv-tool requests beyond 10 in a sliding second (answered code 202)
+
+	ListWindowTooLong int // order/list/get with a time range over 7 days (answered 40097)
+	NextKeyMismatch   int // order/list/get answered 606006
+}
+
+// recorder keeps the calls and the counters; guarded by Sandbox.mu.
+type recorder struct {
+	calls []Call
+	stats Stats
+}
+
+func newRecorder() recorder {
+	return recorder{stats: Stats{Calls: make(map[string]int), ErrCodes: make(map[string]map[int]int)}}
+}
+
+// recordLocked records an answered exchange. s.mu must be held.
+func (s *Sandbox) recordLocked(x *exchange, code int) {
+	st := &s.rec.stats
+	st.Calls[x.ep]++
+	if st.ErrCodes[x.ep] == nil {
+		st.ErrCodes[x.ep] = make(map[int]int)
+	}
+	st.ErrCodes[x.ep][code]++
+	s.rec.calls = append(s.rec.calls, Call{Endpoint: x.ep, At: x.at, Body: x.body, OrderIDs: x.ids, Code: code})
+	if len(s.rec.calls) >= 2*MaxRecordedCalls {
+		s.rec.calls = slices.Clone(s.rec.calls[len(s.rec.calls)-MaxRecordedCalls:])
+	}
+	s.notifyLocked()
+}
+
+// notifyLocked wakes every WaitUntil. s.mu must be held.
+func (s *Sandbox) notifyLocked() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// Calls returns the recorded calls (at most MaxRecordedCalls, oldest first).
+func (s *Sandbox) Calls() []Call {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.rec.calls
+	if len(c) > MaxRecordedCalls {
+		c = c[len(c)-MaxRecordedCalls:]
+	}
+	return slices.Clone(c)
+}
+
+// Stats returns a copy of the counters.
+func (s *Sandbox) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.rec.stats
+	st.Calls = maps.Clone(st.Calls)
+	st.ErrCodes = make(map[string]map[int]int, len(s.rec.stats.ErrCodes))
+	for ep, m := range s.rec.stats.ErrCodes {
+		st.ErrCodes[ep] = maps.Clone(m)
+	}
+	return st
+}
+
+// WaitUntil blocks until cond returns true or ctx is done (returning ctx.Err()). cond is
+// evaluated now and again after every change of the sandbox's state (a call arriving
+// in delivery/send, any call answered, a fault injected, an order added); it runs
+// without the sandbox's lock, so it may call any Sandbox method. It lets tests wait
+// for an effect without sleeping, e.g.
+//
+//	sb.WaitUntil(ctx, func() bool { return sb.Stats().SuccessfulSends == n })
+func (s *Sandbox) WaitUntil(ctx context.Context, cond func() bool) error {
+	for {
+		s.mu.Lock()
+		ch := s.changed
+		s.mu.Unlock()
+		if cond() {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
