@@ -36,6 +36,8 @@ func commands() []command {
 		{"status", "stream and consumer figures: counts per stage, lag, redeliveries", status},
 		{"dlq", "list (dlq list) and re-drive (dlq redrive) orders whose latest terminal event is failed", dlq},
 		{"replay", "re-drive a stage's input events of a time window", replay},
+		{"bench", "measure the pipeline against raw JetStream; writes docs/PERFORMANCE.md", benchCmd},
+		{"service", "run one service (ingest, enricher, shipper) configured by the environment", service},
 	}
 }
 

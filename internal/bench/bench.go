@@ -1,0 +1,222 @@
+// Package bench is fulfillctl bench: it measures the pipeline against raw
+// JetStream on one embedded server with the sandbox, and writes the figures
+// to docs/PERFORMANCE.md.
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/fulfill/pipeline/internal/config"
+	"github.com/fulfill/pipeline/internal/stack"
+	"github.com/fulfill/pipeline/pkg/clients/sandbox"
+)
+
+// Options size the bench.
+type Options struct {
+	Orders   int // pipeline and raw-limit orders (default 20,000)
+	Backlog  int // pre-loaded received events drained at the end (default 200,000)
+	Payload  int // raw-limit message size in bytes (default 600, the pipeline's typical event)
+	Latency  time.Duration
+	Sweep    []int // SHIP_CONCURRENCY values of the sweep
+	Replicas []int // shipper replica counts of the sweep
+	// Exe and Args run one service as a child process: Args followed by
+	// the service name (fulfillctl's hidden "service" command).
+	Exe  string
+	Args []string
+	// Logs receives the services' logs; Progress a line per phase.
+	Logs     io.Writer
+	Progress io.Writer
+}
+
+func (o *Options) defaults() {
+	if o.Orders <= 0 {
+		o.Orders = 20000
+	}
+	if o.Backlog < 0 {
+		o.Backlog = 0
+	} else if o.Backlog == 0 {
+		o.Backlog = 200000
+	}
+	if o.Payload <= 0 {
+		o.Payload = 600
+	}
+	if o.Latency <= 0 {
+		o.Latency = 50 * time.Millisecond
+	}
+	if len(o.Sweep) == 0 {
+		o.Sweep = []int{8, 32, 128, 512}
+	}
+	if len(o.Replicas) == 0 {
+		o.Replicas = []int{1, 3}
+	}
+	if o.Logs == nil {
+		o.Logs = io.Discard
+	}
+	if o.Progress == nil {
+		o.Progress = io.Discard
+	}
+}
+
+// Run runs every phase and returns the report.
+func Run(ctx context.Context, o Options) (*Report, error) {
+	o.defaults()
+	r := &Report{CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), Started: time.Now(), Opts: o}
+	step := func(format string, args ...any) {
+		fmt.Fprintf(o.Progress, "%s  "+format+"\n", append([]any{time.Now().Format(time.TimeOnly)}, args...)...)
+	}
+
+	step("raw limit: %d orders through three hops of plain jetstream", o.Orders)
+	if err := withStack(stack.Options{}, func(st *stack.Stack) error {
+		v, err := rawLimit(ctx, st.NATSURL, o.Orders, o.Payload)
+		r.RawOrdersPerSec = v
+		return err
+	}); err != nil {
+		return nil, fmt.Errorf("raw limit: %w", err)
+	}
+	step("raw limit: %.0f orders/s", r.RawOrdersPerSec)
+
+	step("pipeline: %d orders through ingest, enricher and shipper processes", o.Orders)
+	if err := pipelinePhase(ctx, o, r, step); err != nil {
+		return nil, fmt.Errorf("pipeline: %w", err)
+	}
+	step("pipeline: %.0f orders/s (%.0f%% of raw), p99 %s", r.Pipeline.OrdersPerSec, 100*r.Ratio(), r.Latency.P99)
+
+	for _, reps := range o.Replicas {
+		for _, c := range o.Sweep {
+			step("sweep: SHIP_CONCURRENCY %d × %d shipper(s) at %s platform latency", c, reps, o.Latency)
+			p, err := sweepPoint(ctx, o, c, reps)
+			if err != nil {
+				return nil, fmt.Errorf("sweep %d×%d: %w", c, reps, err)
+			}
+			r.Sweep = append(r.Sweep, p)
+			step("sweep: %.0f orders/s (bound %.0f)", p.OrdersPerSec, p.Bound)
+		}
+	}
+
+	if o.Backlog > 0 {
+		step("backlog: draining %d pre-loaded received events", o.Backlog)
+		if err := drainPhase(ctx, o, r, step); err != nil {
+			return nil, fmt.Errorf("backlog drain: %w", err)
+		}
+	}
+	r.Took = time.Since(r.Started)
+	return r, nil
+}
+
+// withStack runs fn with a fresh embedded server and sandbox.
+func withStack(o stack.Options, fn func(*stack.Stack) error) error {
+	dir, err := os.MkdirTemp("", "fulfill-bench-*")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	o.DataDir = dir
+	st, err := stack.Start(o)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	return fn(st)
+}
+
+// serviceEnv is the environment a child service gets from the stack.
+func serviceEnv(st *stack.Stack, name string, extra map[string]string) map[string]string {
+	get := st.Getenv(extra)
+	env := map[string]string{}
+	for _, v := range config.VarsFor(name) {
+		if val := get(v.Name); val != "" && v.Name != "ADMIN_ADDR" {
+			env[v.Name] = val
+		}
+	}
+	return env
+}
+
+// benchSandbox is the sandbox of throughput phases: no faults, no latency,
+// and a window limit that lets order/list/get page 100 ids a call.
+func benchSandbox(orders int) sandbox.Config {
+	return sandbox.Config{Seed: 42, Orders: orders, Faults: sandbox.NoFaults(), MaxOrdersPerWindow: 50000}
+}
+
+// counter counts distinct subjects as JetStream stores them (a core
+// subscription sees every stored publish) and closes done at want.
+type counter struct {
+	mu    sync.Mutex
+	sub   *nats.Subscription
+	seen  map[string]bool
+	want  int
+	done  chan struct{}
+	first time.Time
+	last  time.Time
+}
+
+// countTerminal counts orders with a terminal event.
+func countTerminal(nc *nats.Conn, want int) (*counter, error) {
+	return countMatching(nc, "orders.*.*.*", want, func(subject string) bool {
+		return strings.HasPrefix(subject, "orders.shipped.") || strings.HasPrefix(subject, "orders.failed.")
+	})
+}
+
+// countSubjects counts distinct subjects matching filter.
+func countSubjects(nc *nats.Conn, filter string, want int) (*counter, error) {
+	return countMatching(nc, filter, want, func(string) bool { return true })
+}
+
+func countMatching(nc *nats.Conn, filter string, want int, keep func(string) bool) (*counter, error) {
+	c := &counter{seen: map[string]bool{}, want: want, done: make(chan struct{})}
+	var err error
+	c.sub, err = nc.Subscribe(filter, func(m *nats.Msg) {
+		if !keep(m.Subject) {
+			return
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.seen[m.Subject] {
+			return
+		}
+		now := time.Now()
+		if len(c.seen) == 0 {
+			c.first = now
+		}
+		c.seen[m.Subject], c.last = true, now
+		if len(c.seen) == c.want {
+			close(c.done)
+		}
+	})
+	return c, err
+}
+
+func (c *counter) wait(ctx context.Context, limit time.Duration) error {
+	select {
+	case <-c.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(limit):
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return fmt.Errorf("only %d of %d orders finished within %s", len(c.seen), c.want, limit)
+	}
+}
+
+func connect(url string) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := nats.Connect(url)
+	if err != nil {
+		return nil, nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return nc, js, nil
+}

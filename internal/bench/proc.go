@@ -1,0 +1,134 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/fulfill/pipeline/internal/embednats"
+)
+
+// proc is a service running as its own process (fulfillctl service NAME),
+// so its memory can be measured alone.
+type proc struct {
+	name  string
+	cmd   *exec.Cmd
+	admin string
+	done  chan error
+}
+
+// startProc runs exe with args and env (on top of PATH/HOME only), its
+// admin server on a free port.
+func startProc(exe string, args []string, name string, env map[string]string, logs io.Writer) (*proc, error) {
+	port, err := embednats.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	admin := fmt.Sprintf("127.0.0.1:%d", port)
+	cmd := exec.Command(exe, args...)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "ADMIN_ADDR=" + admin, "LOG_LEVEL=warn"}
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	p := &proc{name: name, cmd: cmd, admin: admin, done: make(chan error, 1)}
+	go func() { p.done <- cmd.Wait() }()
+	return p, nil
+}
+
+// rss returns the process's resident set and its peak (VmRSS, VmHWM), bytes.
+func (p *proc) rss() (cur, peak uint64) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		return 0, 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if !ok {
+			continue
+		}
+		fields := strings.Fields(v)
+		if len(fields) == 0 {
+			continue
+		}
+		n, _ := strconv.ParseUint(fields[0], 10, 64)
+		switch k {
+		case "VmRSS":
+			cur = n << 10
+		case "VmHWM":
+			peak = n << 10
+		}
+	}
+	return cur, peak
+}
+
+// metric reads one unlabelled series from the process's /metrics.
+func (p *proc) metric(ctx context.Context, name string) (float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.admin+"/metrics", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("%s metrics: %w", p.name, err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			return strconv.ParseFloat(strings.TrimSpace(v), 64)
+		}
+	}
+	return 0, fmt.Errorf("%s metrics: no %s", p.name, name)
+}
+
+// waitReady polls /readyz until it answers 200.
+func (p *proc) waitReady(ctx context.Context) error {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.admin+"/readyz", nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case err := <-p.done:
+			p.done <- err
+			return fmt.Errorf("%s exited before it was ready: %v", p.name, err)
+		case <-ctx.Done():
+			return fmt.Errorf("%s not ready: %w", p.name, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// stop sends SIGTERM and waits for the process to exit.
+func (p *proc) stop() error {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-p.done:
+		p.done <- err
+		return err
+	case <-time.After(30 * time.Second):
+		_ = p.cmd.Process.Kill()
+		return fmt.Errorf("%s did not stop within 30 s of SIGTERM", p.name)
+	}
+}
