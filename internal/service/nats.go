@@ -54,7 +54,9 @@ func Connect(ctx context.Context, url, creds, name string, log zerolog.Logger) (
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
+	// A publish whose ack is lost (the server restarted mid-flight) must
+	// fail and be re-sent rather than wait forever.
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096), jetstream.WithPublishAsyncTimeout(5*time.Second))
 	if err != nil {
 		nc.Close()
 		return nil, nil, fmt.Errorf("jetstream: %w", err)

@@ -84,7 +84,13 @@ func (s *Shipper) Run(ctx context.Context, cons jetstream.Consumer) error {
 			break
 		}
 		if err != nil {
+			// Heartbeats missed while NATS is away: the iterator re-pulls
+			// by itself; pause so this loop does not spin.
 			s.log.Warn().Err(err).Msg("pull from shipper consumer")
+			select {
+			case <-ctx.Done():
+			case <-time.After(250 * time.Millisecond):
+			}
 			continue
 		}
 		work <- msg
