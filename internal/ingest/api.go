@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"bytes"
+	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -93,7 +94,11 @@ func (a *API) postOrder(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, APIError{Error: err.Error(), Field: field})
 		return
 	}
-	id, dup, err := a.In.Received(r.Context(), events.SourceAPI, req.OrderID, events.Received{
+	// Bounded so a client hears 503 (and retries) while NATS is away,
+	// instead of hanging until the write timeout.
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	id, dup, err := a.In.Received(ctx, events.SourceAPI, req.OrderID, events.Received{
 		DeliveryID: req.DeliveryID, WaybillID: req.WaybillID, Products: req.Products,
 	})
 	if err != nil {
