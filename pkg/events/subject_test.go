@@ -1,0 +1,239 @@
+package events_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/fulfill/pipeline/pkg/events"
+)
+
+func TestValidateOrderID(t *testing.T) {
+	tests := []struct {
+		name string
+		id   string
+		ok   bool
+	}{
+		{"channels 19-digit id above 2^53", "3704612354559743232", true},
+		{"max uint64", "18446744073709551615", true},
+		{"single digit", "7", true},
+		{"letters digits underscore dash", "vv_T-123abcXYZ", true},
+		{"only dash", "-", true},
+		{"only underscore", "_", true},
+		{"exactly max length", strings.Repeat("9", events.MaxOrderIDLen), true},
+		{"empty", "", false},
+		{"one over max length", strings.Repeat("9", events.MaxOrderIDLen+1), false},
+		{"far too long", strings.Repeat("a", 10_000), false},
+		{"dot", "123.456", false},
+		{"leading dot", ".123", false},
+		{"trailing dot", "123.", false},
+		{"float-looking with exponent", "3.7e18", false},
+		{"float-looking with decimal", "3704612354559743232.0", false},
+		{"star wildcard", "*", false},
+		{"star inside", "12*3", false},
+		{"gt wildcard", ">", false},
+		{"gt at end", "123>", false},
+		{"space inside", "123 456", false},
+		{"leading space", " 123", false},
+		{"trailing space", "123 ", false},
+		{"tab", "123\t", false},
+		{"newline", "123\n", false},
+		{"carriage return", "123\r", false},
+		{"nul byte", "12\x003", false},
+		{"unicode letter", "订单123", false},
+		{"latin-1 letter", "caf\u00e9", false},
+		{"fullwidth digit", "\uff11\uff12\uff13", false},
+		{"invalid utf-8", "12\xff", false},
+		{"plus sign", "+123", false},
+		{"slash", "a/b", false},
+		{"colon", "a:b", false},
+		{"dollar", "$JS", false},
+		{"quote", `a"b`, false},
+		{"digits and letters that look like a float but have no dot are a valid token", "-1e5", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := events.ValidateOrderID(tt.id)
+			if tt.ok {
+				if err != nil {
+					t.Fatalf("ValidateOrderID(%q) = %v, want nil", tt.id, err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("ValidateOrderID(%q) = nil, want an error", tt.id)
+			}
+			if !errors.Is(err, events.ErrInvalidOrderID) {
+				t.Fatalf("ValidateOrderID(%q) = %v, want errors.Is ErrInvalidOrderID", tt.id, err)
+			}
+			if strings.ContainsAny(err.Error(), "\n\r") && len(tt.id) < 200 && !strings.ContainsAny(tt.id, "\n\r") {
+				t.Errorf("error is not one line: %q", err)
+			}
+		})
+	}
+}
+
+func TestValidateOrderIDErrorNamesPosition(t *testing.T) {
+	err := events.ValidateOrderID("12.34")
+	if err == nil || !strings.Contains(err.Error(), "position 2") {
+		t.Fatalf("error %v should name position 2 of the bad character", err)
+	}
+	// A person must be able to read the rejected id from the error.
+	if !strings.Contains(err.Error(), `"12.34"`) {
+		t.Fatalf("error %v should quote the id", err)
+	}
+}
+
+func TestStageAndSourceValid(t *testing.T) {
+	for _, s := range events.Stages {
+		if !s.Valid() {
+			t.Errorf("Stage %q from Stages is not Valid", s)
+		}
+		if got, want := s.Type(), "order."+string(s); got != want {
+			t.Errorf("%q.Type() = %q, want %q", s, got, want)
+		}
+	}
+	if len(events.Stages) != 5 {
+		t.Errorf("Stages = %v, want the 5 stages of the grammar", events.Stages)
+	}
+	for _, s := range []events.Stage{"", "Received", "deadletter", "received ", "order.received", "*", ">"} {
+		if s.Valid() {
+			t.Errorf("Stage %q is Valid, want invalid", s)
+		}
+	}
+	for _, s := range []events.Source{events.SourceChannels, events.SourceVVTool, events.SourceAPI} {
+		if !s.Valid() {
+			t.Errorf("Source %q is not Valid", s)
+		}
+	}
+	for _, s := range []events.Source{"", "API", "wechat", "vv-tool", "*", ">", "api "} {
+		if s.Valid() {
+			t.Errorf("Source %q is Valid, want invalid", s)
+		}
+	}
+}
+
+func TestSubject(t *testing.T) {
+	tests := []struct {
+		stage   events.Stage
+		source  events.Source
+		id      string
+		want    string
+		wantErr error
+	}{
+		{events.StageReceived, events.SourceChannels, "3704612354559743232", "orders.received.channels.3704612354559743232", nil},
+		{events.StageEnriched, events.SourceAPI, "A-1_b", "orders.enriched.api.A-1_b", nil},
+		{events.StageShipped, events.SourceChannels, "1", "orders.shipped.channels.1", nil},
+		{events.StageFailed, events.SourceVVTool, "x", "orders.failed.vvtool.x", nil},
+		{events.StageLogistics, events.SourceVVTool, "T1", "orders.logistics.vvtool.T1", nil},
+		{"bogus", events.SourceAPI, "1", "", events.ErrInvalidStage},
+		{"", events.SourceAPI, "1", "", events.ErrInvalidStage},
+		{events.StageReceived, "bogus", "1", "", events.ErrInvalidSource},
+		{events.StageReceived, "", "1", "", events.ErrInvalidSource},
+		{events.StageReceived, events.SourceAPI, "1.2", "", events.ErrInvalidOrderID},
+		{events.StageReceived, events.SourceAPI, ">", "", events.ErrInvalidOrderID},
+		{events.StageReceived, events.SourceAPI, "", "", events.ErrInvalidOrderID},
+	}
+	for _, tt := range tests {
+		got, err := events.Subject(tt.stage, tt.source, tt.id)
+		if tt.wantErr != nil {
+			if !errors.Is(err, tt.wantErr) {
+				t.Errorf("Subject(%q, %q, %q) error = %v, want %v", tt.stage, tt.source, tt.id, err, tt.wantErr)
+			}
+			if got != "" {
+				t.Errorf("Subject(%q, %q, %q) = %q on error, want empty", tt.stage, tt.source, tt.id, got)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("Subject(%q, %q, %q) = %q, %v; want %q", tt.stage, tt.source, tt.id, got, err, tt.want)
+		}
+	}
+}
+
+func TestParseSubject(t *testing.T) {
+	tests := []struct {
+		subject string
+		stage   events.Stage
+		source  events.Source
+		id      string
+		wantErr error // always wrapped in ErrInvalidSubject as well
+	}{
+		{"orders.received.channels.3704612354559743232", events.StageReceived, events.SourceChannels, "3704612354559743232", nil},
+		{"orders.logistics.vvtool.T-1", events.StageLogistics, events.SourceVVTool, "T-1", nil},
+		{"orders.failed.api.x_y", events.StageFailed, events.SourceAPI, "x_y", nil},
+		{"", "", "", "", events.ErrInvalidSubject},
+		{"orders", "", "", "", events.ErrInvalidSubject},
+		{"orders.received.api", "", "", "", events.ErrInvalidSubject},
+		{"orders.received.api.1.2", "", "", "", events.ErrInvalidSubject},
+		{"orders.received.api.", "", "", "", events.ErrInvalidOrderID},
+		{"order.received.api.1", "", "", "", events.ErrInvalidSubject},
+		{"ORDERS.received.api.1", "", "", "", events.ErrInvalidSubject},
+		{"x.received.api.1", "", "", "", events.ErrInvalidSubject},
+		{"orders.deadletter", "", "", "", events.ErrInvalidSubject},
+		{"orders.received.>", "", "", "", events.ErrInvalidSubject},
+		{"orders.bogus.api.1", "", "", "", events.ErrInvalidStage},
+		{"orders.received.bogus.1", "", "", "", events.ErrInvalidSource},
+		{"orders.received.api.*", "", "", "", events.ErrInvalidOrderID},
+		{"orders.received.api.>", "", "", "", events.ErrInvalidOrderID},
+		{"orders.received.api.a b", "", "", "", events.ErrInvalidOrderID},
+		{"orders.received.api.订单", "", "", "", events.ErrInvalidOrderID},
+		{"orders.*.api.1", "", "", "", events.ErrInvalidStage},
+		{"orders.received.*.1", "", "", "", events.ErrInvalidSource},
+		{" orders.received.api.1", "", "", "", events.ErrInvalidSubject},
+	}
+	for _, tt := range tests {
+		t.Run(tt.subject, func(t *testing.T) {
+			stage, source, id, err := events.ParseSubject(tt.subject)
+			if tt.wantErr != nil {
+				if !errors.Is(err, events.ErrInvalidSubject) || !errors.Is(err, tt.wantErr) {
+					t.Fatalf("ParseSubject(%q) error = %v, want ErrInvalidSubject and %v", tt.subject, err, tt.wantErr)
+				}
+				if stage != "" || source != "" || id != "" {
+					t.Fatalf("ParseSubject(%q) returned parts %q %q %q with an error", tt.subject, stage, source, id)
+				}
+				return
+			}
+			if err != nil || stage != tt.stage || source != tt.source || id != tt.id {
+				t.Fatalf("ParseSubject(%q) = %q, %q, %q, %v; want %q, %q, %q", tt.subject, stage, source, id, err, tt.stage, tt.source, tt.id)
+			}
+		})
+	}
+}
+
+func TestSubjectParseSubjectRoundTrip(t *testing.T) {
+	ids := []string{"3704612354559743232", "1", "A", "a-b_c", strings.Repeat("z", events.MaxOrderIDLen)}
+	sources := []events.Source{events.SourceChannels, events.SourceVVTool, events.SourceAPI}
+	for _, stage := range events.Stages {
+		for _, source := range sources {
+			for _, id := range ids {
+				subj, err := events.Subject(stage, source, id)
+				if err != nil {
+					t.Fatalf("Subject(%q, %q, %q): %v", stage, source, id, err)
+				}
+				gs, gsrc, gid, err := events.ParseSubject(subj)
+				if err != nil || gs != stage || gsrc != source || gid != id {
+					t.Fatalf("ParseSubject(%q) = %q, %q, %q, %v; want %q, %q, %q", subj, gs, gsrc, gid, err, stage, source, id)
+				}
+				// Every subject of the grammar is under the stream's subjects
+				// and under its stage's filter.
+				if !strings.HasPrefix(subj, "orders.") || !strings.HasPrefix(subj, strings.TrimSuffix(events.FilterSubject(stage), ">")) {
+					t.Fatalf("subject %q is not under %s", subj, events.FilterSubject(stage))
+				}
+			}
+		}
+	}
+}
+
+func TestFilterSubject(t *testing.T) {
+	for stage, want := range map[events.Stage]string{
+		events.StageReceived: "orders.received.>",
+		events.StageEnriched: "orders.enriched.>",
+		events.StageShipped:  "orders.shipped.>",
+		events.StageFailed:   "orders.failed.>",
+	} {
+		if got := events.FilterSubject(stage); got != want {
+			t.Errorf("FilterSubject(%q) = %q, want %q", stage, got, want)
+		}
+	}
+}
