@@ -5,7 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 )
@@ -185,7 +187,25 @@ func (c *Config) Redacted() map[string]string {
 				val = "set"
 			}
 		}
-		out[v.Name] = val
+		out[v.Name] = redactURLs(val)
 	}
 	return out
+}
+
+// redactURLs hides the password of every URL in a comma-separated list
+// (nats://user:password@host), which would otherwise reach the start-up log.
+func redactURLs(v string) string {
+	if !strings.Contains(v, "@") {
+		return v
+	}
+	parts := strings.Split(v, ",")
+	for i, p := range parts {
+		if u, err := url.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
+			u.User = url.UserPassword(u.User.Username(), "REDACTED")
+			parts[i] = u.String()
+		} else if err != nil {
+			parts[i] = "(unparsable URL)"
+		}
+	}
+	return strings.Join(parts, ",")
 }

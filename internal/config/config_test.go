@@ -518,7 +518,6 @@ func TestRedacted(t *testing.T) {
 // (nats://user:password@host, the common way to pass them) reach the
 // start-up log through Redacted.
 func TestRedactedHidesURLCredentials(t *testing.T) {
-	t.Skip("KNOWN BUG C1: Redacted logs the password in NATS_URL=nats://user:pass@host; remove this Skip once fixed")
 	m := minimal(config.Shipper)
 	m["NATS_URL"] = "nats://fulfill:hunter2-pw@nats-0:4222,nats://fulfill:hunter2-pw@nats-1:4222"
 	c := mustParse(t, config.Shipper, m)

@@ -97,7 +97,7 @@ var Vars = []Var{
 		set: func(c *Config, v string) error { c.WeChatAppSecret = v; return nil }},
 	{Name: "WECHAT_ACCESS_TOKEN", UsedBy: wechatUsers, Secret: true, Usage: "a fixed token (third-party authorizer_access_token) instead of appid/secret",
 		set: func(c *Config, v string) error { c.WeChatAccessToken = v; return nil }},
-	{Name: "INGEST_SOURCES", Default: "channels", UsedBy: []string{Ingest}, Usage: "pollers to run: comma list of channels, vvtool (empty: HTTP API only)",
+	{Name: "INGEST_SOURCES", Default: "channels", UsedBy: []string{Ingest}, Usage: "pollers to run: comma list of channels, vvtool; none for the HTTP API only",
 		set: func(c *Config, v string) error {
 			c.IngestSources = nil
 			for _, s := range splitList(v) {

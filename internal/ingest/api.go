@@ -66,8 +66,8 @@ func (a *API) NewServer() *http.Server {
 }
 
 func (a *API) authorised(r *http.Request) bool {
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok {
+	scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return false
 	}
 	return subtle.ConstantTimeCompare([]byte(got), []byte(a.Token)) == 1
@@ -118,6 +118,9 @@ func DecodeOrderRequest(body []byte) (*OrderRequest, string, error) {
 	if err := dec.Decode(&req); err != nil {
 		var typeErr *json.UnmarshalTypeError
 		if errors.As(err, &typeErr) {
+			if typeErr.Field == "" {
+				return nil, "", fmt.Errorf("the body must be a JSON object, got %s", typeErr.Value)
+			}
 			return nil, typeErr.Field, fmt.Errorf("field %s: want a JSON %s, got %s", typeErr.Field, jsonKind(typeErr.Type.Kind().String()), typeErr.Value)
 		}
 		if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
@@ -126,8 +129,8 @@ func DecodeOrderRequest(body []byte) (*OrderRequest, string, error) {
 		}
 		return nil, "", fmt.Errorf("malformed JSON: %w", err)
 	}
-	if dec.More() {
-		return nil, "", errors.New("malformed JSON: more than one value in the body")
+	if len(bytes.TrimSpace(body[dec.InputOffset():])) > 0 {
+		return nil, "", errors.New("malformed JSON: trailing data after the object")
 	}
 	if err := events.ValidateOrderID(req.OrderID); err != nil {
 		return nil, "order_id", err

@@ -17,6 +17,11 @@ func Failed(cause *events.Envelope, f events.Failed, now time.Time) (*events.Env
 	return events.New(events.StageFailed, cause.Source, cause.OrderID, f, cause, "", now)
 }
 
+// MaxRawBytes bounds the raw bytes a failed record keeps: base64 inside
+// JSON grows them by a third, and the record must stay under the server's
+// max_payload (1 MiB by default) or it could never be stored.
+const MaxRawBytes = 256 << 10
+
 // PoisonMsg turns a message that cannot be processed (not JSON, a wrong
 // version, a bad order id) into the terminal record that keeps its raw
 // bytes: orders.failed.<source>.<order_id> when its subject names an order,
@@ -28,12 +33,18 @@ func PoisonMsg(msg jetstream.Msg, stage string, cause error, now time.Time) (*na
 	if md, err := msg.Metadata(); err == nil {
 		seq = md.Sequence.Stream
 	}
+	raw := msg.Data()
+	rawSize := len(raw)
+	if len(raw) > MaxRawBytes {
+		raw = raw[:MaxRawBytes]
+	}
 	f := events.Failed{
 		Stage:           stage,
 		Errcode:         0,
 		Errmsg:          cause.Error(),
 		Reason:          "the message could not be processed and was set aside; its raw bytes are kept here. Fix the producer, then re-publish the order",
-		Raw:             msg.Data(),
+		Raw:             raw,
+		RawSize:         rawSize,
 		OriginalSubject: msg.Subject(),
 		OriginalSeq:     seq,
 	}

@@ -247,7 +247,6 @@ func TestFailedAnswersItsCause(t *testing.T) {
 // retries that permanent error until its context ends and the poison
 // message is never terminated.
 func TestPoisonMsgFitsMaxPayload(t *testing.T) {
-	t.Skip("KNOWN BUG P1: PoisonMsg of a large message exceeds max_payload and PublishMsgs retries forever; remove this Skip once fixed")
 	nc, js, s := startStream(t)
 	raw := bytes.Repeat([]byte("A"), int(nc.MaxPayload())-1024)
 	msg := fetchOne(t, js, s, "orders.received.api.BIG", raw)

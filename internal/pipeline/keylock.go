@@ -34,7 +34,8 @@ func (k *KeyLock) Lock(ctx context.Context, key string) (func(), error) {
 
 	select {
 	case <-e.ch:
-		return func() { e.ch <- struct{}{}; k.release(key, e) }, nil
+		var once sync.Once
+		return func() { once.Do(func() { e.ch <- struct{}{}; k.release(key, e) }) }, nil
 	case <-ctx.Done():
 		k.release(key, e)
 		return nil, ctx.Err()

@@ -51,6 +51,9 @@ func (p *Publisher) PublishMsgs(ctx context.Context, msgs ...*nats.Msg) error {
 		if len(failed) == 0 {
 			return nil
 		}
+		if permanent(lastErr) {
+			return fmt.Errorf("publish %d events: %w", len(failed), lastErr)
+		}
 		pending = failed
 		select {
 		case <-ctx.Done():
@@ -89,8 +92,11 @@ func (p *Publisher) round(ctx context.Context, msgs []*nats.Msg) ([]*nats.Msg, e
 			return append(failed, msgs[i:]...), ctx.Err()
 		}
 	}
-	if lastErr != nil && errors.Is(lastErr, jetstream.ErrStreamNotFound) {
-		return failed, fmt.Errorf("stream %s is gone: %w", events.StreamName, lastErr)
-	}
 	return failed, lastErr
+}
+
+// permanent errors would fail the same way on every attempt.
+func permanent(err error) bool {
+	return errors.Is(err, nats.ErrMaxPayload) || errors.Is(err, nats.ErrBadSubject) ||
+		errors.Is(err, nats.ErrInvalidMsg)
 }

@@ -23,6 +23,9 @@ func NewShippedRecord(stream jetstream.Stream) *ShippedRecord { return &ShippedR
 
 // Lookup returns the order's latest shipped event, or nil if it has none.
 func (r *ShippedRecord) Lookup(ctx context.Context, orderID string) (*events.Envelope, error) {
+	if err := events.ValidateOrderID(orderID); err != nil {
+		return nil, err
+	}
 	m, err := r.stream.GetLastMsgForSubject(ctx, "orders.shipped.*."+orderID)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil, nil

@@ -76,7 +76,7 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, replicas int, max
 			return s, nil
 		}
 		lastErr = err
-		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) || ctx.Err() != nil || attempt > 100 {
+		if !retryable(err) || ctx.Err() != nil || attempt > 100 {
 			return nil, fmt.Errorf("create or update stream %s: %w", events.StreamName, lastErr)
 		}
 		select {
@@ -85,4 +85,18 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, replicas int, max
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// retryable tells passing conditions of a cluster that is starting or
+// electing (timeouts, no responders, 503 "temporarily unavailable") from
+// configuration errors that will not go away (replicas above the cluster
+// size, overlapping subjects).
+func retryable(err error) bool {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.Code == 503
+	}
+	return errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrJetStreamNotEnabled) ||
+		errors.Is(err, nats.ErrConnectionReconnecting) || errors.Is(err, nats.ErrDisconnected)
 }

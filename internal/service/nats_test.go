@@ -85,7 +85,6 @@ func TestConnectGivesUpWithContext(t *testing.T) {
 // 200 ms apart, so a binary started with a bad STREAM_REPLICAS sits ~23 s
 // before it reports the error.
 func TestEnsureStreamFailsFastOnPermanentErrors(t *testing.T) {
-	t.Skip("KNOWN BUG S1: EnsureStream retries permanent errors for ~23 s; remove this Skip once fixed")
 	url := startServer(t)
 	nc, err := nats.Connect(url)
 	if err != nil {

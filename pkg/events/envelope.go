@@ -43,8 +43,6 @@ type Envelope struct {
 	// Data is the stage's own payload (Received, Enriched, Shipped, Failed,
 	// Logistics).
 	Data json.RawMessage `json:"data"`
-
-	msgID string
 }
 
 // namespace seeds the name-based UUIDs of event ids.
@@ -68,19 +66,18 @@ func New(stage Stage, source Source, orderID string, data any, cause *Envelope, 
 	if key == "" && cause != nil {
 		key = cause.ID
 	}
-	msgID := subject
+	name := subject
 	if key != "" {
-		msgID += ":" + key
+		name += ":" + key
 	}
 	e := &Envelope{
-		ID:         uuid.NewSHA1(namespace, []byte(msgID)).String(),
+		ID:         uuid.NewSHA1(namespace, []byte(name)).String(),
 		Type:       stage.Type(),
 		Version:    Version,
 		Source:     source,
 		OrderID:    orderID,
 		OccurredAt: now.UTC(),
 		Data:       raw,
-		msgID:      msgID,
 	}
 	if cause != nil {
 		e.CorrelationID = cause.CorrelationID
@@ -88,6 +85,9 @@ func New(stage Stage, source Source, orderID string, data any, cause *Envelope, 
 	}
 	if e.CorrelationID == "" {
 		e.CorrelationID = e.ID
+	}
+	if err := e.Validate(); err != nil {
+		return nil, err
 	}
 	return e, nil
 }
@@ -107,18 +107,16 @@ func (e *Envelope) Subject() string {
 	return "orders." + string(e.Stage()) + "." + string(e.Source) + "." + e.OrderID
 }
 
-// MsgID is the Nats-Msg-Id header value: deterministic per logical event.
-// For a decoded envelope it falls back to the event id, which New derives
-// from the same inputs.
-func (e *Envelope) MsgID() string {
-	if e.msgID != "" {
-		return e.msgID
-	}
-	return e.ID
-}
+// MsgID is the Nats-Msg-Id header value: the event id, which New derives
+// from (stage, source, order, key), so it is the same for a re-published
+// event whether it was built again or decoded from the wire.
+func (e *Envelope) MsgID() string { return e.ID }
 
 // Validate checks every field a consumer relies on.
 func (e *Envelope) Validate() error {
+	if e.Version == 0 {
+		return fmt.Errorf("%w: version missing", ErrMalformed)
+	}
 	if e.Version != Version {
 		return fmt.Errorf("%w: version %d, want %d", ErrUnsupportedVersion, e.Version, Version)
 	}

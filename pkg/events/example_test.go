@@ -23,17 +23,17 @@ func ExampleNew() {
 	}
 	fmt.Println(rcv.Subject())
 	fmt.Println(rcv.ID)
-	fmt.Println(rcv.MsgID())
+	// The Nats-Msg-Id is the event id: the same fact published again is
+	// de-duplicated by JetStream.
+	fmt.Println(rcv.MsgID() == rcv.ID)
 	fmt.Println(enr.Subject())
 	fmt.Println(enr.CorrelationID == rcv.ID, enr.CausationID == rcv.ID)
-	fmt.Println(enr.MsgID() == enr.Subject()+":"+rcv.ID)
 	// Output:
 	// orders.received.channels.3704612354559743232
 	// 2fe4d3a4-122a-5b26-ba40-c46318b5c974
-	// orders.received.channels.3704612354559743232
+	// true
 	// orders.enriched.channels.3704612354559743232
 	// true true
-	// true
 }
 
 func ExampleParseSubject() {

@@ -105,8 +105,10 @@ type Failed struct {
 	Attempts int    `json:"attempts"`
 	// Reason says what happened and what a person can do about it.
 	Reason string `json:"reason"`
-	// Raw holds the original message bytes when they could not be parsed.
-	Raw []byte `json:"raw,omitempty"`
+	// Raw holds the original message bytes when they could not be parsed
+	// (the first 256 KiB; RawSize is the whole length).
+	Raw     []byte `json:"raw,omitempty"`
+	RawSize int    `json:"raw_size,omitempty"`
 	// OriginalSubject and OriginalSeq locate the message that failed.
 	OriginalSubject string `json:"original_subject,omitempty"`
 	OriginalSeq     uint64 `json:"original_seq,omitempty"`
