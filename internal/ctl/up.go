@@ -288,5 +288,15 @@ func summary(w io.Writer, tl *tally.Tally, want []sandbox.ScenarioOrder, took ti
 	fmt.Fprintf(w, "\nStream: %d received, %d enriched, %d shipped, %d failed, %d logistics events; orders shipped twice: %d; dead letters: %d\n",
 		tl.Messages[events.StageReceived], tl.Messages[events.StageEnriched], tl.Messages[events.StageShipped],
 		tl.Messages[events.StageFailed], tl.Messages[events.StageLogistics], twice, tl.DeadLetters)
+	match := tl.Terminal(events.StageShipped) == total.shipped && tl.Terminal(events.StageFailed) == total.failed && twice == 0
+	verdict := "yes"
+	if !match {
+		verdict = "NO"
+	}
+	fmt.Fprintf(w, "Summary matches the stream's terminal counts (%d shipped, %d failed orders): %s\n",
+		tl.Terminal(events.StageShipped), tl.Terminal(events.StageFailed), verdict)
+	if !match {
+		return max(total.lost, 1)
+	}
 	return total.lost
 }

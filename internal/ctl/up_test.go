@@ -1,0 +1,44 @@
+package ctl
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+)
+
+// TestUpUntilDone is the README's first command, shortened: every demo
+// order reaches a terminal state, the summary matches the stream, exit 0.
+func TestUpUntilDone(t *testing.T) {
+	var out bytes.Buffer
+	env := Env{Getenv: func(string) string { return "" }, Stdout: &out, Stderr: &out}
+	args := []string{"fulfillctl", "up", "--until-done", "--orders", "150", "--nats-port", "0", "--data-dir", t.TempDir()}
+	if err := Run(context.Background(), args, env); err != nil {
+		t.Fatalf("up --until-done: %v\n%s", err, out.String())
+	}
+	for _, want := range []string{"NATS:", "Sandbox:", "terminal counts (142 shipped, 8 failed orders): yes", "orders shipped twice: 0"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{"nope"},
+		{"up", "--faults", "some"},
+		{"dlq"},
+		{"dlq", "redrive"},
+		{"dlq", "redrive", "--all", "--order-id", "1"},
+		{"replay", "--since", "1h"},
+		{"replay", "--stage", "shipper"},
+		{"replay", "--stage", "shipper", "--since", "yesterday"},
+		{"replay", "--stage", "shipper", "--since", "1h", "--order-id", "1.2"},
+	} {
+		var out bytes.Buffer
+		env := Env{Getenv: func(string) string { return "nats://127.0.0.1:1" }, Stdout: &out, Stderr: &out}
+		if err := Run(context.Background(), append([]string{"fulfillctl"}, args...), env); err == nil || !strings.Contains(err.Error(), "usage") {
+			t.Errorf("%v: got %v, want a usage error", args, err)
+		}
+	}
+}
