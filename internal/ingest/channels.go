@@ -25,8 +25,9 @@ const (
 	maxWindow              = 7 * 24 * time.Hour
 	pageSize               = 100
 	// overlap re-reads the end of the last window, for orders whose
-	// update_time lands on the boundary second; the ledger drops repeats.
-	overlap = time.Minute
+	// update_time lands on the boundary second or that the platform
+	// indexed a little late; the ledger drops repeats.
+	overlap = 10 * time.Second
 	// codeTooManyOrders asks for a shorter window.
 	codeTooManyOrders = 31042
 )

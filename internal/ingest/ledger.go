@@ -17,7 +17,8 @@ const Bucket = "FULFILL_INGEST"
 // Ledger is ingest's memory in JetStream KV: checkpoints of the pollers and
 // the keys of facts already published (value: the event id).
 type Ledger struct {
-	kv jetstream.KeyValue
+	kv     jetstream.KeyValue
+	recent *recent
 }
 
 // OpenLedger creates or updates the bucket. Entries live twice as long as
@@ -35,11 +36,14 @@ func OpenLedger(ctx context.Context, js jetstream.JetStream, replicas int, maxAg
 	if err != nil {
 		return nil, fmt.Errorf("open KV bucket %s: %w", Bucket, err)
 	}
-	return &Ledger{kv: kv}, nil
+	return &Ledger{kv: kv, recent: newRecent(100_000)}, nil
 }
 
 // Seen returns the event id recorded under key, or "" if none.
 func (l *Ledger) Seen(ctx context.Context, key string) (string, error) {
+	if v := l.recent.get(key); v != "" {
+		return v, nil
+	}
 	e, err := l.kv.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return "", nil
@@ -47,6 +51,7 @@ func (l *Ledger) Seen(ctx context.Context, key string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("ledger get %s: %w", key, err)
 	}
+	l.recent.put(key, string(e.Value()))
 	return string(e.Value()), nil
 }
 
@@ -55,15 +60,21 @@ func (l *Ledger) Remember(ctx context.Context, key, eventID string) error {
 	if _, err := l.kv.Put(ctx, key, []byte(eventID)); err != nil {
 		return fmt.Errorf("ledger put %s: %w", key, err)
 	}
+	l.recent.put(key, eventID)
 	return nil
 }
 
 // Checkpoint returns the unix time stored under name, or 0.
 func (l *Ledger) Checkpoint(ctx context.Context, name string) (int64, error) {
-	v, err := l.Seen(ctx, "checkpoint."+name)
-	if err != nil || v == "" {
-		return 0, err
+	// Read from the bucket, not the cache: another replica may have moved it.
+	e, err := l.kv.Get(ctx, "checkpoint."+name)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return 0, nil
 	}
+	if err != nil {
+		return 0, fmt.Errorf("ledger get checkpoint.%s: %w", name, err)
+	}
+	v := string(e.Value())
 	t, err := strconv.ParseInt(v, 10, 64)
 	if err != nil {
 		return 0, fmt.Errorf("checkpoint %s: %q is not a unix time: %w", name, v, err)
@@ -73,7 +84,10 @@ func (l *Ledger) Checkpoint(ctx context.Context, name string) (int64, error) {
 
 // SetCheckpoint stores unix time t under name.
 func (l *Ledger) SetCheckpoint(ctx context.Context, name string, t int64) error {
-	return l.Remember(ctx, "checkpoint."+name, strconv.FormatInt(t, 10))
+	if _, err := l.kv.Put(ctx, "checkpoint."+name, []byte(strconv.FormatInt(t, 10))); err != nil {
+		return fmt.Errorf("ledger put checkpoint.%s: %w", name, err)
+	}
+	return nil
 }
 
 // OrderKey is the ledger key of an order's received event, whatever its

@@ -1,0 +1,157 @@
+package ingest_test
+
+import (
+	"context"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/fulfill/pipeline/internal/embednats"
+	"github.com/fulfill/pipeline/internal/ingest"
+	"github.com/fulfill/pipeline/internal/pipeline"
+	"github.com/fulfill/pipeline/internal/service"
+	"github.com/fulfill/pipeline/pkg/clients/sandbox"
+	"github.com/fulfill/pipeline/pkg/clients/vvtool"
+	"github.com/fulfill/pipeline/pkg/clients/wechat"
+	"github.com/fulfill/pipeline/pkg/events"
+)
+
+// pollEnv is a real JetStream and the sandbox over HTTP.
+type pollEnv struct {
+	js     jetstream.JetStream
+	stream jetstream.Stream
+	sb     *sandbox.Sandbox
+	url    string
+}
+
+func startPollEnv(t *testing.T, cfg sandbox.Config) *pollEnv {
+	t.Helper()
+	srv, err := embednats.Start(embednats.Options{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, err := service.EnsureStream(t.Context(), js, 1, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb := sandbox.New(cfg)
+	hs := httptest.NewServer(sb)
+	t.Cleanup(hs.Close)
+	return &pollEnv{js: js, stream: stream, sb: sb, url: hs.URL}
+}
+
+// ingester opens the ledger afresh, as a restarted process would.
+func (e *pollEnv) ingester(t *testing.T) *ingest.Ingester {
+	t.Helper()
+	ledger, err := ingest.OpenLedger(t.Context(), e.js, 1, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ingest.NewIngester(ledger, pipeline.NewPublisher(e.js), zerolog.Nop(), service.NewMetrics())
+}
+
+func (e *pollEnv) count(t *testing.T, filter string) (msgs uint64, subjects int) {
+	t.Helper()
+	info, err := e.stream.Info(t.Context(), jetstream.WithSubjectFilter(filter))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range info.State.Subjects {
+		msgs += n
+	}
+	return msgs, len(info.State.Subjects)
+}
+
+// TestChannelsPollerPublishesEachOrderOnce polls a 10-day lookback (two
+// windows of at most 7 days), with windows that hold too many orders
+// (31042, so they are halved), ids sent as JSON numbers, twice and across
+// a "restart" (a fresh ledger): every order is published exactly once, with
+// its products, and the platform saw no parameter it would refuse.
+func TestChannelsPollerPublishesEachOrderOnce(t *testing.T) {
+	const orders = 450
+	e := startPollEnv(t, sandbox.Config{Seed: 5, Orders: orders, MaxOrdersPerWindow: 120,
+		Faults: sandbox.FaultMix{NumericIDs: 0.3}})
+	client := wechat.NewClient(wechat.StaticToken(e.sb.IssueToken()), wechat.WithBaseURL(e.url))
+	for run := range 3 {
+		p := &ingest.ChannelsPoller{Client: client, In: e.ingester(t), DeliveryID: "SF",
+			Lookback: 10 * 24 * time.Hour, Concurrency: 8, Log: zerolog.Nop()}
+		if err := p.Poll(t.Context()); err != nil {
+			t.Fatalf("poll %d: %v", run, err)
+		}
+		msgs, ids := e.count(t, events.FilterSubject(events.StageReceived))
+		if msgs != orders || ids != orders {
+			t.Fatalf("after poll %d: %d received events for %d orders, want %d each", run, msgs, ids, orders)
+		}
+	}
+	st := e.sb.Stats()
+	if st.ListWindowTooLong != 0 || st.NextKeyMismatch != 0 {
+		t.Errorf("the platform would refuse: %d windows over 7 days, %d next_key mismatches", st.ListWindowTooLong, st.NextKeyMismatch)
+	}
+	if st.ErrCodes[sandbox.EndpointOrderList][31042] == 0 {
+		t.Errorf("no window was halved: the test did not exercise 31042")
+	}
+	if got := st.Calls[sandbox.EndpointOrderGet]; got != orders {
+		t.Errorf("%d order/get calls, want one per order (%d): later polls must skip known orders", got, orders)
+	}
+	m, err := e.stream.GetLastMsgForSubject(t.Context(), "orders.received.channels."+e.sb.Scenario()[0].OrderID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := events.Decode(m.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rcv events.Received
+	if err := env.DecodeData(&rcv); err != nil || rcv.DeliveryID != "SF" || len(rcv.Products) == 0 {
+		t.Errorf("received data %+v (%v): want delivery SF and products", rcv, err)
+	}
+}
+
+// TestVVToolPollerStaysUnderTenPerSecond polls many shops at once through
+// one account limiter: the sandbox never counts more than 10 requests in a
+// sliding second, and each (tid, status, modified) is published once.
+func TestVVToolPollerStaysUnderTenPerSecond(t *testing.T) {
+	if testing.Short() {
+		t.Skip("takes a few seconds of real time by design")
+	}
+	shops := []string{"1001", "1002", "1003", "1004"}
+	e := startPollEnv(t, sandbox.Config{Seed: 9, VVShops: shops, VVShippingsPerShop: 120})
+	client := vvtool.NewClient(sandbox.DefaultVVToken, vvtool.WithBaseURL(e.url))
+	in := e.ingester(t)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	errs := make(chan error, 3)
+	for range 3 { // three pollers of one account at once
+		go func() {
+			p := &ingest.VVToolPoller{Client: client, In: in, ShopIDs: shops, Lookback: 90 * 24 * time.Hour, Log: zerolog.Nop()}
+			errs <- p.Poll(ctx)
+		}()
+	}
+	for range 3 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := e.sb.Stats()
+	if st.VVRateViolations != 0 || st.VVMaxPerSecond > 10 {
+		t.Errorf("vv-tool saw %d requests in one second (%d violations)", st.VVMaxPerSecond, st.VVRateViolations)
+	}
+	msgs, subjects := e.count(t, events.FilterSubject(events.StageLogistics))
+	if msgs == 0 || msgs != uint64(subjects) {
+		t.Errorf("%d logistics events on %d subjects: want one per tid", msgs, subjects)
+	}
+}
