@@ -71,7 +71,11 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, replicas int, max
 	cfg := events.StreamConfig(replicas, maxAge)
 	var lastErr error
 	for attempt := 0; ; attempt++ {
-		s, err := js.CreateOrUpdateStream(ctx, cfg)
+		// Each attempt has its own deadline: a cluster can leave a create
+		// that lost a race with another replica's unanswered.
+		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		s, err := js.CreateOrUpdateStream(actx, cfg)
+		cancel()
 		if err == nil {
 			return s, nil
 		}

@@ -52,6 +52,17 @@ func Run(ctx context.Context, binary, summary string, args []string, getenv func
 	if err != nil {
 		return fmt.Errorf("%s: %w", binary, err)
 	}
+	// /healthz answers from the start; /readyz says "starting" until NATS
+	// and the stream are there, so probes can tell slow from dead.
+	starting := fmt.Errorf("starting: connecting to NATS at %s", cfg.NATSURL)
+	admin.AddCheck("nats", func(context.Context) error { return starting })
+	adminCtx, stopAdmin := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var adminErr error
+	wg.Add(1)
+	go func() { defer wg.Done(); adminErr = admin.Serve(adminCtx) }()
+	defer func() { stopAdmin(); wg.Wait() }()
+
 	connectCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	nc, js, err := Connect(connectCtx, cfg.NATSURL, cfg.NATSCreds, binary, log)
@@ -70,12 +81,6 @@ func Run(ctx context.Context, binary, summary string, args []string, getenv func
 		return nil
 	})
 	b := &Base{Cfg: cfg, Log: log, Metrics: m, Admin: admin, NC: nc, JS: js, Stream: stream}
-
-	adminCtx, stopAdmin := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	var adminErr error
-	wg.Add(1)
-	go func() { defer wg.Done(); adminErr = admin.Serve(adminCtx) }()
 	log.Info().Str("admin_addr", admin.Addr()).Str("nats", nc.ConnectedUrlRedacted()).Msg("started")
 
 	runErr := stage(ctx, b)
