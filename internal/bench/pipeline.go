@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -29,6 +32,12 @@ type PipelineFigures struct {
 	CallsPerOrder map[string]float64
 	BatchFill     float64
 	Services      []ServiceFigures
+	// CPUPerOrder is each process's CPU time per order, the bench process
+	// (NATS server and sandbox) included: what bounds the throughput on
+	// a machine with CPUs cores.
+	CPUPerOrder map[string]time.Duration
+	// Profiles are `go tool pprof -top` excerpts of each process.
+	Profiles map[string]string
 }
 
 // LatencyFigures are received→shipped latencies at a fixed arrival rate.
@@ -81,19 +90,42 @@ func pipelinePhase(ctx context.Context, o Options, r *Report, step func(string, 
 		if err != nil {
 			return err
 		}
+		cpu0 := map[string]time.Duration{"nats-server+sandbox": cpuTime(os.Getpid())}
 		procs, err := startServices(ctx, o, st, 1, map[string]string{"INGEST_POLL_INTERVAL": "100ms"})
 		if err != nil {
 			return err
 		}
 		defer stopAll(procs)
+		for _, p := range procs {
+			cpu0[p.name] = cpuTime(p.cmd.Process.Pid)
+		}
+		profDir, err := os.MkdirTemp("", "fulfill-profiles-*")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(profDir)
+		profs := make(chan []string, 1)
+		go func() { profs <- profiles(ctx, procs, 3*time.Second, profDir) }()
 		if err := cnt.wait(ctx, 5*time.Minute); err != nil {
 			return err
+		}
+		cpu := map[string]time.Duration{"nats-server+sandbox": cpuTime(os.Getpid()) - cpu0["nats-server+sandbox"]}
+		for _, p := range procs {
+			cpu[p.name] = cpuTime(p.cmd.Process.Pid) - cpu0[p.name]
 		}
 		tl, err := tally.Read(ctx, js)
 		if err != nil {
 			return err
 		}
-		f := PipelineFigures{Orders: o.Orders, CallsPerOrder: map[string]float64{}}
+		f := PipelineFigures{Orders: o.Orders, CallsPerOrder: map[string]float64{},
+			CPUPerOrder: map[string]time.Duration{}, Profiles: map[string]string{}}
+		for name, d := range cpu {
+			f.CPUPerOrder[name] = d / time.Duration(o.Orders)
+		}
+		for _, file := range <-profs {
+			name := strings.TrimSuffix(filepath.Base(file), ".pprof")
+			f.Profiles[name] = topEntries(file, 8)
+		}
 		if span := tl.LastTerminalAt.Sub(tl.FirstReceivedAt); span > 0 {
 			f.OrdersPerSec = float64(o.Orders) / span.Seconds()
 		}

@@ -138,6 +138,25 @@ func (r *Report) Markdown(w io.Writer) {
 		p("| %s | %s | %.0f |\n", s.Name, mib(s.PeakRSS), s.AllocsPerOrder)
 	}
 
+	if len(r.Pipeline.CPUPerOrder) > 0 {
+		var total time.Duration
+		p("\n## What bounds the pipeline\n\nCPU time per order of each process during the pipeline phase (the bench process runs the\nembedded NATS server and the sandbox):\n\n| process | CPU per order |\n|---|---|\n")
+		for _, name := range sortedKeys(r.Pipeline.CPUPerOrder) {
+			total += r.Pipeline.CPUPerOrder[name]
+			p("| %s | %s |\n", name, r.Pipeline.CPUPerOrder[name].Round(time.Microsecond))
+		}
+		p("| **total** | **%s** |\n\n", total.Round(time.Microsecond))
+		if total > 0 {
+			p("%d cores ÷ %s per order = %.0f orders/s if the CPUs were the only limit (measured: %.0f).\n",
+				r.CPUs, total.Round(time.Microsecond), float64(r.CPUs)/total.Seconds(), r.Pipeline.OrdersPerSec)
+		}
+		for _, name := range sortedKeys(r.Pipeline.Profiles) {
+			if top := r.Pipeline.Profiles[name]; top != "" {
+				p("\n`go tool pprof -top` of %s (3 s during the pipeline phase):\n\n```\n%s\n```\n", name, top)
+			}
+		}
+	}
+
 	p("\n## Shipper sweep at %s platform latency\n\n", r.Opts.Latency)
 	p("Orders pre-loaded as enriched events; time from the shippers' start to the last terminal event.\n\n")
 	p("| SHIP_CONCURRENCY | shippers | orders | orders/s | Little's-law bound | of bound |\n|---|---|---|---|---|---|\n")

@@ -39,7 +39,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		pollers := map[string]Poller{}
 		if c.HasSource("channels") {
 			pollers["channels"] = &ChannelsPoller{Client: b.WeChat(), In: in, DeliveryID: c.IngestDeliveryID,
-				Lookback: c.IngestLookback, Concurrency: 8, Log: b.Log}
+				Lookback: c.IngestLookback, Concurrency: 32, Log: b.Log}
 		}
 		if c.HasSource("vvtool") {
 			client := vvtool.NewClient(c.VVToolToken, vvtool.WithBaseURL(c.VVToolAPIBase),

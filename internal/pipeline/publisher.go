@@ -100,3 +100,45 @@ func permanent(err error) bool {
 	return errors.Is(err, nats.ErrMaxPayload) || errors.Is(err, nats.ErrBadSubject) ||
 		errors.Is(err, nats.ErrInvalidMsg)
 }
+
+// Pending is a publish in flight, started by Start.
+type Pending struct {
+	p   *Publisher
+	msg *nats.Msg
+	f   jetstream.PubAckFuture
+	err error
+}
+
+// Start sends env without waiting for JetStream's acknowledgement, so the
+// caller can go on with other work; Wait then waits for it.
+func (p *Publisher) Start(env *events.Envelope) *Pending {
+	m, err := env.Msg()
+	if err != nil {
+		return &Pending{p: p, err: err}
+	}
+	pd := &Pending{p: p, msg: m}
+	pd.f, pd.err = p.js.PublishMsgAsync(m)
+	return pd
+}
+
+// Wait returns once JetStream stored the event; if the first send failed it
+// re-sends (same Nats-Msg-Id) as Publish does, until ctx ends.
+func (pd *Pending) Wait(ctx context.Context) error {
+	if pd.msg == nil {
+		return pd.err
+	}
+	if pd.err == nil {
+		select {
+		case <-pd.f.Ok():
+			if pd.p.OnPublished != nil {
+				stage, _, _, _ := events.ParseSubject(pd.msg.Subject)
+				pd.p.OnPublished(stage)
+			}
+			return nil
+		case <-pd.f.Err():
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return pd.p.PublishMsgs(ctx, pd.msg)
+}

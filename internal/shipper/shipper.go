@@ -42,6 +42,7 @@ type Shipper struct {
 	log     zerolog.Logger
 	metrics *service.Metrics
 	now     func() time.Time
+	done    chan completion
 }
 
 // New wires a shipper.
@@ -66,6 +67,14 @@ func (s *Shipper) Run(ctx context.Context, cons jetstream.Consumer) error {
 		}
 	}()
 	defer close(stopped)
+
+	// Workers hand finished orders to the completer, which acks each
+	// input once its terminal event is stored: the worker is free for the
+	// next order while JetStream acknowledges the publish.
+	s.done = make(chan completion, 4*s.opts.Concurrency)
+	completerDone := make(chan struct{})
+	go func() { defer close(completerDone); s.complete() }()
+	defer func() { close(s.done); <-completerDone }()
 
 	work := make(chan jetstream.Msg)
 	var wg sync.WaitGroup
@@ -128,7 +137,15 @@ func (s *Shipper) handle(ctx context.Context, msg jetstream.Msg) {
 		_ = msg.Nak()
 		return
 	}
-	defer unlock()
+	// The order stays locked until its outcome is settled (by the
+	// completer, for a terminal event): a copy of the order arriving
+	// meanwhile must see the shipped record, not race it.
+	settled := false
+	defer func() {
+		if !settled {
+			unlock()
+		}
+	}()
 
 	// The call itself is not cut short by shutdown: a half-made call leaves
 	// the order's state unknown. Waits between attempts are.
@@ -141,7 +158,9 @@ func (s *Shipper) handle(ctx context.Context, msg jetstream.Msg) {
 	}
 	if rec != nil {
 		log.Info().Str("shipped_event_id", rec.ID).Msg("order already shipped; not sending again")
-		s.settle(callCtx, msg, nil, log)
+		if err := msg.Ack(); err != nil {
+			log.Warn().Err(err).Msg("ack")
+		}
 		return
 	}
 	out, retry := s.ship(ctx, callCtx, msg, md, env, data, log)
@@ -153,8 +172,8 @@ func (s *Shipper) handle(ctx context.Context, msg jetstream.Msg) {
 		_ = msg.Nak()
 		return
 	}
-	s.settle(callCtx, msg, out, log)
-	s.metrics.Latency.WithLabelValues("shipper").Observe(s.now().Sub(env.OccurredAt).Seconds())
+	settled = true
+	s.done <- completion{pending: s.pub.Start(out), msg: msg, unlock: unlock, log: log, occurred: env.OccurredAt}
 }
 
 // ship calls delivery/send until the platform gives an answer that ends the
@@ -254,21 +273,33 @@ func (s *Shipper) failed(env *events.Envelope, code int, err error, attempts int
 	return out
 }
 
-// settle publishes the terminal event (if any) and acks the input once
-// JetStream stored it; if the publish cannot be made, the input is naked
-// and the same event (same Nats-Msg-Id) will be made again.
-func (s *Shipper) settle(ctx context.Context, msg jetstream.Msg, out *events.Envelope, log zerolog.Logger) {
-	if out != nil {
-		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		if err := s.pub.Publish(pctx, out); err != nil {
-			log.Error().Err(err).Msg("publish terminal event; the order will be redelivered")
-			_ = msg.Nak()
-			return
+// completion is a terminal event being stored for an input message.
+type completion struct {
+	pending  *pipeline.Pending
+	msg      jetstream.Msg
+	unlock   func()
+	log      zerolog.Logger
+	occurred time.Time
+}
+
+// complete acks each input once its terminal event is stored, in order; if
+// the event cannot be stored the input is naked and the same event (same
+// Nats-Msg-Id) will be made again.
+func (s *Shipper) complete() {
+	for c := range s.done {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := c.pending.Wait(ctx)
+		cancel()
+		if err != nil {
+			c.log.Error().Err(err).Msg("publish terminal event; the order will be redelivered")
+			_ = c.msg.Nak()
+		} else {
+			if err := c.msg.Ack(); err != nil {
+				c.log.Warn().Err(err).Msg("ack")
+			}
+			s.metrics.Latency.WithLabelValues("shipper").Observe(s.now().Sub(c.occurred).Seconds())
 		}
-	}
-	if err := msg.Ack(); err != nil {
-		log.Warn().Err(err).Msg("ack")
+		c.unlock()
 	}
 }
 

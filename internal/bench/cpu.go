@@ -1,0 +1,110 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime/pprof"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// cpuTime is the CPU (user+system) a process has used: ticks of
+// /proc/<pid>/stat for a child, getrusage for this process.
+func cpuTime(pid int) time.Duration {
+	if pid == os.Getpid() {
+		var ru syscall.Rusage
+		if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+			return 0
+		}
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name (which may hold spaces) start at ')'.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	var ut, st int64
+	fmt.Sscan(f[11], &ut)
+	fmt.Sscan(f[12], &st)
+	const hz = 100 // USER_HZ on Linux
+	return time.Duration(ut+st) * time.Second / hz
+}
+
+// profiles records CPU profiles of every service and of this process (the
+// NATS server and the sandbox) for d, into dir.
+func profiles(ctx context.Context, procs []*proc, d time.Duration, dir string) []string {
+	var (
+		mu    sync.Mutex
+		files []string
+		wg    sync.WaitGroup
+	)
+	add := func(f string) { mu.Lock(); files = append(files, f); mu.Unlock() }
+	for _, p := range procs {
+		wg.Go(func() {
+			url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", p.admin, int(d.Seconds()))
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+			if err != nil {
+				return
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return
+			}
+			defer resp.Body.Close()
+			name := filepath.Join(dir, p.name+".pprof")
+			f, err := os.Create(name)
+			if err != nil {
+				return
+			}
+			defer f.Close()
+			if _, err := io.Copy(f, resp.Body); err == nil {
+				add(name)
+			}
+		})
+	}
+	name := filepath.Join(dir, "nats-server+sandbox.pprof")
+	if f, err := os.Create(name); err == nil {
+		if pprof.StartCPUProfile(f) == nil {
+			select {
+			case <-time.After(d):
+			case <-ctx.Done():
+			}
+			pprof.StopCPUProfile()
+			add(name)
+		}
+		f.Close()
+	}
+	wg.Wait()
+	return files
+}
+
+// topEntries is `go tool pprof -top` of a profile, when the go command is
+// at hand (make bench runs from a checkout); empty otherwise.
+func topEntries(file string, n int) string {
+	out, err := exec.Command("go", "tool", "pprof", "-top", fmt.Sprintf("-nodecount=%d", n), file).Output()
+	if err != nil {
+		return ""
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	for i, l := range lines {
+		if strings.HasPrefix(strings.TrimSpace(l), "flat") {
+			return strings.Join(lines[i:], "\n")
+		}
+	}
+	return string(out)
+}
