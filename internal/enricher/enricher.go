@@ -112,7 +112,7 @@ func (e *Enricher) process(ctx context.Context, batch []jetstream.Msg) {
 		e.metrics.EventsIn.WithLabelValues(string(events.StageReceived)).Inc()
 		it, err := decode(m)
 		if err != nil {
-			e.poison(ctx, m, err)
+			e.pub.SetAside(ctx, m, "enricher", err, e.now(), e.log)
 			continue
 		}
 		it.log = e.log.With().Str("order_id", it.env.OrderID).Str("event_id", it.env.ID).
@@ -255,21 +255,6 @@ func (e *Enricher) failed(it item, code int, errmsg, reason string) *events.Enve
 	return out
 }
 
-func (e *Enricher) poison(ctx context.Context, msg jetstream.Msg, cause error) {
-	e.log.Error().Err(cause).Str("subject", msg.Subject()).Msg("unusable message; recording it as failed")
-	pm, err := pipeline.PoisonMsg(msg, "enricher", cause, e.now())
-	if err == nil {
-		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		err = e.pub.PublishMsgs(pctx, pm)
-	}
-	if err != nil {
-		e.log.Error().Err(err).Msg("record unusable message; leaving it for redelivery")
-		_ = msg.NakWithDelay(5 * time.Second)
-		return
-	}
-	_ = msg.Term()
-}
 
 func decode(m jetstream.Msg) (item, error) {
 	md, err := m.Metadata()

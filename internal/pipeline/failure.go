@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
 
 	"github.com/fulfill/pipeline/pkg/events"
 )
@@ -65,4 +67,23 @@ func PoisonMsg(msg jetstream.Msg, stage string, cause error, now time.Time) (*na
 	m.Header.Set(jetstream.MsgIDHeader, "deadletter:"+stage+":"+strconv.FormatUint(seq, 10))
 	m.Header.Set(events.HeaderEventType, "order.deadletter")
 	return m, nil
+}
+
+// SetAside records msg as unusable (PoisonMsg), publishes the record and
+// terminates msg so it is never redelivered; if the record cannot be
+// stored, msg is left for redelivery instead, so nothing is lost.
+func (p *Publisher) SetAside(ctx context.Context, msg jetstream.Msg, stage string, cause error, now time.Time, log zerolog.Logger) {
+	log.Error().Err(cause).Str("subject", msg.Subject()).Msg("unusable message; recording it as failed")
+	pm, err := PoisonMsg(msg, stage, cause, now)
+	if err == nil {
+		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		err = p.PublishMsgs(pctx, pm)
+	}
+	if err != nil {
+		log.Error().Err(err).Msg("record unusable message; leaving it for redelivery")
+		_ = msg.NakWithDelay(5 * time.Second)
+		return
+	}
+	_ = msg.Term()
 }

@@ -123,7 +123,7 @@ func (s *Shipper) handle(ctx context.Context, msg jetstream.Msg) {
 	}
 	env, data, err := decode(msg)
 	if err != nil {
-		s.poison(msg, err)
+		s.pub.SetAside(context.Background(), msg, "shipper", err, s.now(), s.log)
 		return
 	}
 	log := s.log.With().Str("order_id", env.OrderID).Str("event_id", env.ID).
@@ -303,21 +303,6 @@ func (s *Shipper) complete() {
 	}
 }
 
-func (s *Shipper) poison(msg jetstream.Msg, cause error) {
-	s.log.Error().Err(cause).Str("subject", msg.Subject()).Msg("unusable message; recording it as failed")
-	pm, err := pipeline.PoisonMsg(msg, "shipper", cause, s.now())
-	if err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		err = s.pub.PublishMsgs(ctx, pm)
-	}
-	if err != nil {
-		s.log.Error().Err(err).Msg("record unusable message; leaving it for redelivery")
-		_ = msg.NakWithDelay(5 * time.Second)
-		return
-	}
-	_ = msg.Term()
-}
 
 func decode(msg jetstream.Msg) (*events.Envelope, *events.Enriched, error) {
 	env, err := events.Decode(msg.Data())
