@@ -68,24 +68,29 @@ func printHelp(w io.Writer) {
 	fmt.Fprintln(w, "  NATS_CREDS  path to a NATS .creds file (default unset)")
 }
 
-// newFlags is a flag set whose --help prints to stdout and returns
-// flag.ErrHelp, and whose errors say which command they belong to.
-func newFlags(e Env, name, usage string) *flag.FlagSet {
-	fs := flag.NewFlagSet("fulfillctl "+name, flag.ContinueOnError)
-	fs.SetOutput(e.Stdout)
-	fs.Usage = func() {
-		fmt.Fprintf(e.Stdout, "Usage: fulfillctl %s %s\n\nFlags:\n", name, usage)
-		fs.PrintDefaults()
-	}
-	return fs
+// flagSet is a subcommand's flags, with its usage line.
+type flagSet struct {
+	*flag.FlagSet
+	usage  string
+	stdout io.Writer
 }
 
-// parse parses args; it returns done=true after --help.
-func parse(fs *flag.FlagSet, args []string) (done bool, err error) {
+// newFlags is a flag set whose --help prints to stdout, and whose errors
+// say which command they belong to.
+func newFlags(e Env, name, usage string) *flagSet {
+	fs := flag.NewFlagSet("fulfillctl "+name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	return &flagSet{FlagSet: fs, usage: usage, stdout: e.Stdout}
+}
+
+// parse parses args; it returns done=true after printing --help.
+func parse(fs *flagSet, args []string) (done bool, err error) {
 	err = fs.Parse(args)
 	if errors.Is(err, flag.ErrHelp) {
-		fs.Usage()
+		fmt.Fprintf(fs.stdout, "Usage: %s %s\n\nFlags:\n", fs.Name(), fs.usage)
+		fs.SetOutput(fs.stdout)
+		fs.PrintDefaults()
 		return true, nil
 	}
 	if err != nil {

@@ -42,3 +42,19 @@ func TestUsageErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestEveryCommandHasHelp(t *testing.T) {
+	for _, args := range [][]string{
+		{"up", "--help"}, {"sandbox", "--help"}, {"status", "--help"}, {"dlq", "list", "--help"},
+		{"dlq", "redrive", "--help"}, {"replay", "--help"}, {"bench", "--help"},
+	} {
+		var out bytes.Buffer
+		env := Env{Getenv: func(string) string { return "" }, Stdout: &out, Stderr: &out}
+		if err := Run(context.Background(), append([]string{"fulfillctl"}, args...), env); err != nil {
+			t.Errorf("%v: %v", args, err)
+		}
+		if s := out.String(); strings.Count(s, "Usage:") != 1 || !strings.Contains(s, "Flags:\n  -") {
+			t.Errorf("%v printed:\n%s", args, s)
+		}
+	}
+}
