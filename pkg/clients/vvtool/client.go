@@ -123,6 +123,9 @@ func (c *Client) roundTrip(req *http.Request) (status int, body []byte, err erro
 
 // decode turns a response into a DetailResponse or an error.
 func (c *Client) decode(status int, body []byte) (*DetailResponse, error) {
+	// Nothing decoded from the answer (a msg, a shipping field) may carry
+	// the token, even if the server echoes it.
+	body = []byte(c.redactor.redact(string(body)))
 	if status >= 200 && status < 300 {
 		return decodeDetail(body, status, c.redactor)
 	}

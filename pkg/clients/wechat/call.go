@@ -60,6 +60,9 @@ func (c *Client) attempt(ctx context.Context, ep Endpoint, tok string, body []by
 		return fmt.Errorf("wechat %s: %w", ep, err)
 	}
 	d := time.Since(start)
+	// A platform (or a proxy before it) may echo the URL in an errmsg or
+	// an error page: nothing decoded from the answer may carry the token.
+	raw = scrubBody(raw, tok)
 	err = decode(status, raw)
 	c.report(ep, observedCode(err), d)
 	return err

@@ -1,6 +1,7 @@
 package wechat
 
 import (
+	"bytes"
 	"net/url"
 	"strings"
 )
@@ -100,4 +101,18 @@ func scrub(err error, secret string) error {
 		return err
 	}
 	return &scrubbedError{msg: strings.ReplaceAll(msg, secret, redacted), err: err}
+}
+
+// scrubBody replaces every occurrence of tok (plain or URL-escaped) in an
+// answer body before it is decoded.
+func scrubBody(raw []byte, tok string) []byte {
+	if len(tok) < minScrubLen {
+		return raw
+	}
+	for _, form := range []string{tok, url.QueryEscape(tok)} {
+		if bytes.Contains(raw, []byte(form)) {
+			raw = bytes.ReplaceAll(raw, []byte(form), []byte(redacted))
+		}
+	}
+	return raw
 }
