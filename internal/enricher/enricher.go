@@ -255,7 +255,6 @@ func (e *Enricher) failed(it item, code int, errmsg, reason string) *events.Enve
 	return out
 }
 
-
 func decode(m jetstream.Msg) (item, error) {
 	md, err := m.Metadata()
 	if err != nil {

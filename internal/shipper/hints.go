@@ -1,5 +1,7 @@
 package shipper
 
+import "fmt"
+
 // hints says, for the delivery/send codes of the platform's table, what
 // went wrong in words an operator can act on.
 var hints = map[int]string{
@@ -32,4 +34,13 @@ func hint(code int) string {
 		return h
 	}
 	return "see the platform's error table"
+}
+
+// describe names what the platform answered: its errcode and what it means,
+// or, for an answer without an errcode (an HTTP error page), the error.
+func describe(code int, err error) string {
+	if code != 0 || err == nil {
+		return fmt.Sprintf("errcode %d: %s", code, hint(code))
+	}
+	return err.Error()
 }

@@ -217,8 +217,8 @@ func (s *Shipper) ship(ctx, callCtx context.Context, msg jetstream.Msg, md *jets
 			return nil, s.opts.WaitDelay
 		case wechat.ClassPermanent:
 			return s.failed(env, code, err, attempts, fmt.Sprintf(
-				"delivery/send refused the order (errcode %d: %s); fix the cause, then run fulfillctl dlq redrive --order-id %s",
-				code, hint(code), env.OrderID), log), 0
+				"delivery/send refused the order (%s); fix the cause, then run fulfillctl dlq redrive --order-id %s",
+				describe(code, err), env.OrderID), log), 0
 		}
 		// Transient, or a token the client could not renew: back off.
 		s.metrics.Retries.WithLabelValues(fmt.Sprint(code)).Inc()
@@ -260,7 +260,10 @@ func (s *Shipper) failed(env *events.Envelope, code int, err error, attempts int
 	var apiErr *wechat.APIError
 	if errors.As(err, &apiErr) {
 		errmsg = apiErr.Msg
-	} else if err != nil {
+	}
+	if errmsg == "" && err != nil {
+		// An answer without an errcode (an HTTP error page): the error
+		// itself says what came back, e.g. "HTTP 403".
 		errmsg = err.Error()
 	}
 	out, berr := pipeline.Failed(env, events.Failed{Stage: "shipper", Errcode: code, Errmsg: errmsg,
@@ -302,7 +305,6 @@ func (s *Shipper) complete() {
 		c.unlock()
 	}
 }
-
 
 func decode(msg jetstream.Msg) (*events.Envelope, *events.Enriched, error) {
 	env, err := events.Decode(msg.Data())
