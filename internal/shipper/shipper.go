@@ -128,6 +128,10 @@ func (s *Shipper) handle(ctx context.Context, msg jetstream.Msg) {
 	}
 	log := s.log.With().Str("order_id", env.OrderID).Str("event_id", env.ID).
 		Str("correlation_id", env.CorrelationID).Uint64("delivered", md.NumDelivered).Logger()
+	// Platform calls (up to the client's timeout each) and backoff can
+	// outlast the ack wait: keep the message ours until it is settled.
+	stopKeepAlive := pipeline.KeepAlive(msg, events.AckWait/3)
+	defer stopKeepAlive()
 	if ctx.Err() != nil {
 		_ = msg.Nak()
 		return
@@ -163,7 +167,7 @@ func (s *Shipper) handle(ctx context.Context, msg jetstream.Msg) {
 		}
 		return
 	}
-	out, retry := s.ship(ctx, callCtx, msg, md, env, data, log)
+	out, retry := s.ship(ctx, callCtx, md, env, data, log)
 	if retry > 0 {
 		_ = msg.NakWithDelay(retry)
 		return
@@ -179,7 +183,7 @@ func (s *Shipper) handle(ctx context.Context, msg jetstream.Msg) {
 // ship calls delivery/send until the platform gives an answer that ends the
 // order, and returns the terminal event, or a redelivery delay, or neither
 // (nak now: shutting down).
-func (s *Shipper) ship(ctx, callCtx context.Context, msg jetstream.Msg, md *jetstream.MsgMetadata, env *events.Envelope, data *events.Enriched, log zerolog.Logger) (*events.Envelope, time.Duration) {
+func (s *Shipper) ship(ctx, callCtx context.Context, md *jetstream.MsgMetadata, env *events.Envelope, data *events.Enriched, log zerolog.Logger) (*events.Envelope, time.Duration) {
 	req := request(env.OrderID, data)
 	b := &backoff.ExponentialBackOff{
 		InitialInterval:     s.opts.BackoffInitial,
@@ -229,29 +233,22 @@ func (s *Shipper) ship(ctx, callCtx context.Context, msg jetstream.Msg, md *jets
 				s.opts.MaxElapsed, attempts, code, env.OrderID), log), 0
 		}
 		log.Debug().Err(err).Int("errcode", code).Dur("retry_in", d).Msg("transient error; retrying")
-		if !s.wait(ctx, msg, d) {
+		if !s.wait(ctx, d) {
 			return nil, 0
 		}
 	}
 }
 
-// wait sleeps d between attempts while telling JetStream the message is
-// still being worked on, so it is not redelivered to another replica. It
-// returns false when ctx ended first.
-func (s *Shipper) wait(ctx context.Context, msg jetstream.Msg, d time.Duration) bool {
+// wait sleeps d between attempts (the message is kept alive meanwhile);
+// it returns false when ctx ended first.
+func (s *Shipper) wait(ctx context.Context, d time.Duration) bool {
 	timer := time.NewTimer(d)
 	defer timer.Stop()
-	keep := time.NewTicker(events.AckWait / 3)
-	defer keep.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return false
-		case <-timer.C:
-			return true
-		case <-keep.C:
-			_ = msg.InProgress()
-		}
+	select {
+	case <-ctx.Done():
+		return false
+	case <-timer.C:
+		return true
 	}
 }
 
