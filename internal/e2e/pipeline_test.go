@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fulfill/pipeline/internal/faulttest"
 	"github.com/fulfill/pipeline/internal/stack"
 	"github.com/fulfill/pipeline/pkg/clients/sandbox"
 )
@@ -35,15 +36,16 @@ func faultyScenario() stack.Options {
 }
 
 func TestPipelineEndToEnd(t *testing.T) {
-	st := startStack(t, faultyScenario())
-	logs := &syncBuffer{}
+	st := faulttest.StartStack(t, faultyScenario())
+	logs := &faulttest.SyncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	g := st.RunPipeline(ctx, logs, 2)
 	t.Cleanup(func() { cancel(); _ = g.Wait() })
 
 	want := st.Sandbox.Scenario()
-	tl := waitTerminal(t, connect(t, st.NATSURL), want, 3*time.Minute, logs)
-	checkOutcomes(t, st, tl, want)
+	_, js := faulttest.Connect(t, st.NATSURL)
+	tl := faulttest.WaitTerminal(t, js, want, 3*time.Minute, logs)
+	faulttest.CheckOutcomes(t, st, tl, want)
 
 	// SIGTERM-equivalent: every service drains and returns nil.
 	cancel()
@@ -60,32 +62,33 @@ func TestPipelineSurvivesKills(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills wait for JetStream's 30 s ack wait")
 	}
-	st := startStack(t, faultyScenario())
-	logs := &syncBuffer{}
+	st := faulttest.StartStack(t, faultyScenario())
+	logs := &faulttest.SyncBuffer{}
 	logDir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	g := &stack.Group{}
 	st.Go(ctx, g, "ingest", logs, nil)
 	st.Go(ctx, g, "shipper", logs, nil)
 	t.Cleanup(func() { cancel(); _ = g.Wait() })
-	enricher := startChild(t, st, "enricher", logDir, nil)
-	shipperB := startChild(t, st, "shipper", logDir, nil)
+	enricher := faulttest.StartChild(t, st, "enricher", logDir, nil)
+	shipperB := faulttest.StartChild(t, st, "shipper", logDir, nil)
 
 	wctx, wcancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer wcancel()
 	if err := st.Sandbox.WaitUntil(wctx, func() bool { return st.Sandbox.Stats().SuccessfulSends >= 250 }); err != nil {
-		t.Fatalf("pipeline made no progress before the kills: %v\n%s", err, tail(logs.String(), 30))
+		t.Fatalf("pipeline made no progress before the kills: %v\n%s", err, faulttest.Tail(logs.String(), 30))
 	}
-	enricher.kill()
-	shipperB.kill()
+	enricher.Kill()
+	shipperB.Kill()
 	sent := st.Sandbox.Stats().SuccessfulSends
 	t.Logf("killed enricher and shipper B after %d successful sends", sent)
 	if sent >= len(st.Sandbox.Scenario())*9/10 {
 		t.Fatalf("kills came too late to test anything (%d sends)", sent)
 	}
-	startChild(t, st, "enricher", logDir, nil)
+	faulttest.StartChild(t, st, "enricher", logDir, nil)
 
 	want := st.Sandbox.Scenario()
-	tl := waitTerminal(t, connect(t, st.NATSURL), want, 4*time.Minute, logs)
-	checkOutcomes(t, st, tl, want)
+	_, js := faulttest.Connect(t, st.NATSURL)
+	tl := faulttest.WaitTerminal(t, js, want, 4*time.Minute, logs)
+	faulttest.CheckOutcomes(t, st, tl, want, faulttest.RepeatedCalls())
 }
