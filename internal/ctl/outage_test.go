@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/fulfill/pipeline/internal/faulttest"
 	"github.com/fulfill/pipeline/internal/stack"
 	"github.com/fulfill/pipeline/internal/tally"
 	"github.com/fulfill/pipeline/pkg/clients/sandbox"
@@ -21,23 +21,11 @@ import (
 // startPipeline runs the whole pipeline in process for a test.
 func startPipeline(t *testing.T, sb sandbox.Config, env map[string]string) (*stack.Stack, jetstream.JetStream) {
 	t.Helper()
-	st, err := stack.Start(stack.Options{DataDir: t.TempDir(), Sandbox: sb, Env: env})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(st.Close)
+	st := faulttest.StartStack(t, stack.Options{Sandbox: sb, Env: env})
 	ctx, cancel := context.WithCancel(context.Background())
 	g := st.RunPipeline(ctx, io.Discard, 1)
 	t.Cleanup(func() { cancel(); _ = g.Wait() })
-	nc, err := nats.Connect(st.NATSURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := faulttest.Connect(t, st.NATSURL)
 	return st, js
 }
 
@@ -54,13 +42,7 @@ func fulfillctl(t *testing.T, st *stack.Stack, args ...string) string {
 
 func watch(t *testing.T, js jetstream.JetStream, what string, cond func(*tally.Tally) bool) *tally.Tally {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	tl, err := tally.Watch(ctx, js, 100*time.Millisecond, cond)
-	if err != nil {
-		t.Fatalf("waiting for %s: %v", what, err)
-	}
-	return tl
+	return faulttest.WaitStream(t, js, 2*time.Minute, nil, what, cond)
 }
 
 // TestOutageThenRedrive: every delivery/send answers -1 for longer than
