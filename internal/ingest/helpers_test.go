@@ -10,12 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
-	"github.com/fulfill/pipeline/internal/embednats"
 	"github.com/fulfill/pipeline/internal/ingest"
+	"github.com/fulfill/pipeline/internal/jstest"
 	"github.com/fulfill/pipeline/internal/pipeline"
 	"github.com/fulfill/pipeline/internal/service"
 )
@@ -32,26 +31,9 @@ type apiEnv struct {
 
 func startAPI(t *testing.T) *apiEnv {
 	t.Helper()
-	srv, err := embednats.Start(embednats.Options{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js, stream := jstest.StartStream(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	stream, err := service.EnsureStream(ctx, js, 1, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ledger, err := ingest.OpenLedger(ctx, js, 1, time.Hour)
 	if err != nil {
 		t.Fatal(err)

@@ -6,12 +6,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
-	"github.com/fulfill/pipeline/internal/embednats"
 	"github.com/fulfill/pipeline/internal/ingest"
+	"github.com/fulfill/pipeline/internal/jstest"
 	"github.com/fulfill/pipeline/internal/pipeline"
 	"github.com/fulfill/pipeline/internal/service"
 	"github.com/fulfill/pipeline/pkg/clients/sandbox"
@@ -30,24 +29,7 @@ type pollEnv struct {
 
 func startPollEnv(t *testing.T, cfg sandbox.Config) *pollEnv {
 	t.Helper()
-	srv, err := embednats.Start(embednats.Options{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stream, err := service.EnsureStream(t.Context(), js, 1, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js, stream := jstest.StartStream(t)
 	sb := sandbox.New(cfg)
 	hs := httptest.NewServer(sb)
 	t.Cleanup(hs.Close)

@@ -1,7 +1,6 @@
 package pipeline_test
 
 import (
-	"context"
 	"sync"
 	"testing"
 	"time"
@@ -9,8 +8,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/fulfill/pipeline/internal/embednats"
-	"github.com/fulfill/pipeline/internal/service"
+	"github.com/fulfill/pipeline/internal/jstest"
 	"github.com/fulfill/pipeline/pkg/events"
 )
 
@@ -18,36 +16,11 @@ var t0 = time.Date(2025, 3, 14, 9, 26, 53, 0, time.UTC)
 
 // startJS runs an embedded JetStream server for the test, without the
 // ORDERS stream.
-func startJS(t *testing.T) (*nats.Conn, jetstream.JetStream) {
-	t.Helper()
-	srv, err := embednats.Start(embednats.Options{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return nc, js
-}
+func startJS(t *testing.T) (*nats.Conn, jetstream.JetStream) { return jstest.Start(t) }
 
 // startStream is startJS plus the ORDERS stream.
 func startStream(t *testing.T) (*nats.Conn, jetstream.JetStream, jetstream.Stream) {
-	t.Helper()
-	nc, js := startJS(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	s, err := service.EnsureStream(ctx, js, 1, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return nc, js, s
+	return jstest.StartStream(t)
 }
 
 func countOn(t *testing.T, s jetstream.Stream, subject string) uint64 {

@@ -4,10 +4,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/fulfill/pipeline/internal/embednats"
+	"github.com/fulfill/pipeline/internal/jstest"
 	"github.com/fulfill/pipeline/pkg/events"
 )
 
@@ -156,21 +155,7 @@ func TestStreamAndConsumersOnServer(t *testing.T) {
 }
 
 func startJetStream(t *testing.T) jetstream.JetStream {
-	t.Helper()
-	srv, err := embednats.Start(embednats.Options{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := jstest.Start(t)
 	return js
 }
 

@@ -1,0 +1,50 @@
+// Package jstest gives a test a real embedded JetStream server and a
+// connection to it, stopped when the test ends: the one way the unit tests
+// of this module reach NATS.
+package jstest
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/fulfill/pipeline/internal/embednats"
+	"github.com/fulfill/pipeline/internal/service"
+)
+
+// Start runs a server with JetStream in t's temporary directory and
+// connects to it.
+func Start(t testing.TB) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	srv, err := embednats.Start(embednats.Options{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nc, js
+}
+
+// StartStream is Start plus the ORDERS stream, as the services create it.
+func StartStream(t testing.TB) (*nats.Conn, jetstream.JetStream, jetstream.Stream) {
+	t.Helper()
+	nc, js := Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := service.EnsureStream(ctx, js, 1, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nc, js, s
+}
