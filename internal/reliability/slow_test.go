@@ -106,8 +106,8 @@ func TestSlowPlatform(t *testing.T) {
 	// The orders held past the ack wait were kept alive, not redelivered.
 	for _, id := range plan.heldLong {
 		if d := maxDelivered(shipper.Logs(), id); d > 1 {
-			t.Errorf("order %s, whose delivery/send timed out 3 times (over %s in one handling), was delivered %d times: the shipper did not keep it alive past the %s ack wait",
-				id, 3*clientTimeout, d, events.AckWait)
+			t.Errorf("order %s, whose delivery/send timed out 3 times (over %s in one handling), was delivered %d times: the shipper did not keep it alive past the %s ack wait; its log lines:\n%s",
+				id, 3*clientTimeout, d, events.AckWait, grepLines(shipper.Logs(), id, 20))
 		}
 	}
 	// Timeouts were retried, not failed.
@@ -222,3 +222,14 @@ func expectOf(want []sandbox.ScenarioOrder, id string) sandbox.Outcome {
 }
 
 func fmtSeconds(s float64) string { return fmt.Sprintf("≤ %.2f s", s) }
+
+// grepLines returns up to n lines of logs that contain s.
+func grepLines(logs, s string, n int) string {
+	var out []string
+	for _, line := range strings.Split(logs, "\n") {
+		if strings.Contains(line, s) && len(out) < n {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "\n")
+}
