@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -74,7 +75,7 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, replicas int, max
 		// Each attempt has its own deadline: a cluster can leave a create
 		// that lost a race with another replica's unanswered.
 		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		s, err := js.CreateOrUpdateStream(actx, cfg)
+		s, err := ensureOnce(actx, js, cfg)
 		cancel()
 		if err == nil {
 			return s, nil
@@ -103,4 +104,29 @@ func retryable(err error) bool {
 	return errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) ||
 		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrJetStreamNotEnabled) ||
 		errors.Is(err, nats.ErrConnectionReconnecting) || errors.Is(err, nats.ErrDisconnected)
+}
+
+// ensureOnce creates the stream if it is missing and updates it only if its
+// configuration differs: services starting together would otherwise update
+// the stream while one of them creates its consumer, which nats-server
+// 2.15.2 does not guard (a data race the race detector reports).
+func ensureOnce(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	s, err := js.Stream(ctx, cfg.Name)
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		return js.CreateStream(ctx, cfg) // an identical concurrent create succeeds too
+	case err != nil:
+		return nil, err
+	case sameStream(s.CachedInfo().Config, cfg):
+		return s, nil
+	}
+	return js.UpdateStream(ctx, cfg)
+}
+
+// sameStream compares the settings StreamConfig sets.
+func sameStream(have, want jetstream.StreamConfig) bool {
+	return have.Description == want.Description && slices.Equal(have.Subjects, want.Subjects) &&
+		have.Retention == want.Retention && have.Storage == want.Storage && have.Replicas == want.Replicas &&
+		have.MaxAge == want.MaxAge && have.Duplicates == want.Duplicates && have.Discard == want.Discard &&
+		have.AllowDirect == want.AllowDirect
 }
