@@ -62,7 +62,7 @@ func (p *ChannelsPoller) Poll(ctx context.Context) error {
 		if we.After(now) {
 			we = now
 		}
-		if err := p.window(ctx, ws.Unix(), we.Unix()); err != nil {
+		if err := p.window(ctx, ws.Unix(), we.Unix(), nil); err != nil {
 			return err
 		}
 		if err := p.In.ledger.SetCheckpoint(ctx, checkpointChannels, we.Unix()); err != nil {
@@ -73,23 +73,21 @@ func (p *ChannelsPoller) Poll(ctx context.Context) error {
 }
 
 // window pages through one update_time window; on 31042 it halves the
-// window and reads both halves.
-func (p *ChannelsPoller) window(ctx context.Context, start, end int64) error {
+// window and reads both halves. When one second of updates still holds too
+// many orders (a flash sale), it splits that second by create_time too:
+// the platform accepts both ranges at once. crt is nil until then.
+func (p *ChannelsPoller) window(ctx context.Context, start, end int64, crt *wechat.TimeRange) error {
 	status := StatusAwaitingShipment
 	req := wechat.ListOrdersRequest{
 		UpdateTimeRange: &wechat.TimeRange{StartTime: start, EndTime: end},
+		CreateTimeRange: crt,
 		Status:          &status,
 		PageSize:        pageSize,
 	}
 	for {
 		resp, err := p.Client.ListOrders(ctx, req)
-		if wechat.Code(err) == codeTooManyOrders && end-start > 1 {
-			mid := start + (end-start)/2
-			p.Log.Info().Int64("start", start).Int64("end", end).Msg("window holds too many orders (31042); halving it")
-			if err := p.window(ctx, start, mid); err != nil {
-				return err
-			}
-			return p.window(ctx, mid, end)
+		if wechat.Code(err) == codeTooManyOrders {
+			return p.split(ctx, start, end, crt, err)
 		}
 		if err != nil {
 			return fmt.Errorf("order/list/get %d..%d: %w", start, end, err)
@@ -104,6 +102,34 @@ func (p *ChannelsPoller) window(ctx context.Context, start, end int64) error {
 		// next_key to them (606006 otherwise).
 		req.NextKey = resp.NextKey
 	}
+}
+
+// split reads a window that answered 31042 as two halves: of the update
+// range while it spans more than a second, then of the create range (at
+// most 7 days before the update, the platform's limit per range).
+func (p *ChannelsPoller) split(ctx context.Context, start, end int64, crt *wechat.TimeRange, cause error) error {
+	if end-start > 1 {
+		mid := start + (end-start)/2
+		p.Log.Info().Int64("start", start).Int64("end", end).Msg("window holds too many orders (31042); halving it")
+		if err := p.window(ctx, start, mid, crt); err != nil {
+			return err
+		}
+		return p.window(ctx, mid, end, crt)
+	}
+	if crt == nil {
+		crt = &wechat.TimeRange{StartTime: end - int64(maxWindow/time.Second), EndTime: end}
+	}
+	if crt.EndTime-crt.StartTime <= 1 {
+		return fmt.Errorf("order/list/get %d..%d created %d..%d: too many orders even for one second: %w",
+			start, end, crt.StartTime, crt.EndTime, cause)
+	}
+	mid := crt.StartTime + (crt.EndTime-crt.StartTime)/2
+	p.Log.Info().Int64("start", start).Int64("end", end).Int64("created_from", crt.StartTime).Int64("created_to", crt.EndTime).
+		Msg("one second holds too many orders (31042); splitting it by create_time")
+	if err := p.window(ctx, start, end, &wechat.TimeRange{StartTime: crt.StartTime, EndTime: mid}); err != nil {
+		return err
+	}
+	return p.window(ctx, start, end, &wechat.TimeRange{StartTime: mid, EndTime: crt.EndTime})
 }
 
 // orders fetches and publishes the ids of one page, a few at a time. It

@@ -137,3 +137,27 @@ func TestVVToolPollerStaysUnderTenPerSecond(t *testing.T) {
 		t.Errorf("%d logistics events on %d subjects: want one per tid", msgs, subjects)
 	}
 }
+
+// TestChannelsPollerSplitsAFlashSaleSecond: more orders updated in one
+// second than a window may hold (31042 even for one second) are read by
+// splitting that second by create_time, so the poller neither stalls nor
+// loses any of them.
+func TestChannelsPollerSplitsAFlashSaleSecond(t *testing.T) {
+	now := time.Now()
+	e := startPollEnv(t, sandbox.Config{Seed: 11, MaxOrdersPerWindow: 100, Now: func() time.Time { return now }})
+	for range 301 {
+		e.sb.AddOrder(sandbox.ScenarioOrder{}, 1)
+	}
+	client := wechat.NewClient(wechat.StaticToken(e.sb.IssueToken()), wechat.WithBaseURL(e.url))
+	p := &ingest.ChannelsPoller{Client: client, In: e.ingester(t), DeliveryID: "SF",
+		Lookback: time.Hour, Concurrency: 8, Log: zerolog.Nop()}
+	if err := p.Poll(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if msgs, ids := e.count(t, events.FilterSubject(events.StageReceived)); msgs != 301 || ids != 301 {
+		t.Fatalf("%d received events for %d orders, want 301 each", msgs, ids)
+	}
+	if st := e.sb.Stats(); st.ListWindowTooLong != 0 || st.NextKeyMismatch != 0 {
+		t.Errorf("the platform would refuse: %+v", st)
+	}
+}
