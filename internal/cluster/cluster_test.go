@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/fulfill/pipeline/internal/config"
 	"github.com/fulfill/pipeline/internal/embednats"
+	"github.com/fulfill/pipeline/internal/faulttest"
 	"github.com/fulfill/pipeline/internal/stack"
 	"github.com/fulfill/pipeline/internal/tally"
 	"github.com/fulfill/pipeline/pkg/clients/sandbox"
@@ -151,27 +151,10 @@ func poll(ctx context.Context, timeout, interval time.Duration, cond func() bool
 }
 
 // logSink collects the services' logs for failure messages.
-type logSink struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logSink) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
+type logSink struct{ faulttest.SyncBuffer }
 
 // tail is the last n lines of the logs.
-func (l *logSink) tail(n int) string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	lines := strings.Split(strings.TrimRight(l.buf.String(), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
+func (l *logSink) tail(n int) string { return faulttest.Tail(l.String(), n) }
 
 // pipeline runs stage binaries through their Run functions until ctx ends.
 type pipeline struct {
