@@ -187,14 +187,14 @@ func (c *Config) Redacted() map[string]string {
 				val = "set"
 			}
 		}
-		out[v.Name] = redactURLs(val)
+		out[v.Name] = RedactURLs(val)
 	}
 	return out
 }
 
-// redactURLs hides the password of every URL in a comma-separated list
-// (nats://user:password@host), which would otherwise reach the start-up log.
-func redactURLs(v string) string {
+// RedactURLs hides the password of every URL in a comma-separated list
+// (nats://user:password@host), for logs and error messages.
+func RedactURLs(v string) string {
 	if !strings.Contains(v, "@") {
 		return v
 	}

@@ -6,6 +6,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/fulfill/pipeline/internal/config"
 )
 
 // connect dials NATS_URL (with NATS_CREDS) for an operator command.
@@ -20,7 +22,7 @@ func connect(ctx context.Context, e Env) (*nats.Conn, jetstream.JetStream, error
 	}
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect to NATS at %s (set NATS_URL): %w", url, err)
+		return nil, nil, fmt.Errorf("connect to NATS at %s (set NATS_URL): %w", config.RedactURLs(url), err)
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {

@@ -82,10 +82,7 @@ func (p *Publisher) round(ctx context.Context, msgs []*nats.Msg) ([]*nats.Msg, e
 		}
 		select {
 		case <-f.Ok():
-			if p.OnPublished != nil {
-				stage, _, _, _ := events.ParseSubject(msgs[i].Subject)
-				p.OnPublished(stage)
-			}
+			p.published(msgs[i])
 		case err := <-f.Err():
 			failed, lastErr = append(failed, msgs[i]), err
 		case <-ctx.Done():
@@ -130,10 +127,7 @@ func (pd *Pending) Wait(ctx context.Context) error {
 	if pd.err == nil {
 		select {
 		case <-pd.f.Ok():
-			if pd.p.OnPublished != nil {
-				stage, _, _, _ := events.ParseSubject(pd.msg.Subject)
-				pd.p.OnPublished(stage)
-			}
+			pd.p.published(pd.msg)
 			return nil
 		case <-pd.f.Err():
 		case <-ctx.Done():
@@ -141,4 +135,12 @@ func (pd *Pending) Wait(ctx context.Context) error {
 		}
 	}
 	return pd.p.PublishMsgs(ctx, pd.msg)
+}
+
+// published tells OnPublished, if set, of a stored message.
+func (p *Publisher) published(m *nats.Msg) {
+	if p.OnPublished != nil {
+		stage, _, _, _ := events.ParseSubject(m.Subject)
+		p.OnPublished(stage)
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/fulfill/pipeline/internal/config"
 	"github.com/fulfill/pipeline/pkg/events"
 )
 
@@ -43,7 +44,7 @@ func Connect(ctx context.Context, url, creds, name string, log zerolog.Logger) (
 	}
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect to NATS at %s: %w", url, err)
+		return nil, nil, fmt.Errorf("connect to NATS at %s: %w", config.RedactURLs(url), err)
 	}
 	// RetryOnFailedConnect returns before the first connection; wait for it
 	// so start-up fails clearly instead of every call timing out later.
@@ -51,7 +52,7 @@ func Connect(ctx context.Context, url, creds, name string, log zerolog.Logger) (
 		select {
 		case <-ctx.Done():
 			nc.Close()
-			return nil, nil, fmt.Errorf("connect to NATS at %s: %w", url, ctx.Err())
+			return nil, nil, fmt.Errorf("connect to NATS at %s: %w", config.RedactURLs(url), ctx.Err())
 		case <-time.After(50 * time.Millisecond):
 		}
 	}

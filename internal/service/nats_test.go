@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -100,5 +101,14 @@ func TestEnsureStreamFailsFastOnPermanentErrors(t *testing.T) {
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("a permanent error took %v to report", d)
+	}
+}
+
+func TestConnectErrorHidesPassword(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	_, _, err := service.Connect(ctx, "nats://fulfill:s3cret-pw@127.0.0.1:1", "", "test", zerolog.Nop())
+	if err == nil || strings.Contains(err.Error(), "s3cret-pw") {
+		t.Fatalf("got %v, want an error without the password", err)
 	}
 }

@@ -54,7 +54,7 @@ func Run(ctx context.Context, binary, summary string, args []string, getenv func
 	}
 	// /healthz answers from the start; /readyz says "starting" until NATS
 	// and the stream are there, so probes can tell slow from dead.
-	starting := fmt.Errorf("starting: connecting to NATS at %s", cfg.NATSURL)
+	starting := fmt.Errorf("starting: connecting to NATS at %s", config.RedactURLs(cfg.NATSURL))
 	admin.AddCheck("nats", func(context.Context) error { return starting })
 	adminCtx, stopAdmin := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -120,13 +120,16 @@ func (b *Base) WatchConsumer(ctx context.Context, cons jetstream.Consumer, name 
 
 // drain flushes and closes nc, waiting up to 10 s for it to finish.
 func drain(nc *nats.Conn, log zerolog.Logger) {
+	closed := make(chan struct{})
+	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
 	if err := nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 		log.Warn().Err(err).Msg("nats drain")
 		return
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for !nc.IsClosed() && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		log.Warn().Msg("nats drain did not finish within 10 s")
 	}
 }
 
