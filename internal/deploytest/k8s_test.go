@@ -577,7 +577,7 @@ func TestKEDAScaledObjects(t *testing.T) {
 			if !ok {
 				t.Fatalf("scales %s, which consumes nothing", w.binary)
 			}
-			if events.ConsumerConfig(want, 1).Durable != want {
+			if c, err := events.ConsumerConfig(want, 1, 0); err != nil || c.Durable != want {
 				t.Fatalf("pkg/events has no durable %q", want)
 			}
 			scaled[w.binary] = true

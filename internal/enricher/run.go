@@ -20,7 +20,11 @@ const maxAckPending = 20000
 func Run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
 	return service.Run(ctx, config.Enricher, Summary, args, getenv, stderr, func(ctx context.Context, b *service.Base) error {
 		e := New(Options{BatchSize: b.Cfg.EnrichBatchSize, MaxWait: b.Cfg.EnrichMaxWait}, b.WeChat(), b.Publisher(), b.Log, b.Metrics)
-		return b.Consume(ctx, events.ConsumerConfig(events.ConsumerEnricher, maxAckPending),
+		cc, err := events.ConsumerConfig(events.ConsumerEnricher, maxAckPending, 0)
+		if err != nil {
+			return err
+		}
+		return b.Consume(ctx, cc,
 			func(ctx context.Context, cons jetstream.Consumer) error { return e.Run(ctx, cons) })
 	})
 }

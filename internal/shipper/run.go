@@ -27,7 +27,11 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			Concurrency: c.ShipConcurrency, BackoffInitial: c.ShipBackoffInitial, BackoffMax: c.ShipBackoffMax,
 			MaxElapsed: c.ShipMaxElapsed, WaitDelay: c.ShipWaitDelay, WaitMaxAttempts: c.ShipWaitMaxAttempts,
 		}, b.WeChat(), b.Publisher(), pipeline.NewShippedRecord(b.Stream), b.Log, b.Metrics)
-		return b.Consume(ctx, events.ConsumerConfig(events.ConsumerShipper, maxAckPending),
+		cc, err := events.ConsumerConfig(events.ConsumerShipper, maxAckPending, 0)
+		if err != nil {
+			return err
+		}
+		return b.Consume(ctx, cc,
 			func(ctx context.Context, cons jetstream.Consumer) error { return s.Run(ctx, cons) })
 	})
 }

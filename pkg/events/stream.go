@@ -1,6 +1,7 @@
 package events
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -38,18 +39,27 @@ func StreamConfig(replicas int, maxAge time.Duration) jetstream.StreamConfig {
 	}
 }
 
-// AckWait is how long a consumer may hold a message before JetStream
-// redelivers it; workers that need longer signal progress (InProgress).
+// AckWait is the default time a consumer may hold a message before
+// JetStream redelivers it; workers that need longer signal progress
+// (InProgress). The shipper sets its own (SHIP_ACK_WAIT).
 const AckWait = 30 * time.Second
 
 // ConsumerConfig is the durable pull consumer of one stage binary.
-// maxAckPending bounds the messages in flight across all replicas.
-func ConsumerConfig(name string, maxAckPending int) jetstream.ConsumerConfig {
-	filter := FilterSubject(StageReceived)
-	desc := "enricher: attaches waybills to received orders"
-	if name == ConsumerShipper {
-		filter = FilterSubject(StageEnriched)
-		desc = "shipper: calls delivery/send for enriched orders"
+// maxAckPending bounds the messages in flight across all replicas; ackWait
+// is the redelivery timeout (0: AckWait). An unknown name is refused: a
+// typo must not silently create a second consumer on another stage's input.
+func ConsumerConfig(name string, maxAckPending int, ackWait time.Duration) (jetstream.ConsumerConfig, error) {
+	var filter, desc string
+	switch name {
+	case ConsumerEnricher:
+		filter, desc = FilterSubject(StageReceived), "enricher: attaches waybills to received orders"
+	case ConsumerShipper:
+		filter, desc = FilterSubject(StageEnriched), "shipper: calls delivery/send for enriched orders"
+	default:
+		return jetstream.ConsumerConfig{}, fmt.Errorf("unknown consumer %q: want %s or %s", name, ConsumerEnricher, ConsumerShipper)
+	}
+	if ackWait <= 0 {
+		ackWait = AckWait
 	}
 	return jetstream.ConsumerConfig{
 		Durable:       name,
@@ -57,9 +67,9 @@ func ConsumerConfig(name string, maxAckPending int) jetstream.ConsumerConfig {
 		FilterSubject: filter,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       AckWait,
+		AckWait:       ackWait,
 		MaxDeliver:    -1,
 		MaxAckPending: maxAckPending,
 		MaxWaiting:    512,
-	}
+	}, nil
 }

@@ -49,7 +49,10 @@ func TestConsumerConfig(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := events.ConsumerConfig(tt.name, 500)
+			c, err := events.ConsumerConfig(tt.name, 500, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
 			if c.Durable != tt.name {
 				t.Errorf("Durable = %q, want %q (replicas share the durable)", c.Durable, tt.name)
 			}
@@ -65,8 +68,8 @@ func TestConsumerConfig(t *testing.T) {
 			if c.MaxAckPending != 500 {
 				t.Errorf("MaxAckPending = %d, want the argument 500", c.MaxAckPending)
 			}
-			if c.AckWait <= 0 {
-				t.Errorf("AckWait = %v", c.AckWait)
+			if c.AckWait != events.AckWait {
+				t.Errorf("AckWait = %v, want the default %v", c.AckWait, events.AckWait)
 			}
 			if c.MaxDeliver != -1 {
 				t.Errorf("MaxDeliver = %d, want unlimited (nothing dropped silently)", c.MaxDeliver)
@@ -81,6 +84,27 @@ func TestConsumerConfig(t *testing.T) {
 	}
 }
 
+func TestConsumerConfigAckWaitAndUnknownName(t *testing.T) {
+	c, err := events.ConsumerConfig(events.ConsumerShipper, 10, 4*time.Second)
+	if err != nil || c.AckWait != 4*time.Second {
+		t.Fatalf("ConsumerConfig(shipper, 10, 4s) = AckWait %v, %v; want 4s", c.AckWait, err)
+	}
+	for _, name := range []string{"", "Shipper", "shipper2", "ingest"} {
+		if c, err := events.ConsumerConfig(name, 10, 0); err == nil {
+			t.Errorf("ConsumerConfig(%q) = %+v, want an error", name, c)
+		}
+	}
+}
+
+func mustConsumerConfig(t *testing.T, name string, maxAckPending int) jetstream.ConsumerConfig {
+	t.Helper()
+	c, err := events.ConsumerConfig(name, maxAckPending, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 // The definitions are accepted by a real server, and applying them twice
 // (every replica does it at start) is not an error.
 func TestStreamAndConsumersOnServer(t *testing.T) {
@@ -92,7 +116,7 @@ func TestStreamAndConsumersOnServer(t *testing.T) {
 			t.Fatalf("CreateOrUpdateStream: %v", err)
 		}
 		for _, name := range []string{events.ConsumerEnricher, events.ConsumerShipper} {
-			if _, err := s.CreateOrUpdateConsumer(ctx, events.ConsumerConfig(name, 256)); err != nil {
+			if _, err := s.CreateOrUpdateConsumer(ctx, mustConsumerConfig(t, name, 256)); err != nil {
 				t.Fatalf("CreateOrUpdateConsumer(%s): %v", name, err)
 			}
 		}

@@ -119,3 +119,16 @@ func ParseSubject(subject string) (Stage, Source, string, error) {
 
 // FilterSubject is the wildcard subject of one stage, e.g. orders.received.>.
 func FilterSubject(stage Stage) string { return "orders." + string(stage) + ".>" }
+
+// OrderFilter is the subject of one order's events of stage from any source,
+// orders.<stage>.*.<order_id>: what the shipped and failed records of an
+// order are read from, and what the server checks a terminal event against.
+func OrderFilter(stage Stage, orderID string) (string, error) {
+	if !stage.Valid() {
+		return "", fmt.Errorf("%w: %q", ErrInvalidStage, stage)
+	}
+	if err := ValidateOrderID(orderID); err != nil {
+		return "", err
+	}
+	return "orders." + string(stage) + ".*." + orderID, nil
+}

@@ -237,3 +237,38 @@ func TestFilterSubject(t *testing.T) {
 		}
 	}
 }
+
+func TestOrderFilter(t *testing.T) {
+	tests := []struct {
+		stage   events.Stage
+		id      string
+		want    string
+		wantErr error
+	}{
+		{events.StageShipped, "3704612354559743232", "orders.shipped.*.3704612354559743232", nil},
+		{events.StageFailed, "T-1_a", "orders.failed.*.T-1_a", nil},
+		{events.StageEnriched, "a.b", "", events.ErrInvalidOrderID},
+		{events.StageShipped, "*", "", events.ErrInvalidOrderID},
+		{events.StageShipped, ">", "", events.ErrInvalidOrderID},
+		{"packed", "1", "", events.ErrInvalidStage},
+	}
+	for _, tt := range tests {
+		got, err := events.OrderFilter(tt.stage, tt.id)
+		if got != tt.want || !errors.Is(err, tt.wantErr) {
+			t.Errorf("OrderFilter(%q, %q) = %q, %v; want %q, %v", tt.stage, tt.id, got, err, tt.want, tt.wantErr)
+		}
+	}
+	// Every subject an order's events of the stage can have matches it, and
+	// another order's (even one whose id extends this one) does not.
+	f, _ := events.OrderFilter(events.StageShipped, "1")
+	for _, src := range []events.Source{events.SourceChannels, events.SourceVVTool, events.SourceAPI} {
+		s, _ := events.Subject(events.StageShipped, src, "1")
+		if !subjectMatches(f, s) {
+			t.Errorf("%s does not match %s", f, s)
+		}
+		other, _ := events.Subject(events.StageShipped, src, "10")
+		if subjectMatches(f, other) {
+			t.Errorf("%s matches another order's %s", f, other)
+		}
+	}
+}
