@@ -43,53 +43,92 @@ func (p *Publisher) Publish(ctx context.Context, envs ...*events.Envelope) error
 }
 
 // PublishMsgs is Publish for prepared messages (which must carry a
-// Nats-Msg-Id header so re-sending is safe).
+// Nats-Msg-Id header so re-sending is safe). It fails if any of them could
+// not be stored; PublishEach says which.
 func (p *Publisher) PublishMsgs(ctx context.Context, msgs ...*nats.Msg) error {
-	pending := msgs
+	var failed []error
+	for _, err := range p.PublishEach(ctx, msgs...) {
+		if err != nil {
+			failed = append(failed, err)
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("publish %d of %d events: %w", len(failed), len(msgs), errors.Join(failed...))
+	}
+	return nil
+}
+
+// PublishEach sends every message asynchronously (in parallel), waits for
+// the acknowledgements and re-sends those that failed, with their same
+// Nats-Msg-Id, until ctx ends. It returns one error per message: nil once
+// JetStream stored it; a refusal that would repeat on every attempt (over
+// max payload, a bad subject, ErrDecided for an ExpectLast conflict) at
+// once; the last error otherwise.
+func (p *Publisher) PublishEach(ctx context.Context, msgs ...*nats.Msg) []error {
+	errs := make([]error, len(msgs))
+	pending := make([]int, len(msgs))
+	for i := range pending {
+		pending[i] = i
+	}
 	for attempt := 1; ; attempt++ {
-		failed, lastErr := p.round(ctx, pending)
-		if len(failed) == 0 {
-			return nil
+		pending = p.round(ctx, msgs, pending, errs)
+		if len(pending) == 0 {
+			return errs
 		}
-		if permanent(lastErr) {
-			return fmt.Errorf("publish %d events: %w", len(failed), lastErr)
-		}
-		pending = failed
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("publish %d events (attempt %d): %w (last error: %v)", len(pending), attempt, ctx.Err(), lastErr)
+			for _, i := range pending {
+				errs[i] = fmt.Errorf("publish %s (attempt %d): %w (last error: %v)", msgs[i].Subject, attempt, ctx.Err(), errs[i])
+			}
+			return errs
 		case <-time.After(p.RetryWait):
 		}
 	}
 }
 
-// round publishes msgs once and returns the ones that were not acknowledged.
-func (p *Publisher) round(ctx context.Context, msgs []*nats.Msg) ([]*nats.Msg, error) {
-	futures := make([]jetstream.PubAckFuture, len(msgs))
-	var failed []*nats.Msg
-	var lastErr error
-	for i, m := range msgs {
-		f, err := p.js.PublishMsgAsync(m)
+// round publishes msgs[i] once for every i of pending, records the outcome
+// in errs and returns the indexes worth sending again.
+func (p *Publisher) round(ctx context.Context, msgs []*nats.Msg, pending []int, errs []error) []int {
+	futures := make([]jetstream.PubAckFuture, len(pending))
+	var again []int
+	settle := func(i int, err error) {
+		switch {
+		case err == nil:
+			errs[i] = nil
+			p.published(msgs[i])
+		case conflict(err):
+			errs[i] = fmt.Errorf("%w: %w", ErrDecided, err)
+		case permanent(err):
+			errs[i] = err
+		default:
+			errs[i] = err
+			again = append(again, i)
+		}
+	}
+	for k, i := range pending {
+		f, err := p.js.PublishMsgAsync(msgs[i])
 		if err != nil {
-			failed, lastErr = append(failed, m), err
+			settle(i, err)
 			continue
 		}
-		futures[i] = f
+		futures[k] = f
 	}
-	for i, f := range futures {
+	for k, f := range futures {
 		if f == nil {
 			continue
 		}
+		i := pending[k]
 		select {
 		case <-f.Ok():
-			p.published(msgs[i])
+			settle(i, nil)
 		case err := <-f.Err():
-			failed, lastErr = append(failed, msgs[i]), err
+			settle(i, err)
 		case <-ctx.Done():
-			return append(failed, msgs[i:]...), ctx.Err()
+			errs[i] = ctx.Err()
+			again = append(again, i)
 		}
 	}
-	return failed, lastErr
+	return again
 }
 
 // permanent errors would fail the same way on every attempt.
@@ -113,6 +152,11 @@ func (p *Publisher) Start(env *events.Envelope) *Pending {
 	if err != nil {
 		return &Pending{p: p, err: err}
 	}
+	return p.StartMsg(m)
+}
+
+// StartMsg is Start for a prepared message (e.g. one with ExpectLast).
+func (p *Publisher) StartMsg(m *nats.Msg) *Pending {
 	pd := &Pending{p: p, msg: m}
 	pd.f, pd.err = p.js.PublishMsgAsync(m)
 	return pd
@@ -129,12 +173,15 @@ func (pd *Pending) Wait(ctx context.Context) error {
 		case <-pd.f.Ok():
 			pd.p.published(pd.msg)
 			return nil
-		case <-pd.f.Err():
+		case err := <-pd.f.Err():
+			if conflict(err) {
+				return fmt.Errorf("%w: %w", ErrDecided, err)
+			}
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}
-	return pd.p.PublishMsgs(ctx, pd.msg)
+	return pd.p.PublishEach(ctx, pd.msg)[0]
 }
 
 // published tells OnPublished, if set, of a stored message.
