@@ -52,6 +52,8 @@ type Config struct {
 	ShipMaxElapsed      time.Duration
 	ShipWaitDelay       time.Duration
 	ShipWaitMaxAttempts int
+	ShipAckWait         time.Duration
+	ShipHeartbeat       time.Duration
 
 	raw map[string]string // resolved values by variable name, for Redacted
 }
@@ -129,6 +131,11 @@ func (c *Config) check() error {
 	}
 	if c.Binary == Shipper && c.ShipBackoffInitial > c.ShipBackoffMax {
 		return fmt.Errorf("SHIP_BACKOFF_INITIAL %s is longer than SHIP_BACKOFF_MAX %s", c.ShipBackoffInitial, c.ShipBackoffMax)
+	}
+	if c.Binary == Shipper && 3*c.ShipHeartbeat > c.ShipAckWait {
+		// The order's lease lives SHIP_ACK_WAIT - SHIP_HEARTBEAT and is
+		// renewed every heartbeat: it needs room for a late renewal.
+		return fmt.Errorf("SHIP_HEARTBEAT %s must be at most a third of SHIP_ACK_WAIT %s", c.ShipHeartbeat, c.ShipAckWait)
 	}
 	return nil
 }

@@ -3,7 +3,6 @@ package ctl
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -39,12 +38,12 @@ type driveResult struct {
 // again. The copies point back at the originals (causation_id) and keep the
 // correlation id, so the stream holds the whole history.
 type driver struct {
-	js      jetstream.JetStream
-	stream  jetstream.Stream
-	shipped *pipeline.ShippedRecord
-	pub     *pipeline.Publisher
-	dryRun  bool
-	now     time.Time
+	js     jetstream.JetStream
+	stream jetstream.Stream
+	record *pipeline.OrderRecord
+	pub    *pipeline.Publisher
+	dryRun bool
+	now    time.Time
 }
 
 func newDriver(ctx context.Context, js jetstream.JetStream, dryRun bool) (*driver, error) {
@@ -52,7 +51,7 @@ func newDriver(ctx context.Context, js jetstream.JetStream, dryRun bool) (*drive
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", events.StreamName, err)
 	}
-	return &driver{js: js, stream: s, shipped: pipeline.NewShippedRecord(s), pub: pipeline.NewPublisher(js),
+	return &driver{js: js, stream: s, record: pipeline.NewOrderRecord(s), pub: pipeline.NewPublisher(js),
 		dryRun: dryRun, now: time.Now()}, nil
 }
 
@@ -61,7 +60,7 @@ func newDriver(ctx context.Context, js jetstream.JetStream, dryRun bool) (*drive
 // row publishes it once.
 func (d *driver) drive(ctx context.Context, orig *events.Envelope, key string) (driveResult, error) {
 	r := driveResult{OrderID: orig.OrderID, Source: string(orig.Source), Stage: string(orig.Stage()), Original: orig.ID}
-	rec, err := d.shipped.Lookup(ctx, orig.OrderID)
+	rec, err := d.record.Shipped(ctx, orig.OrderID)
 	if err != nil {
 		return r, err
 	}
@@ -100,18 +99,8 @@ func (d *driver) drive(ctx context.Context, orig *events.Envelope, key string) (
 
 // lastEvent is the order's latest event of stage, or nil.
 func (d *driver) lastEvent(ctx context.Context, stage events.Stage, orderID string) (*events.Envelope, error) {
-	m, err := d.stream.GetLastMsgForSubject(ctx, "orders."+string(stage)+".*."+orderID)
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("last %s event of %s: %w", stage, orderID, err)
-	}
-	env, err := events.Decode(m.Data)
-	if err != nil {
-		return nil, fmt.Errorf("last %s event of %s (seq %d): %w", stage, orderID, m.Sequence, err)
-	}
-	return env, nil
+	env, _, err := d.record.Last(ctx, stage, orderID)
+	return env, err
 }
 
 // printResults writes the report as a table or as JSON.

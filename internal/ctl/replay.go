@@ -62,7 +62,11 @@ func replay(ctx context.Context, e Env, args []string) error {
 	if len(ids) > 0 {
 		filters = filters[:0]
 		for _, id := range ids {
-			filters = append(filters, "orders."+string(stage)+".*."+id)
+			f, err := events.OrderFilter(stage, id)
+			if err != nil {
+				return fmt.Errorf("%w: --order-id: %v", ErrUsage, err)
+			}
+			filters = append(filters, f)
 		}
 	}
 	// The latest input event of each order in the window is re-driven once.

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
@@ -22,6 +24,18 @@ type Sender interface {
 	SendDelivery(ctx context.Context, req wechat.SendDeliveryRequest) error
 }
 
+// Record is what the shipper reads of an order before every call: its
+// latest event of a stage and that event's stream sequence.
+type Record interface {
+	Last(ctx context.Context, stage events.Stage, orderID string) (*events.Envelope, uint64, error)
+}
+
+// Leases hands out the per-order leases that keep delivery/send calls for
+// one order from overlapping across replicas.
+type Leases interface {
+	Acquire(ctx context.Context, key string) (*pipeline.Lease, error)
+}
+
 // Options tune the shipper; see the SHIP_* variables.
 type Options struct {
 	Concurrency     int
@@ -30,6 +44,13 @@ type Options struct {
 	MaxElapsed      time.Duration
 	WaitDelay       time.Duration
 	WaitMaxAttempts int
+	// Heartbeat is how often a held message is reported in progress and
+	// its order's lease renewed.
+	Heartbeat time.Duration
+	// FetchWait bounds one pull request: how long an idle shipper waits
+	// for work before asking again, and how long a shutdown may wait for
+	// the pull in flight. Default 1s.
+	FetchWait time.Duration
 }
 
 // Shipper consumes order.enriched and ships.
@@ -37,81 +58,142 @@ type Shipper struct {
 	opts    Options
 	sender  Sender
 	pub     *pipeline.Publisher
-	record  *pipeline.ShippedRecord
-	locks   *pipeline.KeyLock
+	record  Record
+	leases  Leases
 	log     zerolog.Logger
 	metrics *service.Metrics
 	now     func() time.Time
 	done    chan completion
+	release sync.WaitGroup // lease releases under way
 }
 
 // New wires a shipper.
-func New(opts Options, sender Sender, pub *pipeline.Publisher, record *pipeline.ShippedRecord, log zerolog.Logger, m *service.Metrics) *Shipper {
-	return &Shipper{opts: opts, sender: sender, pub: pub, record: record, locks: pipeline.NewKeyLock(),
+func New(opts Options, sender Sender, pub *pipeline.Publisher, record Record, leases Leases, log zerolog.Logger, m *service.Metrics) *Shipper {
+	if opts.Heartbeat <= 0 {
+		opts.Heartbeat = time.Second
+	}
+	if opts.FetchWait <= 0 {
+		opts.FetchWait = time.Second
+	}
+	return &Shipper{opts: opts, sender: sender, pub: pub, record: record, leases: leases,
 		log: log, metrics: m, now: time.Now}
 }
 
 // Run consumes until ctx ends, then stops pulling, naks what it has not
 // started, lets calls in flight finish, and returns.
+//
+// It pulls only as many messages as it has free workers, and keeps each
+// one alive (pipeline.Hold) from the moment it arrives: a message never
+// waits in a buffer while its ack wait runs out, which would hand it to
+// another replica while this one still holds it.
 func (s *Shipper) Run(ctx context.Context, cons jetstream.Consumer) error {
-	it, err := cons.Messages(jetstream.PullMaxMessages(s.opts.Concurrency))
-	if err != nil {
-		return fmt.Errorf("consume %s: %w", events.ConsumerShipper, err)
-	}
-	stopped := make(chan struct{})
-	go func() {
-		select {
-		case <-ctx.Done():
-			it.Drain()
-		case <-stopped:
-		}
-	}()
-	defer close(stopped)
-
 	// Workers hand finished orders to the completer, which acks each
 	// input once its terminal event is stored: the worker is free for the
 	// next order while JetStream acknowledges the publish.
 	s.done = make(chan completion, 4*s.opts.Concurrency)
 	completerDone := make(chan struct{})
 	go func() { defer close(completerDone); s.complete() }()
-	defer func() { close(s.done); <-completerDone }()
+	defer func() { close(s.done); <-completerDone; s.release.Wait() }()
 
-	work := make(chan jetstream.Msg)
+	type job struct {
+		msg  jetstream.Msg
+		hold *pipeline.Hold
+	}
+	// A token in free is a worker with nothing to do; a pull asks for no
+	// more messages than it took tokens, so work never blocks.
+	free := make(chan struct{}, s.opts.Concurrency)
+	work := make(chan job, s.opts.Concurrency)
 	var wg sync.WaitGroup
 	for range s.opts.Concurrency {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for msg := range work {
-				s.handle(ctx, msg)
+		free <- struct{}{}
+		wg.Go(func() {
+			for j := range work {
+				s.handle(ctx, j.msg, j.hold)
+				free <- struct{}{}
 			}
-		}()
+		})
 	}
-	for {
-		msg, err := it.Next()
-		if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+	for ctx.Err() == nil {
+		n := s.takeFree(ctx, free)
+		if n == 0 {
 			break
 		}
+		batch, err := cons.Fetch(n, jetstream.FetchMaxWait(s.opts.FetchWait))
 		if err != nil {
-			// Heartbeats missed while NATS is away: the iterator re-pulls
-			// by itself; pause so this loop does not spin.
 			s.log.Warn().Err(err).Msg("pull from shipper consumer")
+			for range n {
+				free <- struct{}{}
+			}
 			select {
 			case <-ctx.Done():
 			case <-time.After(250 * time.Millisecond):
 			}
 			continue
 		}
-		work <- msg
+		got := 0
+		for msg := range batch.Messages() {
+			got++
+			work <- job{msg: msg, hold: pipeline.StartHold(msg, s.opts.Heartbeat)}
+		}
+		if err := batch.Error(); err != nil {
+			s.log.Debug().Err(err).Msg("pull ended")
+		}
+		for range n - got {
+			free <- struct{}{}
+		}
 	}
 	close(work)
 	wg.Wait()
 	return nil
 }
 
+// takeFree waits for a free worker and then takes every other free one; it
+// returns 0 when ctx ended first.
+func (s *Shipper) takeFree(ctx context.Context, free chan struct{}) int {
+	select {
+	case <-ctx.Done():
+		return 0
+	case <-free:
+	}
+	n := 1
+	for n < s.opts.Concurrency {
+		select {
+		case <-free:
+			n++
+			continue
+		default:
+		}
+		break
+	}
+	return n
+}
+
+// outcome is how one handling of a message ends.
+type outcome struct {
+	// event is the terminal event to store, with its server-side check.
+	event *events.Envelope
+	msg   *nats.Msg
+	// retry > 0 asks for redelivery after that long.
+	retry time.Duration
+	// settled says the order needs nothing more from this message (it
+	// was shipped, or decided after this message was stored): ack it.
+	settled string
+	// nak asks for redelivery now (shutting down).
+	nak bool
+}
+
 // handle settles one message: it is acked only after its terminal event is
-// stored, naked when it must come back, and terminated when unusable.
-func (s *Shipper) handle(ctx context.Context, msg jetstream.Msg) {
+// stored, naked when it must come back, and terminated when unusable. It
+// owns hold until it passes it on to the completer.
+func (s *Shipper) handle(ctx context.Context, msg jetstream.Msg, hold *pipeline.Hold) {
+	var lease *pipeline.Lease
+	passed := false
+	defer func() {
+		if !passed {
+			hold.Stop()
+			s.releaseLease(lease)
+		}
+	}()
 	s.metrics.EventsIn.WithLabelValues(string(events.StageEnriched)).Inc()
 	md, err := msg.Metadata()
 	if err != nil {
@@ -128,62 +210,83 @@ func (s *Shipper) handle(ctx context.Context, msg jetstream.Msg) {
 	}
 	log := s.log.With().Str("order_id", env.OrderID).Str("event_id", env.ID).
 		Str("correlation_id", env.CorrelationID).Uint64("delivered", md.NumDelivered).Logger()
-	// Platform calls (up to the client's timeout each) and backoff can
-	// outlast the ack wait: keep the message ours until it is settled.
-	stopKeepAlive := pipeline.KeepAlive(msg, events.AckWait/3)
-	defer stopKeepAlive()
 	if ctx.Err() != nil {
 		_ = msg.Nak()
 		return
 	}
-	unlock, err := s.locks.Lock(ctx, env.OrderID)
-	if err != nil {
-		_ = msg.Nak()
-		return
-	}
-	// The order stays locked until its outcome is settled (by the
-	// completer, for a terminal event): a copy of the order arriving
-	// meanwhile must see the shipped record, not race it.
-	settled := false
-	defer func() {
-		if !settled {
-			unlock()
-		}
-	}()
-
 	// The call itself is not cut short by shutdown: a half-made call leaves
 	// the order's state unknown. Waits between attempts are.
 	callCtx := context.WithoutCancel(ctx)
-	rec, err := s.record.Lookup(callCtx, env.OrderID)
+
+	// One delivery/send per order at a time across every replica: a copy
+	// of the order (a replay, a re-drive, a redelivery) finding the lease
+	// taken comes back later, when the holder has recorded the outcome.
+	actx, cancel := context.WithTimeout(callCtx, s.opts.Heartbeat)
+	lease, err = s.leases.Acquire(actx, env.OrderID)
+	cancel()
+	if errors.Is(err, pipeline.ErrLeaseTaken) {
+		s.metrics.Retries.WithLabelValues("lease_taken").Inc()
+		log.Debug().Msg("another shipper holds the order; coming back later")
+		_ = msg.NakWithDelay(s.leaseWait())
+		return
+	}
 	if err != nil {
-		log.Warn().Err(err).Msg("shipped-record lookup failed; retrying later")
+		log.Warn().Err(err).Msg("order lease unavailable; retrying later")
 		_ = msg.NakWithDelay(time.Second)
 		return
 	}
-	if rec != nil {
-		log.Info().Str("shipped_event_id", rec.ID).Msg("order already shipped; not sending again")
+	hold.Attach(lease)
+
+	out := s.ship(ctx, callCtx, md, env, data, lease, log)
+	switch {
+	case out.settled != "":
+		log.Info().Msg(out.settled)
 		if err := msg.Ack(); err != nil {
 			log.Warn().Err(err).Msg("ack")
 		}
-		return
-	}
-	out, retry := s.ship(ctx, callCtx, md, env, data, log)
-	if retry > 0 {
-		_ = msg.NakWithDelay(retry)
-		return
-	}
-	if out == nil {
+	case out.retry > 0:
+		_ = msg.NakWithDelay(out.retry)
+	case out.msg != nil:
+		passed = true
+		s.done <- completion{pending: s.pub.StartMsg(out.msg), event: out.event, input: env, msg: msg,
+			hold: hold, lease: lease, log: log, occurred: env.OccurredAt}
+	default:
 		_ = msg.Nak()
-		return
 	}
-	settled = true
-	s.done <- completion{pending: s.pub.Start(out), msg: msg, unlock: unlock, log: log, occurred: env.OccurredAt}
+}
+
+// leaseWait is how long a copy waits for another holder: about a heartbeat,
+// jittered so copies do not come back in step.
+func (s *Shipper) leaseWait() time.Duration {
+	return s.opts.Heartbeat/2 + rand.N(s.opts.Heartbeat)
+}
+
+// check reads the order's record before a call. It says whether the order
+// is settled already (shipped by anyone; or failed, in this message's
+// chain, after this message was stored: the outcome of a copy that ran
+// first), and else the sequence of its latest failed event, which a failed
+// event of ours must find unchanged to be stored.
+func (s *Shipper) check(ctx context.Context, env *events.Envelope, md *jetstream.MsgMetadata) (settled string, lastFailed uint64, err error) {
+	shipped, _, err := s.record.Last(ctx, events.StageShipped, env.OrderID)
+	if err != nil {
+		return "", 0, err
+	}
+	if shipped != nil {
+		return "order already shipped (event " + shipped.ID + "); not sending again", 0, nil
+	}
+	failed, seq, err := s.record.Last(ctx, events.StageFailed, env.OrderID)
+	if err != nil {
+		return "", 0, err
+	}
+	if failed != nil && seq > md.Sequence.Stream && failed.CorrelationID == env.CorrelationID {
+		return fmt.Sprintf("order failed after this message was stored (event %s at seq %d); not sending again", failed.ID, seq), 0, nil
+	}
+	return "", seq, nil
 }
 
 // ship calls delivery/send until the platform gives an answer that ends the
-// order, and returns the terminal event, or a redelivery delay, or neither
-// (nak now: shutting down).
-func (s *Shipper) ship(ctx, callCtx context.Context, md *jetstream.MsgMetadata, env *events.Envelope, data *events.Enriched, log zerolog.Logger) (*events.Envelope, time.Duration) {
+// order, checking the order's record before every call.
+func (s *Shipper) ship(ctx, callCtx context.Context, md *jetstream.MsgMetadata, env *events.Envelope, data *events.Enriched, lease *pipeline.Lease, log zerolog.Logger) outcome {
 	req := request(env.OrderID, data)
 	b := &backoff.ExponentialBackOff{
 		InitialInterval:     s.opts.BackoffInitial,
@@ -198,7 +301,24 @@ func (s *Shipper) ship(ctx, callCtx context.Context, md *jetstream.MsgMetadata, 
 	prior := int(md.NumDelivered) - 1
 	for calls := 1; ; calls++ {
 		attempts := prior + calls
-		err := s.sender.SendDelivery(callCtx, req)
+		settled, lastFailed, err := s.check(callCtx, env, md)
+		if err != nil {
+			log.Warn().Err(err).Msg("order record lookup failed; retrying later")
+			return outcome{retry: time.Second}
+		}
+		if settled != "" {
+			return outcome{settled: settled}
+		}
+		if !lease.Valid() {
+			rctx, cancel := context.WithTimeout(callCtx, s.opts.Heartbeat)
+			err := lease.Renew(rctx)
+			cancel()
+			if err != nil || !lease.Valid() {
+				log.Warn().Err(err).Msg("order lease not renewed in time; not calling, retrying later")
+				return outcome{retry: s.leaseWait()}
+			}
+		}
+		err = s.sender.SendDelivery(callCtx, req)
 		code, class := wechat.Code(err), wechat.Classify(err)
 		switch class {
 		case wechat.ClassOK, wechat.ClassAlreadyDone:
@@ -206,23 +326,25 @@ func (s *Shipper) ship(ctx, callCtx context.Context, md *jetstream.MsgMetadata, 
 				Attempts: attempts, AlreadyShipped: class == wechat.ClassAlreadyDone}
 			out, err := events.New(events.StageShipped, env.Source, env.OrderID, shipped, env, "", s.now())
 			if err != nil {
-				return s.failed(env, code, err, attempts, "could not build the shipped event: "+err.Error(), log), 0
+				return s.failed(env, code, err, attempts, "could not build the shipped event: "+err.Error(), lastFailed, log)
 			}
 			log.Info().Int("attempts", attempts).Bool("already_shipped", shipped.AlreadyShipped).Msg("shipped")
-			return out, 0
+			// The server stores it only if the order has no shipped event
+			// yet, whichever replica or copy gets there first.
+			return s.terminal(out, events.StageShipped, 0, log)
 		case wechat.ClassWait:
 			if int(md.NumDelivered) >= s.opts.WaitMaxAttempts {
 				return s.failed(env, code, err, attempts, fmt.Sprintf(
 					"the platform kept the order waiting on the merchant (errcode %d: %s) for %d attempts; resolve it in the shop back office, then run fulfillctl dlq redrive --order-id %s",
-					code, hint(code), attempts, env.OrderID), log), 0
+					code, hint(code), attempts, env.OrderID), lastFailed, log)
 			}
 			log.Info().Int("errcode", code).Dur("retry_in", s.opts.WaitDelay).Msg("waiting on the merchant or platform")
 			s.metrics.Retries.WithLabelValues(fmt.Sprint(code)).Inc()
-			return nil, s.opts.WaitDelay
+			return outcome{retry: s.opts.WaitDelay}
 		case wechat.ClassPermanent:
 			return s.failed(env, code, err, attempts, fmt.Sprintf(
 				"delivery/send refused the order (%s); fix the cause, then run fulfillctl dlq redrive --order-id %s",
-				describe(code, err), env.OrderID), log), 0
+				describe(code, err), env.OrderID), lastFailed, log)
 		}
 		// Transient, or a token the client could not renew: back off.
 		s.metrics.Retries.WithLabelValues(fmt.Sprint(code)).Inc()
@@ -230,13 +352,28 @@ func (s *Shipper) ship(ctx, callCtx context.Context, md *jetstream.MsgMetadata, 
 		if d == backoff.Stop {
 			return s.failed(env, code, err, attempts, fmt.Sprintf(
 				"the platform answered transient errors for longer than SHIP_MAX_ELAPSED (%s, %d attempts, last errcode %d); run fulfillctl dlq redrive --order-id %s once it recovers",
-				s.opts.MaxElapsed, attempts, code, env.OrderID), log), 0
+				s.opts.MaxElapsed, attempts, code, env.OrderID), lastFailed, log)
 		}
 		log.Debug().Err(err).Int("errcode", code).Dur("retry_in", d).Msg("transient error; retrying")
 		if !s.wait(ctx, d) {
-			return nil, 0
+			return outcome{nak: true}
 		}
 	}
+}
+
+// terminal prepares the terminal event out, to be stored only if the last
+// event on orders.<stage>.*.<order_id> is still at sequence last.
+func (s *Shipper) terminal(out *events.Envelope, stage events.Stage, last uint64, log zerolog.Logger) outcome {
+	m, err := out.Msg()
+	if err == nil {
+		var filter string
+		if filter, err = events.OrderFilter(stage, out.OrderID); err == nil {
+			pipeline.ExpectLast(m, filter, last)
+			return outcome{event: out, msg: m}
+		}
+	}
+	log.Error().Err(err).Msg("build terminal event")
+	return outcome{nak: true}
 }
 
 // wait sleeps d between attempts (the message is kept alive meanwhile);
@@ -252,7 +389,10 @@ func (s *Shipper) wait(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-func (s *Shipper) failed(env *events.Envelope, code int, err error, attempts int, reason string, log zerolog.Logger) *events.Envelope {
+// failed is the order.failed outcome; lastFailed is the sequence of the
+// order's latest failed event when the record was read, which must still be
+// the latest for this one to be stored.
+func (s *Shipper) failed(env *events.Envelope, code int, err error, attempts int, reason string, lastFailed uint64, log zerolog.Logger) outcome {
 	errmsg := ""
 	var apiErr *wechat.APIError
 	if errors.As(err, &apiErr) {
@@ -267,28 +407,35 @@ func (s *Shipper) failed(env *events.Envelope, code int, err error, attempts int
 		Attempts: attempts, Reason: reason}, s.now())
 	if berr != nil {
 		log.Error().Err(berr).Msg("build failed event")
-		return nil
+		return outcome{nak: true}
 	}
 	log.Warn().Int("errcode", code).Str("errmsg", errmsg).Int("attempts", attempts).Str("reason", reason).Msg("order failed")
-	return out
+	return s.terminal(out, events.StageFailed, lastFailed, log)
 }
 
 // completion is a terminal event being stored for an input message.
 type completion struct {
 	pending  *pipeline.Pending
+	event    *events.Envelope // the terminal event being stored
+	input    *events.Envelope // the message's envelope
 	msg      jetstream.Msg
-	unlock   func()
+	hold     *pipeline.Hold
+	lease    *pipeline.Lease
 	log      zerolog.Logger
 	occurred time.Time
 }
 
 // complete acks each input once its terminal event is stored, in order; if
 // the event cannot be stored the input is naked and the same event (same
-// Nats-Msg-Id) will be made again.
+// Nats-Msg-Id) will be made again. Then it ends the message's hold and
+// releases the order's lease: the outcome is on record for the next holder.
 func (s *Shipper) complete() {
 	for c := range s.done {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		err := c.pending.Wait(ctx)
+		if errors.Is(err, pipeline.ErrDecided) {
+			err = s.decided(ctx, c)
+		}
 		cancel()
 		if err != nil {
 			c.log.Error().Err(err).Msg("publish terminal event; the order will be redelivered")
@@ -299,8 +446,47 @@ func (s *Shipper) complete() {
 			}
 			s.metrics.Latency.WithLabelValues("shipper").Observe(s.now().Sub(c.occurred).Seconds())
 		}
-		c.unlock()
+		c.hold.Stop()
+		s.releaseLease(c.lease)
 	}
+}
+
+// decided handles a terminal event the server refused because the order's
+// record changed since it was read. It returns nil when the input is
+// settled: the stored event is this very one (an earlier send of it was
+// stored but its answer lost), or another in this order's chain; and an
+// error (redeliver, decide again) when it belongs to another chain.
+func (s *Shipper) decided(ctx context.Context, c completion) error {
+	stored, seq, err := s.record.Last(ctx, c.event.Stage(), c.event.OrderID)
+	if err != nil {
+		return err
+	}
+	switch {
+	case stored == nil:
+		return fmt.Errorf("the server refused %s but the order has no %s event", c.event.ID, c.event.Stage())
+	case stored.ID == c.event.ID:
+		return nil
+	case c.event.Stage() == events.StageShipped || stored.CorrelationID == c.input.CorrelationID:
+		c.log.Info().Str("recorded_event_id", stored.ID).Uint64("recorded_seq", seq).
+			Msgf("order already %s by another copy or replica; not recording it again", c.event.Stage())
+		return nil
+	}
+	return fmt.Errorf("another chain of the order failed meanwhile (event %s): %w", stored.ID, pipeline.ErrDecided)
+}
+
+// releaseLease deletes the order's lease in the background; the bucket's
+// TTL frees it anyway if this fails.
+func (s *Shipper) releaseLease(l *pipeline.Lease) {
+	if l == nil {
+		return
+	}
+	s.release.Go(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := l.Release(ctx); err != nil {
+			s.log.Debug().Err(err).Msg("release order lease; it expires by itself")
+		}
+	})
 }
 
 func decode(msg jetstream.Msg) (*events.Envelope, *events.Enriched, error) {

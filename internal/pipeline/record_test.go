@@ -7,13 +7,13 @@ import (
 	"github.com/fulfill/pipeline/pkg/events"
 )
 
-func TestShippedRecordLookup(t *testing.T) {
+func TestOrderRecordLookup(t *testing.T) {
 	_, js, s := startStream(t)
-	rec := pipeline.NewShippedRecord(s)
+	rec := pipeline.NewOrderRecord(s)
 	p := pipeline.NewPublisher(js)
 
 	// Nothing yet.
-	if e, err := rec.Lookup(t.Context(), "1"); err != nil || e != nil {
+	if e, err := rec.Shipped(t.Context(), "1"); err != nil || e != nil {
 		t.Fatalf("empty stream: %v, %v", e, err)
 	}
 
@@ -39,7 +39,7 @@ func TestShippedRecordLookup(t *testing.T) {
 		{"10", ""},     // received only
 		{"4", ""},      // unknown
 	} {
-		e, err := rec.Lookup(t.Context(), tc.order)
+		e, err := rec.Shipped(t.Context(), tc.order)
 		if err != nil {
 			t.Fatalf("Lookup(%s): %v", tc.order, err)
 		}
@@ -50,7 +50,7 @@ func TestShippedRecordLookup(t *testing.T) {
 			t.Errorf("Lookup(%s) = %v, want %s", tc.order, e, tc.wantID)
 		}
 	}
-	e, _ := rec.Lookup(t.Context(), "2")
+	e, _ := rec.Shipped(t.Context(), "2")
 	var sh events.Shipped
 	if err := e.DecodeData(&sh); err != nil || sh.WaybillID != "W2" || e.Source != events.SourceAPI {
 		t.Errorf("record of 2: %+v %+v %v", e, sh, err)
@@ -61,25 +61,26 @@ func TestShippedRecordLookup(t *testing.T) {
 	if err := p.Publish(t.Context(), later); err != nil {
 		t.Fatal(err)
 	}
-	if e, err := rec.Lookup(t.Context(), "1"); err != nil || e == nil || e.ID != later.ID {
+	if e, err := rec.Shipped(t.Context(), "1"); err != nil || e == nil || e.ID != later.ID {
 		t.Errorf("Lookup(1) after a later record = %v, %v; want %s", e, err, later.ID)
 	}
 }
 
-func TestShippedRecordCorruptRecord(t *testing.T) {
+func TestOrderRecordCorruptRecord(t *testing.T) {
 	_, js, s := startStream(t)
 	if _, err := js.Publish(t.Context(), "orders.shipped.api.9", []byte("garbage")); err != nil {
 		t.Fatal(err)
 	}
-	e, err := pipeline.NewShippedRecord(s).Lookup(t.Context(), "9")
+	e, err := pipeline.NewOrderRecord(s).Shipped(t.Context(), "9")
 	if err == nil || e != nil {
 		t.Fatalf("corrupt record: %v, %v; want an error", e, err)
 	}
 }
 
-// KNOWN BUG P2: Lookup puts orderID into a subject filter unchecked, so an
-// id holding a wildcard or a dot answers with another order's record.
-func TestShippedRecordRefusesInvalidOrderID(t *testing.T) {
+// Shipped must not put orderID into a subject filter unchecked, so an
+// unchecked into a subject filter: an id holding a wildcard or a dot would
+// answer with another order's record.
+func TestOrderRecordRefusesInvalidOrderID(t *testing.T) {
 	_, js, s := startStream(t)
 	rcv := newEnv(t, events.StageReceived, events.SourceAPI, "7", received(), nil, "")
 	shp := newEnv(t, events.StageShipped, events.SourceAPI, "7", events.Shipped{DeliveryID: "SF"}, rcv, "")
@@ -87,8 +88,26 @@ func TestShippedRecordRefusesInvalidOrderID(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, id := range []string{">", "*", "7.x", ""} {
-		if e, err := pipeline.NewShippedRecord(s).Lookup(t.Context(), id); e != nil || err == nil {
+		if e, err := pipeline.NewOrderRecord(s).Shipped(t.Context(), id); e != nil || err == nil {
 			t.Errorf("Lookup(%q) = %v, %v; want an invalid order id error", id, e, err)
 		}
+	}
+}
+
+func TestOrderRecordLastGivesTheSequence(t *testing.T) {
+	_, js, s := startStream(t)
+	rec := pipeline.NewOrderRecord(s)
+	rcv := newEnv(t, events.StageReceived, events.SourceChannels, "5", received(), nil, "")
+	f1 := newEnv(t, events.StageFailed, events.SourceChannels, "5", events.Failed{Stage: "shipper", Errcode: 1}, rcv, "a")
+	f2 := newEnv(t, events.StageFailed, events.SourceAPI, "5", events.Failed{Stage: "shipper", Errcode: 2}, rcv, "b")
+	if err := pipeline.NewPublisher(js).Publish(t.Context(), rcv, f1, f2); err != nil {
+		t.Fatal(err)
+	}
+	e, seq, err := rec.Last(t.Context(), events.StageFailed, "5")
+	if err != nil || e == nil || e.ID != f2.ID || seq != 3 {
+		t.Fatalf("Last(failed, 5) = %v, %d, %v; want %s at seq 3 (the latest, whatever its source)", e, seq, err, f2.ID)
+	}
+	if e, seq, err := rec.Last(t.Context(), events.StageShipped, "5"); e != nil || seq != 0 || err != nil {
+		t.Fatalf("Last(shipped, 5) = %v, %d, %v; want none", e, seq, err)
 	}
 }
