@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
@@ -33,10 +34,17 @@ type Options struct {
 	MaxDeliveries int
 }
 
+// Record is what the enricher reads of an order before recording it
+// failed: its latest event of a stage and that event's stream sequence.
+type Record interface {
+	Last(ctx context.Context, stage events.Stage, orderID string) (*events.Envelope, uint64, error)
+}
+
 // Enricher consumes order.received and attaches waybills.
 type Enricher struct {
 	opts    Options
 	client  Waybills
+	record  Record
 	pub     *pipeline.Publisher
 	log     zerolog.Logger
 	metrics *service.Metrics
@@ -44,14 +52,14 @@ type Enricher struct {
 }
 
 // New wires an enricher.
-func New(opts Options, client Waybills, pub *pipeline.Publisher, log zerolog.Logger, m *service.Metrics) *Enricher {
+func New(opts Options, client Waybills, record Record, pub *pipeline.Publisher, log zerolog.Logger, m *service.Metrics) *Enricher {
 	if opts.Workers <= 0 {
 		opts.Workers = 4
 	}
 	if opts.MaxDeliveries <= 0 {
 		opts.MaxDeliveries = 40
 	}
-	return &Enricher{opts: opts, client: client, pub: pub, log: log, metrics: m, now: time.Now}
+	return &Enricher{opts: opts, client: client, record: record, pub: pub, log: log, metrics: m, now: time.Now}
 }
 
 // Run fetches batches until ctx ends, then finishes the batches it holds.
@@ -101,13 +109,19 @@ type item struct {
 	log  zerolog.Logger
 }
 
+// settlement is an event to store for one message, which is acked once it
+// is stored.
+type settlement struct {
+	it  item
+	out *events.Envelope
+}
+
 // process makes one batchGetOrder call for the batch and settles every
 // message: acked once its enriched/failed event is stored, naked with a
 // delay when the platform failed transiently, terminated when unusable.
 func (e *Enricher) process(ctx context.Context, batch []jetstream.Msg) {
 	var items []item
-	var outs []*events.Envelope
-	var done []jetstream.Msg // acked once outs are stored
+	var outs []settlement
 	for _, m := range batch {
 		e.metrics.EventsIn.WithLabelValues(string(events.StageReceived)).Inc()
 		it, err := decode(m)
@@ -121,47 +135,104 @@ func (e *Enricher) process(ctx context.Context, batch []jetstream.Msg) {
 			e.metrics.Redelivers.WithLabelValues(string(events.StageReceived)).Inc()
 		}
 		if int(it.md.NumDelivered) > e.opts.MaxDeliveries {
-			outs = append(outs, e.failed(it, 0, "", fmt.Sprintf(
+			outs = append(outs, settlement{it, e.failed(it, 0, "", fmt.Sprintf(
 				"batchGetOrder kept failing transiently for %d deliveries; run fulfillctl dlq redrive --order-id %s once the platform recovers",
-				it.md.NumDelivered-1, it.env.OrderID)))
-			done = append(done, m)
+				it.md.NumDelivered-1, it.env.OrderID))})
 			continue
 		}
 		items = append(items, it)
 	}
 	if len(items) > 0 {
-		o, d := e.enrich(ctx, items)
-		outs, done = append(outs, o...), append(done, d...)
+		outs = append(outs, e.enrich(ctx, items)...)
 	}
-	if len(outs) > 0 {
-		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		if err := e.pub.Publish(pctx, outs...); err != nil {
-			e.log.Error().Err(err).Int("events", len(outs)).Msg("publish enriched events; the batch will be redelivered")
-			for _, m := range done {
-				_ = m.Nak()
-			}
-			return
+	if len(outs) == 0 {
+		return
+	}
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var msgs []*nats.Msg
+	var stored []settlement
+	for _, o := range outs {
+		m, err := e.message(pctx, o)
+		if err != nil {
+			o.it.log.Warn().Err(err).Msg("order record unavailable; the order will be redelivered")
+			_ = o.it.msg.NakWithDelay(time.Second)
+			continue
 		}
+		if m == nil { // the order's outcome is on record already
+			e.ack(o.it)
+			continue
+		}
+		msgs, stored = append(msgs, m), append(stored, o)
 	}
-	for _, m := range done {
-		if err := m.Ack(); err != nil {
-			e.log.Warn().Err(err).Msg("ack")
+	// Each message settles with its own event: one that cannot be stored
+	// comes back alone, its batch-mates go on.
+	for i, err := range e.pub.PublishEach(pctx, msgs...) {
+		o := stored[i]
+		switch {
+		case err == nil:
+			e.ack(o.it)
+		case errors.Is(err, pipeline.ErrDecided):
+			o.it.log.Info().Err(err).Msg("the order's outcome was recorded meanwhile; deciding again")
+			_ = o.it.msg.Nak()
+		default:
+			o.it.log.Error().Err(err).Str("event", o.out.Type).Msg("publish; the order will be redelivered")
+			_ = o.it.msg.Nak()
 		}
 	}
 }
 
-// enrich calls batchGetOrder once and returns the events to publish and the
-// messages they settle; messages to retry are naked here.
-func (e *Enricher) enrich(ctx context.Context, items []item) ([]*events.Envelope, []jetstream.Msg) {
+// message is the NATS message of a settlement. A failed event is terminal,
+// so it is checked against the order's record first: nil when the order was
+// shipped, or failed in this chain after this message was stored (a copy
+// of it ran first); else the event, to be stored only if no other failed
+// event was stored meanwhile.
+func (e *Enricher) message(ctx context.Context, o settlement) (*nats.Msg, error) {
+	m, err := o.out.Msg()
+	if err != nil || o.out.Stage() != events.StageFailed {
+		return m, err
+	}
+	id := o.it.env.OrderID
+	shipped, _, err := e.record.Last(ctx, events.StageShipped, id)
+	if err != nil {
+		return nil, err
+	}
+	if shipped != nil {
+		o.it.log.Info().Str("shipped_event_id", shipped.ID).Msg("order already shipped; not recording a failure")
+		return nil, nil
+	}
+	failed, seq, err := e.record.Last(ctx, events.StageFailed, id)
+	if err != nil {
+		return nil, err
+	}
+	if failed != nil && seq > o.it.md.Sequence.Stream && failed.CorrelationID == o.it.env.CorrelationID {
+		o.it.log.Info().Str("failed_event_id", failed.ID).Msg("order failed after this message was stored; not recording it again")
+		return nil, nil
+	}
+	filter, err := events.OrderFilter(events.StageFailed, id)
+	if err != nil {
+		return nil, err
+	}
+	pipeline.ExpectLast(m, filter, seq)
+	return m, nil
+}
+
+func (e *Enricher) ack(it item) {
+	if err := it.msg.Ack(); err != nil {
+		it.log.Warn().Err(err).Msg("ack")
+	}
+}
+
+// enrich calls batchGetOrder once and returns the events to publish with
+// the messages they settle; messages to retry are naked here.
+func (e *Enricher) enrich(ctx context.Context, items []item) []settlement {
 	queries := make([]wechat.WaybillQuery, len(items))
 	for i, it := range items {
 		queries[i] = wechat.WaybillQuery{OrderID: it.env.OrderID, DeliveryID: it.data.DeliveryID, WaybillID: it.data.WaybillID}
 	}
 	e.metrics.BatchSize.Observe(float64(len(queries)))
 	results, err := e.client.BatchGetOrder(ctx, queries)
-	var outs []*events.Envelope
-	var done []jetstream.Msg
+	var outs []settlement
 	if err != nil {
 		code, class := wechat.Code(err), wechat.Classify(err)
 		if class != wechat.ClassPermanent {
@@ -170,14 +241,13 @@ func (e *Enricher) enrich(ctx context.Context, items []item) ([]*events.Envelope
 			for _, it := range items {
 				_ = it.msg.NakWithDelay(retryDelay(it.md.NumDelivered))
 			}
-			return nil, nil
+			return nil
 		}
 		for _, it := range items {
-			outs = append(outs, e.failed(it, code, errText(err), fmt.Sprintf(
-				"batchGetOrder refused the call (errcode %d); fix the cause, then run fulfillctl dlq redrive --order-id %s", code, it.env.OrderID)))
-			done = append(done, it.msg)
+			outs = append(outs, settlement{it, e.failed(it, code, errText(err), fmt.Sprintf(
+				"batchGetOrder refused the call (errcode %d); fix the cause, then run fulfillctl dlq redrive --order-id %s", code, it.env.OrderID))})
 		}
-		return outs, done
+		return outs
 	}
 	byOrder := make(map[string][]*wechat.Waybill, len(results))
 	for i := range results {
@@ -197,9 +267,9 @@ func (e *Enricher) enrich(ctx context.Context, items []item) ([]*events.Envelope
 			_ = it.msg.NakWithDelay(retryDelay(it.md.NumDelivered))
 			continue
 		}
-		outs, done = append(outs, out), append(done, it.msg)
+		outs = append(outs, settlement{it, out})
 	}
-	return outs, done
+	return outs
 }
 
 // one turns an order's waybill into its event; retry asks for redelivery.

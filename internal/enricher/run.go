@@ -7,6 +7,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/fulfill/pipeline/internal/config"
+	"github.com/fulfill/pipeline/internal/pipeline"
 	"github.com/fulfill/pipeline/internal/service"
 	"github.com/fulfill/pipeline/pkg/events"
 )
@@ -19,7 +20,7 @@ const maxAckPending = 20000
 // Run is the enricher binary: what cmd/enricher's main calls.
 func Run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
 	return service.Run(ctx, config.Enricher, Summary, args, getenv, stderr, func(ctx context.Context, b *service.Base) error {
-		e := New(Options{BatchSize: b.Cfg.EnrichBatchSize, MaxWait: b.Cfg.EnrichMaxWait}, b.WeChat(), b.Publisher(), b.Log, b.Metrics)
+		e := New(Options{BatchSize: b.Cfg.EnrichBatchSize, MaxWait: b.Cfg.EnrichMaxWait}, b.WeChat(), pipeline.NewOrderRecord(b.Stream), b.Publisher(), b.Log, b.Metrics)
 		cc, err := events.ConsumerConfig(events.ConsumerEnricher, maxAckPending, 0)
 		if err != nil {
 			return err
