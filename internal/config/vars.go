@@ -140,10 +140,10 @@ var Vars = []Var{
 		set: func(c *Config, v string) error { return duration(&c.ShipWaitDelay, v, time.Millisecond) }},
 	{Name: "SHIP_WAIT_MAX_ATTEMPTS", Default: "144", UsedBy: []string{Shipper}, Usage: "waiting-on-merchant attempts before the order ends failed (144 × 10m = 1 day)",
 		set: func(c *Config, v string) error { return intIn(&c.ShipWaitMaxAttempts, v, 1, 1_000_000) }},
-	{Name: "SHIP_ACK_WAIT", Default: "4s", UsedBy: []string{Shipper},
+	{Name: "SHIP_ACK_WAIT", Default: "3s", UsedBy: []string{Shipper},
 		Usage: "ack wait of the shipper consumer: a killed replica's orders go to another after this long; the order's lease lives SHIP_ACK_WAIT - SHIP_HEARTBEAT",
 		set:   func(c *Config, v string) error { return duration(&c.ShipAckWait, v, 300*time.Millisecond) }},
-	{Name: "SHIP_HEARTBEAT", Default: "1s", UsedBy: []string{Shipper},
+	{Name: "SHIP_HEARTBEAT", Default: "750ms", UsedBy: []string{Shipper},
 		Usage: "how often a held order is reported in progress and its lease renewed; at most a third of SHIP_ACK_WAIT",
 		set:   func(c *Config, v string) error { return duration(&c.ShipHeartbeat, v, 50*time.Millisecond) }},
 }

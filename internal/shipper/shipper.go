@@ -70,7 +70,7 @@ type Shipper struct {
 // New wires a shipper.
 func New(opts Options, sender Sender, pub *pipeline.Publisher, record Record, leases Leases, log zerolog.Logger, m *service.Metrics) *Shipper {
 	if opts.Heartbeat <= 0 {
-		opts.Heartbeat = time.Second
+		opts.Heartbeat = 750 * time.Millisecond
 	}
 	if opts.FetchWait <= 0 {
 		opts.FetchWait = time.Second
