@@ -138,12 +138,16 @@ type Result struct {
 	// Duplicates counts orders shipped more than once: more than one
 	// successful delivery/send, or more than one order.shipped event.
 	Duplicates int
+	// Overlaps counts delivery/send calls that arrived while another for
+	// the same order was in flight (the sandbox's count; the real platform
+	// answers them 100003).
+	Overlaps int
 }
 
 // Count computes the Result of orders from a stream reading and the
 // sandbox's record of successful sends.
 func Count(sb *sandbox.Sandbox, tl *tally.Tally, orders []sandbox.ScenarioOrder) Result {
-	r := Result{Orders: len(orders)}
+	r := Result{Orders: len(orders), Overlaps: sb.Stats().ConcurrentSends}
 	for _, o := range orders {
 		s := tl.Orders[o.OrderID]
 		switch {
