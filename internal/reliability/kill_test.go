@@ -36,7 +36,7 @@ func TestKillServices(t *testing.T) {
 			plan = append(plan, "ingest", "enricher", "shipper")
 		}
 	}
-	rng := rand.New(rand.NewPCG(seed, uint64(time.Now().UnixNano())))
+	rng := rngFor(t, seed)
 	rng.Shuffle(len(plan), func(i, j int) { plan[i], plan[j] = plan[j], plan[i] })
 
 	initial := n * 2 / 5

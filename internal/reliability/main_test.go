@@ -2,7 +2,9 @@ package reliability
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"os"
+	"strconv"
 	"testing"
 
 	"github.com/fulfill/pipeline/internal/faulttest"
@@ -53,4 +55,25 @@ func size(n, small int) int {
 		return n
 	}
 	return small
+}
+
+// envSeed overrides the seed of every test's random choices, to replay a
+// failed run: its seed is in the test's log.
+const envSeed = "FULFILL_SEED"
+
+// rngFor is the test's source of random choices (the moment of a fault, the
+// orders it hits), seeded with def unless FULFILL_SEED is set; the seed is
+// logged so a failing run can be replayed.
+func rngFor(t testing.TB, def uint64) *rand.Rand {
+	t.Helper()
+	seed := def
+	if v := os.Getenv(envSeed); v != "" {
+		s, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			t.Fatalf("%s=%q: not a number", envSeed, v)
+		}
+		seed = s
+	}
+	t.Logf("random choices seeded with %d (%s=%d replays them)", seed, envSeed, seed)
+	return rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 }

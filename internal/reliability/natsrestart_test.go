@@ -2,7 +2,6 @@ package reliability
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"net/url"
 	"path/filepath"
 	"strconv"
@@ -34,7 +33,7 @@ func TestNATSRestart(t *testing.T) {
 	p := startPipeline(t, st, logs, 2, nil)
 	_, js := faulttest.Connect(t, st.NATSURL)
 
-	at := 150 + rand.IntN(250)
+	at := 150 + rngFor(t, 21).IntN(250)
 	waitSends(t, st.Sandbox, at, 2*time.Minute, logs)
 	port := natsPort(t, st.NATSURL)
 	stopped := time.Now()

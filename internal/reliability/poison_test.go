@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
 	"strings"
 	"sync"
 	"testing"
@@ -143,7 +142,7 @@ func TestPoisonInput(t *testing.T) {
 
 	logs := &faulttest.SyncBuffer{}
 	pl := startPipeline(t, st, logs, 2, nil)
-	waitSends(t, st.Sandbox, n/10+rand.IntN(n/2), 2*time.Minute, logs)
+	waitSends(t, st.Sandbox, n/10+rngFor(t, 51).IntN(n/2), 2*time.Minute, logs)
 	mid := poisons(t, "b")
 	inject(mid) // mid-run, among real orders
 	all = append(all, mid...)
