@@ -39,10 +39,18 @@ type APIError struct {
 	Field string `json:"field,omitempty"`
 }
 
+// DefaultStoreTimeout is how long the API waits for JetStream to store an
+// order before answering 503 (retry).
+const DefaultStoreTimeout = 10 * time.Second
+
 // API is the order HTTP API: POST /v1/orders with a bearer token.
 type API struct {
 	In    *Ingester
 	Token string
+	// StoreTimeout bounds the wait for JetStream to store an order, so a
+	// client hears 503 (and retries) while NATS is away instead of hanging
+	// until the write timeout; 0 means DefaultStoreTimeout.
+	StoreTimeout time.Duration
 }
 
 // Handler routes the API.
@@ -94,9 +102,11 @@ func (a *API) postOrder(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, APIError{Error: err.Error(), Field: field})
 		return
 	}
-	// Bounded so a client hears 503 (and retries) while NATS is away,
-	// instead of hanging until the write timeout.
-	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	timeout := a.StoreTimeout
+	if timeout <= 0 {
+		timeout = DefaultStoreTimeout
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
 	id, dup, err := a.In.Received(ctx, events.SourceAPI, req.OrderID, events.Received{
 		DeliveryID: req.DeliveryID, WaybillID: req.WaybillID, Products: req.Products,

@@ -391,7 +391,7 @@ func TestAPIAnswers503WhenTheStreamIsGone(t *testing.T) {
 	if err := a.JS.DeleteStream(t.Context(), events.StreamName); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 45*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, a.URL+"/v1/orders", bytes.NewReader(orderBody("G-1")))
 	req.Header.Set("Authorization", "Bearer "+testToken)

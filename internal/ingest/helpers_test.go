@@ -40,7 +40,9 @@ func startAPI(t *testing.T) *apiEnv {
 	}
 	m := service.NewMetrics()
 	in := ingest.NewIngester(ledger, pipeline.NewPublisher(js), zerolog.Nop(), m)
-	api := &ingest.API{In: in, Token: testToken}
+	// Short, so the tests of a NATS that cannot store see the 503 in
+	// well under a second.
+	api := &ingest.API{In: in, Token: testToken, StoreTimeout: 500 * time.Millisecond}
 	hs := httptest.NewServer(api.Handler())
 	t.Cleanup(hs.Close)
 	return &apiEnv{URL: hs.URL, JS: js, Stream: stream, Metrics: m}
