@@ -204,23 +204,16 @@ func (p *pipeline) wait() error {
 // test.
 func serviceEnv(t *testing.T, natsURL, platform string) map[string]string {
 	t.Helper()
-	env := map[string]string{
-		"NATS_URL":             natsURL,
-		"STREAM_REPLICAS":      "3",
-		"ADMIN_ADDR":           "127.0.0.1:0",
-		"LOG_LEVEL":            "info",
-		"WECHAT_API_BASE":      platform,
-		"WECHAT_APPID":         sandbox.DefaultAppID,
-		"WECHAT_APPSECRET":     sandbox.DefaultAppSecret,
-		"INGEST_SOURCES":       "channels",
-		"INGEST_DELIVERY_ID":   sandbox.DefaultDeliveryID,
-		"INGEST_POLL_INTERVAL": "200ms",
-		"ENRICH_MAX_WAIT":      "50ms",
-		"SHIP_CONCURRENCY":     "16",
-		"SHIP_BACKOFF_INITIAL": "20ms",
-		"SHIP_BACKOFF_MAX":     "200ms",
-		"SHIP_WAIT_DELAY":      "300ms",
-	}
+	env := faulttest.FastEnv(map[string]string{
+		"NATS_URL":           natsURL,
+		"STREAM_REPLICAS":    "3",
+		"ADMIN_ADDR":         "127.0.0.1:0",
+		"WECHAT_API_BASE":    platform,
+		"WECHAT_APPID":       sandbox.DefaultAppID,
+		"WECHAT_APPSECRET":   sandbox.DefaultAppSecret,
+		"INGEST_SOURCES":     "channels",
+		"INGEST_DELIVERY_ID": sandbox.DefaultDeliveryID,
+	})
 	// Every variable set here must be one a binary reads.
 	for k := range env {
 		if _, ok := config.Lookup(k); !ok {

@@ -45,6 +45,7 @@ type Config struct {
 
 	EnrichBatchSize int
 	EnrichMaxWait   time.Duration
+	EnrichAckWait   time.Duration
 
 	ShipConcurrency     int
 	ShipBackoffInitial  time.Duration

@@ -23,15 +23,7 @@ func faultyScenario() stack.Options {
 			RotateTokenEvery:   700,
 			MaxOrdersPerWindow: 300,
 		},
-		Env: map[string]string{
-			"INGEST_POLL_INTERVAL": "200ms",
-			"ENRICH_MAX_WAIT":      "50ms",
-			"SHIP_CONCURRENCY":     "16",
-			"SHIP_BACKOFF_INITIAL": "20ms",
-			"SHIP_BACKOFF_MAX":     "200ms",
-			"SHIP_WAIT_DELAY":      "300ms",
-			"LOG_LEVEL":            "info",
-		},
+		Env: faulttest.FastEnv(nil),
 	}
 }
 
@@ -60,7 +52,7 @@ func TestPipelineEndToEnd(t *testing.T) {
 // promise must still hold.
 func TestPipelineSurvivesKills(t *testing.T) {
 	if testing.Short() {
-		t.Skip("kills wait for JetStream's 30 s ack wait")
+		t.Skip("kills wait for the ack waits of the killed consumers")
 	}
 	st := faulttest.StartStack(t, faultyScenario())
 	logs := &faulttest.SyncBuffer{}

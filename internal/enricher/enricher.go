@@ -32,6 +32,9 @@ type Options struct {
 	// MaxDeliveries ends an order failed after this many transient
 	// failures of its batch (with growing delays: about 30 minutes).
 	MaxDeliveries int
+	// Heartbeat is how often a batch being processed is reported in
+	// progress; a quarter of the ack wait.
+	Heartbeat time.Duration
 }
 
 // Record is what the enricher reads of an order before recording it
@@ -59,45 +62,54 @@ func New(opts Options, client Waybills, record Record, pub *pipeline.Publisher, 
 	if opts.MaxDeliveries <= 0 {
 		opts.MaxDeliveries = 40
 	}
+	if opts.Heartbeat <= 0 {
+		opts.Heartbeat = events.AckWait / 4
+	}
 	return &Enricher{opts: opts, client: client, record: record, pub: pub, log: log, metrics: m, now: time.Now}
 }
 
 // Run fetches batches until ctx ends, then finishes the batches it holds.
+// Each worker pulls its own batch when it is free and holds it (InProgress)
+// until every message of it is settled, so no batch waits unheld for a
+// worker while its ack wait runs out.
 func (e *Enricher) Run(ctx context.Context, cons jetstream.Consumer) error {
-	batches := make(chan []jetstream.Msg)
 	var wg sync.WaitGroup
 	for range e.opts.Workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for b := range batches {
-				e.process(context.WithoutCancel(ctx), b)
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				batch := e.fetch(ctx, cons)
+				if len(batch) == 0 {
+					continue
+				}
+				hold := pipeline.StartHold(e.opts.Heartbeat, batch...)
+				e.process(context.WithoutCancel(ctx), batch)
+				hold.Stop()
 			}
-		}()
+		})
 	}
-	defer func() { close(batches); wg.Wait() }()
-	for ctx.Err() == nil {
-		mb, err := cons.Fetch(e.opts.BatchSize, jetstream.FetchMaxWait(e.opts.MaxWait))
-		if err != nil {
-			e.log.Warn().Err(err).Msg("fetch from enricher consumer")
-			select {
-			case <-ctx.Done():
-			case <-time.After(time.Second):
-			}
-			continue
-		}
-		var batch []jetstream.Msg
-		for m := range mb.Messages() {
-			batch = append(batch, m)
-		}
-		if err := mb.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
-			e.log.Debug().Err(err).Msg("fetch ended")
-		}
-		if len(batch) > 0 {
-			batches <- batch
-		}
-	}
+	wg.Wait()
 	return nil
+}
+
+// fetch pulls up to BatchSize messages, waiting at most MaxWait for them.
+func (e *Enricher) fetch(ctx context.Context, cons jetstream.Consumer) []jetstream.Msg {
+	mb, err := cons.Fetch(e.opts.BatchSize, jetstream.FetchMaxWait(e.opts.MaxWait))
+	if err != nil {
+		e.log.Warn().Err(err).Msg("fetch from enricher consumer")
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+		return nil
+	}
+	var batch []jetstream.Msg
+	for m := range mb.Messages() {
+		batch = append(batch, m)
+	}
+	if err := mb.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
+		e.log.Debug().Err(err).Msg("fetch ended")
+	}
+	return batch
 }
 
 // item is one usable received event of a batch.

@@ -20,8 +20,8 @@ const maxAckPending = 20000
 // Run is the enricher binary: what cmd/enricher's main calls.
 func Run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
 	return service.Run(ctx, config.Enricher, Summary, args, getenv, stderr, func(ctx context.Context, b *service.Base) error {
-		e := New(Options{BatchSize: b.Cfg.EnrichBatchSize, MaxWait: b.Cfg.EnrichMaxWait}, b.WeChat(), pipeline.NewOrderRecord(b.Stream), b.Publisher(), b.Log, b.Metrics)
-		cc, err := events.ConsumerConfig(events.ConsumerEnricher, maxAckPending, 0)
+		e := New(Options{BatchSize: b.Cfg.EnrichBatchSize, MaxWait: b.Cfg.EnrichMaxWait, Heartbeat: b.Cfg.EnrichAckWait / 4}, b.WeChat(), pipeline.NewOrderRecord(b.Stream), b.Publisher(), b.Log, b.Metrics)
+		cc, err := events.ConsumerConfig(events.ConsumerEnricher, maxAckPending, b.Cfg.EnrichAckWait)
 		if err != nil {
 			return err
 		}

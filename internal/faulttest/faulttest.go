@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"sort"
 	"strings"
 	"sync"
@@ -287,4 +288,22 @@ func CheckPlatformRules(t testing.TB, sb *sandbox.Sandbox, opts ...Option) {
 	if stats.ForceRefreshTooSoon != 0 {
 		t.Errorf("%d force_refresh calls within 30 s of the previous", stats.ForceRefreshTooSoon)
 	}
+}
+
+// FastEnv is the services' environment for a test run, with over on top:
+// short polls, waits, backoffs and ack waits, so a fault plays out in
+// seconds, not minutes.
+func FastEnv(over map[string]string) map[string]string {
+	env := map[string]string{
+		"INGEST_POLL_INTERVAL": "200ms",
+		"ENRICH_MAX_WAIT":      "50ms",
+		"ENRICH_ACK_WAIT":      "2s",
+		"SHIP_CONCURRENCY":     "16",
+		"SHIP_BACKOFF_INITIAL": "20ms",
+		"SHIP_BACKOFF_MAX":     "200ms",
+		"SHIP_WAIT_DELAY":      "300ms",
+		"LOG_LEVEL":            "info",
+	}
+	maps.Copy(env, over)
+	return env
 }

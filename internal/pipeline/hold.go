@@ -13,14 +13,14 @@ type Renewer interface {
 	Renew(ctx context.Context) error
 }
 
-// Hold keeps a fetched message ours until it is settled. From the moment it
-// starts it tells JetStream every interval that the message is in progress,
-// so neither a slow platform call, nor a backoff, nor a wait for a free
-// worker lets the ack wait run out and the message go to another replica
-// meanwhile; and once a lease is attached it renews that lease on the same
-// beat, so both live exactly as long as the process holding them.
+// Hold keeps fetched messages ours until they are settled. From the moment
+// it starts it tells JetStream every interval that they are in progress, so
+// neither a slow platform call, nor a backoff, nor a wait for a free worker
+// lets the ack wait run out and a message go to another replica meanwhile;
+// and once a lease is attached it renews that lease on the same beat, so
+// both live exactly as long as the process holding them.
 type Hold struct {
-	msg   jetstream.Msg
+	msgs  []jetstream.Msg
 	every time.Duration
 
 	mu    sync.Mutex
@@ -31,9 +31,10 @@ type Hold struct {
 	once sync.Once
 }
 
-// StartHold starts the heartbeats of msg, every interval, until Stop.
-func StartHold(msg jetstream.Msg, every time.Duration) *Hold {
-	h := &Hold{msg: msg, every: every, done: make(chan struct{})}
+// StartHold starts the heartbeats of msgs (one message, or a batch), every
+// interval, until Stop.
+func StartHold(every time.Duration, msgs ...jetstream.Msg) *Hold {
+	h := &Hold{msgs: msgs, every: every, done: make(chan struct{})}
 	h.wg.Go(h.beat)
 	return h
 }
@@ -47,7 +48,9 @@ func (h *Hold) beat() {
 			return
 		case <-t.C:
 		}
-		_ = h.msg.InProgress()
+		for _, m := range h.msgs {
+			_ = m.InProgress()
+		}
 		h.mu.Lock()
 		l := h.lease
 		h.mu.Unlock()

@@ -28,7 +28,7 @@ func TestHoldKeepsAMessageFromBeingRedelivered(t *testing.T) {
 		t.Fatal(err)
 	}
 	msg := next(t, c)
-	h := pipeline.StartHold(msg, ackWait/4)
+	h := pipeline.StartHold(ackWait/4, msg)
 	renewals := &countingRenewer{}
 	h.Attach(renewals)
 

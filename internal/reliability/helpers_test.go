@@ -23,21 +23,8 @@ import (
 	"github.com/fulfill/pipeline/pkg/events"
 )
 
-// fastEnv is the services' environment for a test run: short polls, waits
-// and backoffs so a fault plays out in seconds, not minutes.
-func fastEnv(over map[string]string) map[string]string {
-	env := map[string]string{
-		"INGEST_POLL_INTERVAL": "200ms",
-		"ENRICH_MAX_WAIT":      "50ms",
-		"SHIP_CONCURRENCY":     "16",
-		"SHIP_BACKOFF_INITIAL": "20ms",
-		"SHIP_BACKOFF_MAX":     "200ms",
-		"SHIP_WAIT_DELAY":      "300ms",
-		"LOG_LEVEL":            "info",
-	}
-	maps.Copy(env, over)
-	return env
-}
+// fastEnv is faulttest.FastEnv: the services' environment for a test run.
+func fastEnv(over map[string]string) map[string]string { return faulttest.FastEnv(over) }
 
 // scenario is a sandbox of n orders with the default fault mix (transient,
 // permanent, waiting and cancelled orders, item errors, numeric ids).

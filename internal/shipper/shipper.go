@@ -133,7 +133,7 @@ func (s *Shipper) Run(ctx context.Context, cons jetstream.Consumer) error {
 		got := 0
 		for msg := range batch.Messages() {
 			got++
-			work <- job{msg: msg, hold: pipeline.StartHold(msg, s.opts.Heartbeat)}
+			work <- job{msg: msg, hold: pipeline.StartHold(s.opts.Heartbeat, msg)}
 		}
 		if err := batch.Error(); err != nil {
 			s.log.Debug().Err(err).Msg("pull ended")
