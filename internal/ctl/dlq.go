@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"text/tabwriter"
 	"time"
 
+	"github.com/fulfill/pipeline/internal/redrive"
 	"github.com/fulfill/pipeline/internal/tally"
 	"github.com/fulfill/pipeline/pkg/events"
 )
@@ -30,65 +32,42 @@ func dlq(ctx context.Context, e Env, args []string) error {
 	return fmt.Errorf("%w: unknown dlq command %q (want list or redrive)", ErrUsage, args[0])
 }
 
-// dlqFilter selects failed orders.
+// dlqFilter is the filter flags of dlq list and dlq redrive.
 type dlqFilter struct {
 	since   string
 	source  string
 	errcode string
 }
 
-func (f dlqFilter) match(o *tally.Order, since time.Time) bool {
-	if !since.IsZero() && o.LastTerminalAt.Before(since) {
-		return false
+// parse turns the flags into a redrive.Filter, or a usage error.
+func (f dlqFilter) parse(now time.Time) (redrive.Filter, error) {
+	var out redrive.Filter
+	since, err := parseSince(f.since, now)
+	if err != nil {
+		return out, fmt.Errorf("%w: %v", ErrUsage, err)
 	}
-	if f.source != "" && string(o.Source) != f.source {
-		return false
+	out.Since, out.Source = since, events.Source(f.source)
+	if f.errcode != "" {
+		code, err := strconv.Atoi(f.errcode)
+		if err != nil {
+			return out, fmt.Errorf("%w: --errcode %q is not a number", ErrUsage, f.errcode)
+		}
+		out.Errcode = &code
 	}
-	if f.errcode != "" && (o.LastFailed == nil || strconv.Itoa(o.LastFailed.Errcode) != f.errcode) {
-		return false
-	}
-	return true
+	return out, nil
 }
 
 // dlqEntry is one failed order in dlq list.
 type dlqEntry struct {
-	OrderID  string    `json:"order_id"`
-	Source   string    `json:"source"`
-	Stage    string    `json:"stage"`
-	Errcode  int       `json:"errcode"`
-	Errmsg   string    `json:"errmsg"`
-	Attempts int       `json:"attempts"`
-	Reason   string    `json:"reason"`
-	EventID  string    `json:"event_id"`
-	FailedAt time.Time `json:"failed_at"`
-}
-
-func failedOrders(ctx context.Context, e Env, f dlqFilter) ([]*tally.Order, error) {
-	since, err := parseSince(f.since, time.Now())
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUsage, err)
-	}
-	if f.errcode != "" {
-		if _, err := strconv.Atoi(f.errcode); err != nil {
-			return nil, fmt.Errorf("%w: --errcode %q is not a number", ErrUsage, f.errcode)
-		}
-	}
-	nc, js, err := connect(ctx, e)
-	if err != nil {
-		return nil, err
-	}
-	defer nc.Close()
-	tl, err := tally.Read(ctx, js)
-	if err != nil {
-		return nil, err
-	}
-	var out []*tally.Order
-	for _, o := range tl.FailedOrders() {
-		if f.match(o, since) {
-			out = append(out, o)
-		}
-	}
-	return out, nil
+	OrderID  string           `json:"order_id"`
+	Source   string           `json:"source"`
+	Stage    events.Component `json:"stage"`
+	Errcode  int              `json:"errcode"`
+	Errmsg   string           `json:"errmsg"`
+	Attempts int              `json:"attempts"`
+	Reason   string           `json:"reason"`
+	EventID  string           `json:"event_id"`
+	FailedAt time.Time        `json:"failed_at"`
 }
 
 func dlqList(ctx context.Context, e Env, args []string) error {
@@ -101,7 +80,16 @@ func dlqList(ctx context.Context, e Env, args []string) error {
 	if done, err := parse(fs, args); done || err != nil {
 		return err
 	}
-	orders, err := failedOrders(ctx, e, f)
+	filter, err := f.parse(time.Now())
+	if err != nil {
+		return err
+	}
+	nc, js, err := connect(ctx, e)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	orders, err := redrive.Failed(ctx, js, filter)
 	if err != nil {
 		return err
 	}
@@ -139,17 +127,6 @@ func printDLQ(w io.Writer, entries []dlqEntry, asJSON bool) error {
 	return err
 }
 
-// inputStage is the stage whose events feed the stage that failed.
-func inputStage(failedStage string) (events.Stage, bool) {
-	switch failedStage {
-	case "enricher":
-		return events.StageReceived, true
-	case "shipper":
-		return events.StageEnriched, true
-	}
-	return "", false
-}
-
 func dlqRedrive(ctx context.Context, e Env, args []string) error {
 	fs := newFlags(e, "dlq redrive", "(--order-id ID… | --all) [--since D|T] [--source S] [--errcode C] [--dry-run] [--json]")
 	var f dlqFilter
@@ -167,71 +144,32 @@ func dlqRedrive(ctx context.Context, e Env, args []string) error {
 	if *all == (len(ids) > 0) {
 		return fmt.Errorf("%w: dlq redrive needs exactly one of --order-id or --all", ErrUsage)
 	}
-	orders, err := failedOrders(ctx, e, f)
+	filter, err := f.parse(time.Now())
 	if err != nil {
 		return err
 	}
-	if len(ids) > 0 {
-		want := map[string]bool{}
-		for _, id := range ids {
-			want[id] = true
-		}
-		var sel []*tally.Order
-		for _, o := range orders {
-			if want[o.OrderID] {
-				sel = append(sel, o)
-				delete(want, o.OrderID)
-			}
-		}
-		for id := range want {
-			fmt.Fprintf(e.Stderr, "order %s is not in the dead-letter list (not failed, or filtered out)\n", id)
-		}
-		orders = sel
-	}
+	filter.OrderIDs = ids
 	nc, js, err := connect(ctx, e)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	d, err := newDriver(ctx, js, *dry)
+	orders, err := redrive.Failed(ctx, js, filter)
 	if err != nil {
 		return err
 	}
-	var results []driveResult
-	for _, o := range orders {
-		r, err := redriveOrder(ctx, d, o)
-		if err != nil {
-			return err
+	for _, id := range ids {
+		if !slices.ContainsFunc(orders, func(o *tally.Order) bool { return o.OrderID == id }) {
+			fmt.Fprintf(e.Stderr, "order %s is not in the dead-letter list (not failed, or filtered out)\n", id)
 		}
-		results = append(results, r)
+	}
+	r, err := redrive.New(ctx, js)
+	if err != nil {
+		return err
+	}
+	results, err := r.RedriveFailed(ctx, orders, *dry)
+	if err != nil {
+		return err
 	}
 	return printResults(e.Stdout, results, *asJSON)
-}
-
-// redriveOrder sends a failed order through the stage that failed it again.
-func redriveOrder(ctx context.Context, d *driver, o *tally.Order) (driveResult, error) {
-	skip := driveResult{OrderID: o.OrderID, Source: string(o.Source), Action: actionSkip}
-	if o.LastFailed == nil || o.LastFailedEvent == nil {
-		skip.Reason = "the failed event could not be read"
-		return skip, nil
-	}
-	skip.Stage = o.LastFailed.Stage
-	if len(o.LastFailed.Raw) > 0 {
-		skip.Reason = "unusable input (raw bytes kept in the failed event); fix the producer and publish the order again"
-		return skip, nil
-	}
-	stage, ok := inputStage(o.LastFailed.Stage)
-	if !ok {
-		skip.Reason = "failed at " + o.LastFailed.Stage + "; post the order to POST /v1/orders to start it again"
-		return skip, nil
-	}
-	orig, err := d.lastEvent(ctx, stage, o.OrderID)
-	if err != nil {
-		return skip, err
-	}
-	if orig == nil {
-		skip.Reason = "its " + string(stage) + " event is no longer in the stream (older than STREAM_MAX_AGE?)"
-		return skip, nil
-	}
-	return d.drive(ctx, orig, "redrive:"+o.LastFailedEvent.ID)
 }

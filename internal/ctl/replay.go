@@ -2,12 +2,13 @@ package ctl
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"text/tabwriter"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/fulfill/pipeline/internal/tally"
+	"github.com/fulfill/pipeline/internal/redrive"
 	"github.com/fulfill/pipeline/pkg/events"
 )
 
@@ -24,7 +25,7 @@ func replay(ctx context.Context, e Env, args []string) error {
 	if done, err := parse(fs, args); done || err != nil {
 		return err
 	}
-	stage, ok := inputStage(*stageName)
+	stage, ok := events.Component(*stageName).Input()
 	if !ok {
 		return fmt.Errorf("%w: replay --stage must be enricher or shipper", ErrUsage)
 	}
@@ -54,57 +55,39 @@ func replay(ctx context.Context, e Env, args []string) error {
 		return err
 	}
 	defer nc.Close()
-	d, err := newDriver(ctx, js, *dry)
+	r, err := redrive.New(ctx, js)
 	if err != nil {
 		return err
 	}
-	filters := []string{events.FilterSubject(stage)}
-	if len(ids) > 0 {
-		filters = filters[:0]
-		for _, id := range ids {
-			f, err := events.OrderFilter(stage, id)
-			if err != nil {
-				return fmt.Errorf("%w: --order-id: %v", ErrUsage, err)
-			}
-			filters = append(filters, f)
-		}
-	}
-	// The latest input event of each order in the window is re-driven once.
-	latest := map[string]*events.Envelope{}
-	var order []string
-	err = scan(ctx, d.stream, filters, since, until, func(env *events.Envelope, redrive bool) {
-		if redrive {
-			return // replay re-drives original events, so running it twice is a no-op
-		}
-		if *source != "" && string(env.Source) != *source {
-			return
-		}
-		if _, ok := latest[env.OrderID]; !ok {
-			order = append(order, env.OrderID)
-		}
-		latest[env.OrderID] = env
-	})
+	results, err := r.Replay(ctx, redrive.Window{Stage: stage, Since: since, Until: until,
+		Source: events.Source(*source), OrderIDs: ids, DryRun: *dry})
 	if err != nil {
 		return err
-	}
-	results := make([]driveResult, 0, len(order))
-	for _, id := range order {
-		orig := latest[id]
-		r, err := d.drive(ctx, orig, "replay:"+orig.ID)
-		if err != nil {
-			return err
-		}
-		results = append(results, r)
 	}
 	return printResults(e.Stdout, results, *asJSON)
 }
 
-// scan delivers every decodable event on filters stored within [since,
-// until]; redrive tells copies made by replay or re-drive from originals.
-func scan(ctx context.Context, s jetstream.Stream, filters []string, since, until time.Time, fn func(env *events.Envelope, redrive bool)) error {
-	return tally.Scan(ctx, s, filters, since, until, func(m jetstream.Msg, _ *jetstream.MsgMetadata) {
-		if env, err := events.Decode(m.Data()); err == nil {
-			fn(env, m.Headers().Get(events.HeaderRedriveOf) != "")
+// printResults writes a re-drive report as a table or as JSON.
+func printResults(w io.Writer, results []redrive.Result, asJSON bool) error {
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		if results == nil {
+			results = []redrive.Result{}
 		}
-	})
+		return enc.Encode(results)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ORDER_ID\tSOURCE\tSTAGE\tACTION\tNEW_EVENT_ID\tREASON")
+	counts := map[redrive.Action]int{}
+	for _, r := range results {
+		counts[r.Action]++
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.OrderID, r.Source, r.Stage, r.Action, r.NewEventID, r.Reason)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(w, "\n%d orders: %d re-driven, %d would be re-driven (dry run), %d already shipped, %d skipped\n",
+		len(results), counts[redrive.ActionRedrive], counts[redrive.ActionWouldDrive], counts[redrive.ActionSkipShipped], counts[redrive.ActionSkip])
+	return err
 }

@@ -148,7 +148,7 @@ func (p *progress) run(ctx context.Context, js jetstream.JetStream, untilDone bo
 	defer tick.Stop()
 	lastPrint, lastChange, lastTerminal := time.Time{}, time.Now(), -1
 	for {
-		rep, err := Status(ctx, js)
+		rep, err := tally.Status(ctx, js)
 		if err == nil {
 			counts := map[string]int{}
 			for _, s := range rep.Stages {

@@ -316,10 +316,10 @@ func (e *Enricher) one(it item, w *wechat.Waybill) (*events.Envelope, bool) {
 	if deliveryID == "" {
 		deliveryID = it.data.DeliveryID
 	}
-	out, err := events.New(events.StageEnriched, it.env.Source, it.env.OrderID, events.Enriched{
+	out, err := it.env.Next(events.StageEnriched, events.Enriched{
 		DeliveryID: deliveryID, WaybillID: w.WaybillID, WaybillData: fields, PrintHTML: w.PrintHTML,
 		OrderStatus: w.OrderStatus, Products: it.data.Products,
-	}, it.env, "", e.now())
+	}, e.now())
 	if err != nil {
 		return e.failed(it, 0, err.Error(), "could not build the enriched event"), false
 	}

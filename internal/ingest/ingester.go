@@ -37,7 +37,7 @@ func (in *Ingester) Received(ctx context.Context, source events.Source, orderID 
 	if id != "" {
 		return id, true, nil
 	}
-	env, err := events.New(events.StageReceived, source, orderID, data, nil, "", in.now())
+	env, err := events.New(events.Fact{Stage: events.StageReceived, Source: source, OrderID: orderID, Data: data}, in.now())
 	if err != nil {
 		return "", false, err
 	}
@@ -67,7 +67,7 @@ func (in *Ingester) Failed(ctx context.Context, source events.Source, orderID st
 	if id, err := in.ledger.Seen(ctx, key); err != nil || id != "" {
 		return err
 	}
-	env, err := events.New(events.StageFailed, source, orderID, f, nil, "ingest", in.now())
+	env, err := events.New(events.Fact{Stage: events.StageFailed, Source: source, OrderID: orderID, Key: "ingest", Data: f}, in.now())
 	if err != nil {
 		return err
 	}

@@ -56,10 +56,11 @@ func (p *VVToolPoller) shipping(ctx context.Context, shop string, s vvtool.Shipp
 	for i, t := range s.SubTids {
 		subTids[i] = string(t)
 	}
-	env, err := events.New(events.StageLogistics, events.SourceVVTool, tid, events.Logistics{
-		ShopID: shop, Tid: tid, OrderCode: s.OrderCode, Status: s.Status, CompanyName: s.CompanyName,
-		OutSid: s.OutSid, ItemTitle: s.ItemTitle, SubTids: subTids, Created: s.Created.Time, Modified: s.Modified.Time,
-	}, nil, version, p.In.now())
+	env, err := events.New(events.Fact{Stage: events.StageLogistics, Source: events.SourceVVTool, OrderID: tid, Key: version,
+		Data: events.Logistics{
+			ShopID: shop, Tid: tid, OrderCode: s.OrderCode, Status: s.Status, CompanyName: s.CompanyName,
+			OutSid: s.OutSid, ItemTitle: s.ItemTitle, SubTids: subTids, Created: s.Created.Time, Modified: s.Modified.Time,
+		}}, p.In.now())
 	if err != nil {
 		return err
 	}

@@ -16,7 +16,7 @@ import (
 
 // Failed is the terminal failed event answering cause.
 func Failed(cause *events.Envelope, f events.Failed, now time.Time) (*events.Envelope, error) {
-	return events.New(events.StageFailed, cause.Source, cause.OrderID, f, cause, "", now)
+	return cause.Next(events.StageFailed, f, now)
 }
 
 // MaxRawBytes bounds the raw bytes a failed record keeps: base64 inside
@@ -30,7 +30,7 @@ const MaxRawBytes = 256 << 10
 // or the dead-letter subject when even the subject is unusable. The result
 // is a function of the message's stream sequence, so a redelivery produces
 // the same Nats-Msg-Id.
-func PoisonMsg(msg jetstream.Msg, stage string, cause error, now time.Time) (*nats.Msg, error) {
+func PoisonMsg(msg jetstream.Msg, stage events.Component, cause error, now time.Time) (*nats.Msg, error) {
 	var seq uint64
 	if md, err := msg.Metadata(); err == nil {
 		seq = md.Sequence.Stream
@@ -52,7 +52,8 @@ func PoisonMsg(msg jetstream.Msg, stage string, cause error, now time.Time) (*na
 	}
 	_, source, orderID, err := events.ParseSubject(msg.Subject())
 	if err == nil {
-		env, err := events.New(events.StageFailed, source, orderID, f, nil, "poison-"+strconv.FormatUint(seq, 10), now)
+		env, err := events.New(events.Fact{Stage: events.StageFailed, Source: source, OrderID: orderID,
+			Key: "poison-" + strconv.FormatUint(seq, 10), Data: f}, now)
 		if err != nil {
 			return nil, err
 		}
@@ -64,7 +65,7 @@ func PoisonMsg(msg jetstream.Msg, stage string, cause error, now time.Time) (*na
 	}
 	m := nats.NewMsg(events.DeadLetterSubject)
 	m.Data = body
-	m.Header.Set(jetstream.MsgIDHeader, "deadletter:"+stage+":"+strconv.FormatUint(seq, 10))
+	m.Header.Set(jetstream.MsgIDHeader, "deadletter:"+string(stage)+":"+strconv.FormatUint(seq, 10))
 	m.Header.Set(events.HeaderEventType, "order.deadletter")
 	return m, nil
 }
@@ -72,7 +73,7 @@ func PoisonMsg(msg jetstream.Msg, stage string, cause error, now time.Time) (*na
 // SetAside records msg as unusable (PoisonMsg), publishes the record and
 // terminates msg so it is never redelivered; if the record cannot be
 // stored, msg is left for redelivery instead, so nothing is lost.
-func (p *Publisher) SetAside(ctx context.Context, msg jetstream.Msg, stage string, cause error, now time.Time, log zerolog.Logger) {
+func (p *Publisher) SetAside(ctx context.Context, msg jetstream.Msg, stage events.Component, cause error, now time.Time, log zerolog.Logger) {
 	log.Error().Err(cause).Str("subject", msg.Subject()).Msg("unusable message; recording it as failed")
 	pm, err := PoisonMsg(msg, stage, cause, now)
 	if err == nil {

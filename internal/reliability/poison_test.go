@@ -28,8 +28,8 @@ type poison struct {
 	// deadLetter: the subject names no order, so the record goes to
 	// orders.deadletter instead of orders.failed.<source>.<id>.
 	deadLetter bool
-	stage      string // the stage that must set it aside
-	seq        uint64 // stream sequence once published
+	stage      events.Component // the component that must set it aside
+	seq        uint64           // stream sequence once published
 }
 
 // poisons are the unusable messages of one round (tag keeps ids unique).
@@ -37,7 +37,7 @@ func poisons(t testing.TB, tag string) []*poison {
 	t.Helper()
 	now := time.Now()
 	envelope := func(stage events.Stage, id string, data any, edit func(map[string]any)) []byte {
-		env, err := events.New(stage, events.SourceAPI, id, data, nil, "", now)
+		env, err := events.New(events.Fact{Stage: stage, Source: events.SourceAPI, OrderID: id, Data: data}, now)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -324,7 +324,7 @@ func (s *Shipper) ship(ctx, callCtx context.Context, md *jetstream.MsgMetadata, 
 		case wechat.ClassOK, wechat.ClassAlreadyDone:
 			shipped := events.Shipped{DeliveryID: data.DeliveryID, WaybillID: data.WaybillID,
 				Attempts: attempts, AlreadyShipped: class == wechat.ClassAlreadyDone}
-			out, err := events.New(events.StageShipped, env.Source, env.OrderID, shipped, env, "", s.now())
+			out, err := env.Next(events.StageShipped, shipped, s.now())
 			if err != nil {
 				return s.failed(env, code, err, attempts, "could not build the shipped event: "+err.Error(), lastFailed, log)
 			}

@@ -7,17 +7,17 @@ import (
 
 func benchEnvelope(b *testing.B) *Envelope {
 	b.Helper()
-	cause, err := New(StageReceived, SourceChannels, "3704612354559743232", Received{
+	cause, err := New(Fact{Stage: StageReceived, Source: SourceChannels, OrderID: "3704612354559743232", Data: Received{
 		DeliveryID: "SF", Products: []Product{{ProductID: "1000001", SkuID: "2000001", ProductCnt: 2}},
-	}, nil, "", time.Unix(1700000000, 0))
+	}}, time.Unix(1700000000, 0))
 	if err != nil {
 		b.Fatal(err)
 	}
-	e, err := New(StageEnriched, SourceChannels, "3704612354559743232", Enriched{
+	e, err := cause.Next(StageEnriched, Enriched{
 		DeliveryID: "SF", WaybillID: "SF1234567890", PrintHTML: "jh7DjipP4ul4CQYUh69cniskrQZuOPwa1inAbXIqKbU0t71c0s65Au54cdWBZW0QJY4LYeofdM",
 		WaybillData: []WaybillField{{Key: "SF_bagAddr", Value: "广州"}, {Key: "SF_mark", Value: "101- 07-03 509"}},
 		Products:    []Product{{ProductID: "1000001", SkuID: "2000001", ProductCnt: 2}},
-	}, cause, "", time.Unix(1700000001, 0))
+	}, time.Unix(1700000001, 0))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -59,7 +59,7 @@ func BenchmarkNew(b *testing.B) {
 	now := time.Unix(1700000002, 0)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := New(StageShipped, SourceChannels, cause.OrderID, data, cause, "", now); err != nil {
+		if _, err := cause.Next(StageShipped, data, now); err != nil {
 			b.Fatal(err)
 		}
 	}

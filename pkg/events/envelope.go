@@ -48,23 +48,40 @@ type Envelope struct {
 // namespace seeds the name-based UUIDs of event ids.
 var namespace = uuid.MustParse("5b0e7d8c-8f7a-4d51-9a43-1d0c5e2f6a10")
 
-// New builds the event of stage for an order. key tells logical events of
-// the same stage and order apart: empty for facts that happen once per order
-// (an order received), the causing event's id for a stage's answer to it
-// (which is what cause supplies by default), or a run id for a replay. The
-// result's MsgID and ID are functions of (stage, source, order, key), so a
-// crash followed by a re-publish is de-duplicated by JetStream.
-func New(stage Stage, source Source, orderID string, data any, cause *Envelope, key string, now time.Time) (*Envelope, error) {
-	subject, err := Subject(stage, source, orderID)
+// Fact names one logical event of an order: what New builds an envelope
+// for.
+type Fact struct {
+	Stage   Stage
+	Source  Source
+	OrderID string
+	// Key tells logical events of the same stage and order apart: empty
+	// for facts that happen once per order (an order received), the
+	// causing event's id for a stage's answer to it (what Cause supplies
+	// when Key is empty), or a run id for a replay.
+	Key string
+	// Cause is the event this one answers; nil for the first event of a
+	// chain. The new event keeps its correlation id.
+	Cause *Envelope
+	// Data is the stage's payload (Received, Enriched, Shipped, Failed,
+	// Logistics), encoded as JSON.
+	Data any
+}
+
+// New builds the envelope of f, stamped now. Its MsgID and ID are functions
+// of (stage, source, order, key), so a crash followed by a re-publish is
+// de-duplicated by JetStream.
+func New(f Fact, now time.Time) (*Envelope, error) {
+	subject, err := Subject(f.Stage, f.Source, f.OrderID)
 	if err != nil {
 		return nil, err
 	}
-	raw, err := json.Marshal(data)
+	raw, err := json.Marshal(f.Data)
 	if err != nil {
-		return nil, fmt.Errorf("encode %s data: %w", stage, err)
+		return nil, fmt.Errorf("encode %s data: %w", f.Stage, err)
 	}
-	if key == "" && cause != nil {
-		key = cause.ID
+	key := f.Key
+	if key == "" && f.Cause != nil {
+		key = f.Cause.ID
 	}
 	name := subject
 	if key != "" {
@@ -72,16 +89,16 @@ func New(stage Stage, source Source, orderID string, data any, cause *Envelope, 
 	}
 	e := &Envelope{
 		ID:         uuid.NewSHA1(namespace, []byte(name)).String(),
-		Type:       stage.Type(),
+		Type:       f.Stage.Type(),
 		Version:    Version,
-		Source:     source,
-		OrderID:    orderID,
+		Source:     f.Source,
+		OrderID:    f.OrderID,
 		OccurredAt: now.UTC(),
 		Data:       raw,
 	}
-	if cause != nil {
-		e.CorrelationID = cause.CorrelationID
-		e.CausationID = cause.ID
+	if f.Cause != nil {
+		e.CorrelationID = f.Cause.CorrelationID
+		e.CausationID = f.Cause.ID
 	}
 	if e.CorrelationID == "" {
 		e.CorrelationID = e.ID
@@ -90,6 +107,20 @@ func New(stage Stage, source Source, orderID string, data any, cause *Envelope, 
 		return nil, err
 	}
 	return e, nil
+}
+
+// Next is the event of stage that answers e: same source and order, caused
+// by e, in e's correlation chain. Answering the same e twice gives the
+// same id, so a redelivered input re-publishes the same event.
+func (e *Envelope) Next(stage Stage, data any, now time.Time) (*Envelope, error) {
+	return New(Fact{Stage: stage, Source: e.Source, OrderID: e.OrderID, Cause: e, Data: data}, now)
+}
+
+// Copy is a re-drive copy of e (same stage, source, order and payload),
+// caused by e; key (e.g. "replay:"+e.ID) makes its id deterministic, so the
+// same re-drive made twice publishes it once.
+func (e *Envelope) Copy(key string, now time.Time) (*Envelope, error) {
+	return New(Fact{Stage: e.Stage(), Source: e.Source, OrderID: e.OrderID, Key: key, Cause: e, Data: json.RawMessage(e.Data)}, now)
 }
 
 // Stage is the stage named by the envelope's type, or "" if the type is not

@@ -27,7 +27,7 @@ func received() events.Received {
 
 func mustNew(t *testing.T, stage events.Stage, source events.Source, id string, data any, cause *events.Envelope, key string, now time.Time) *events.Envelope {
 	t.Helper()
-	e, err := events.New(stage, source, id, data, cause, key, now)
+	e, err := events.New(events.Fact{Stage: stage, Source: source, OrderID: id, Key: key, Cause: cause, Data: data}, now)
 	if err != nil {
 		t.Fatalf("New(%s, %s, %s): %v", stage, source, id, err)
 	}
@@ -205,7 +205,7 @@ func TestNewErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e, err := events.New(tt.stage, tt.source, tt.id, tt.data, nil, "", t0)
+			e, err := events.New(events.Fact{Stage: tt.stage, Source: tt.source, OrderID: tt.id, Data: tt.data}, t0)
 			if err == nil {
 				t.Fatalf("New = %+v, want an error", e)
 			}
@@ -434,7 +434,7 @@ func TestNewOnlyBuildsDecodableEnvelopes(t *testing.T) {
 		"slice data": {[]int{1}, t0},
 		"zero time":  {received(), time.Time{}},
 	} {
-		e, err := events.New(events.StageReceived, events.SourceAPI, "1", tc.data, nil, "", tc.now)
+		e, err := events.New(events.Fact{Stage: events.StageReceived, Source: events.SourceAPI, OrderID: "1", Data: tc.data}, tc.now)
 		if err != nil {
 			continue // refused at the source: fine
 		}

@@ -9,15 +9,13 @@ import (
 
 func ExampleNew() {
 	at := time.Date(2025, 3, 14, 9, 26, 53, 0, time.UTC)
-	rcv, err := events.New(events.StageReceived, events.SourceChannels, "3704612354559743232",
-		events.Received{DeliveryID: "SF", Products: []events.Product{{ProductID: "p1", SkuID: "s1", ProductCnt: 1}}},
-		nil, "", at)
+	rcv, err := events.New(events.Fact{Stage: events.StageReceived, Source: events.SourceChannels, OrderID: "3704612354559743232",
+		Data: events.Received{DeliveryID: "SF", Products: []events.Product{{ProductID: "p1", SkuID: "s1", ProductCnt: 1}}}}, at)
 	if err != nil {
 		panic(err)
 	}
 	// The enricher's answer names the received event as its cause.
-	enr, err := events.New(events.StageEnriched, rcv.Source, rcv.OrderID,
-		events.Enriched{DeliveryID: "SF", WaybillID: "SF1234567890123"}, rcv, "", at.Add(time.Second))
+	enr, err := rcv.Next(events.StageEnriched, events.Enriched{DeliveryID: "SF", WaybillID: "SF1234567890123"}, at.Add(time.Second))
 	if err != nil {
 		panic(err)
 	}
@@ -34,6 +32,24 @@ func ExampleNew() {
 	// true
 	// orders.enriched.channels.3704612354559743232
 	// true true
+}
+
+func ExampleEnvelope_Copy() {
+	at := time.Date(2025, 3, 14, 9, 26, 53, 0, time.UTC)
+	enr, err := events.New(events.Fact{Stage: events.StageEnriched, Source: events.SourceAPI, OrderID: "A-1",
+		Data: events.Enriched{DeliveryID: "SF", WaybillID: "SF1"}}, at)
+	if err != nil {
+		panic(err)
+	}
+	// A re-drive copy: the same payload on the same subject, caused by the
+	// original, with an id of its own that the same re-drive reproduces.
+	cp, _ := enr.Copy("replay:"+enr.ID, at.Add(time.Hour))
+	again, _ := enr.Copy("replay:"+enr.ID, at.Add(2*time.Hour))
+	fmt.Println(cp.Subject() == enr.Subject(), string(cp.Data) == string(enr.Data))
+	fmt.Println(cp.ID != enr.ID, cp.ID == again.ID, cp.CausationID == enr.ID)
+	// Output:
+	// true true
+	// true true true
 }
 
 func ExampleParseSubject() {

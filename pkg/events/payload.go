@@ -98,8 +98,8 @@ type Shipped struct {
 
 // Failed is the payload of order.failed, a terminal event.
 type Failed struct {
-	// Stage is the pipeline step that gave up: "ingest", "enricher" or "shipper".
-	Stage    string `json:"stage"`
+	// Stage is the component that gave up.
+	Stage    Component `json:"stage"`
 	Errcode  int    `json:"errcode"`
 	Errmsg   string `json:"errmsg"`
 	Attempts int    `json:"attempts"`
@@ -112,6 +112,39 @@ type Failed struct {
 	// OriginalSubject and OriginalSeq locate the message that failed.
 	OriginalSubject string `json:"original_subject,omitempty"`
 	OriginalSeq     uint64 `json:"original_seq,omitempty"`
+}
+
+// Component is a process of the pipeline, as named in a failed event's
+// stage field: the one that gave up on the order.
+type Component string
+
+// The components.
+const (
+	ComponentIngest   Component = "ingest"
+	ComponentEnricher Component = "enricher"
+	ComponentShipper  Component = "shipper"
+)
+
+// Valid reports whether c is one of the components.
+func (c Component) Valid() bool {
+	switch c {
+	case ComponentIngest, ComponentEnricher, ComponentShipper:
+		return true
+	}
+	return false
+}
+
+// Input is the stage whose events c consumes (enricher: received, shipper:
+// enriched): what a re-drive of an order c failed sends through c again.
+// Ingest consumes no stage.
+func (c Component) Input() (Stage, bool) {
+	switch c {
+	case ComponentEnricher:
+		return StageReceived, true
+	case ComponentShipper:
+		return StageEnriched, true
+	}
+	return "", false
 }
 
 // Logistics is the payload of order.logistics: a status change of a

@@ -1,0 +1,253 @@
+// Package redrive sends orders through a stage again: the latest input
+// event of each order in a window of the stream (Replay), or of each order
+// whose latest terminal event is failed (RedriveFailed, the dead-letter
+// re-drive). A copy names its original as its cause and keeps the
+// correlation id, so the stream holds the whole history; its id is derived
+// from the run, so the same command made twice publishes it once. Orders
+// already shipped are never re-driven, and the shipper checks again before
+// every call.
+package redrive
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/fulfill/pipeline/internal/pipeline"
+	"github.com/fulfill/pipeline/internal/tally"
+	"github.com/fulfill/pipeline/pkg/events"
+)
+
+// Action is what a re-drive did with one order.
+type Action string
+
+// The actions of a report.
+const (
+	ActionRedrive     Action = "redrive"
+	ActionWouldDrive  Action = "would-redrive"
+	ActionSkipShipped Action = "skip: already shipped"
+	ActionSkip        Action = "skip"
+)
+
+// Result is one line of a replay or re-drive report.
+type Result struct {
+	OrderID string `json:"order_id"`
+	Source  string `json:"source"`
+	// Stage is the stage of the event re-driven (received: through the
+	// enricher; enriched: through the shipper).
+	Stage      string `json:"stage"`
+	Action     Action `json:"action"`
+	Reason     string `json:"reason,omitempty"`
+	Original   string `json:"original_event_id,omitempty"`
+	NewEventID string `json:"new_event_id,omitempty"`
+}
+
+// Redriver publishes the copies.
+type Redriver struct {
+	js     jetstream.JetStream
+	stream jetstream.Stream
+	record *pipeline.OrderRecord
+	pub    *pipeline.Publisher
+	now    func() time.Time
+}
+
+// New binds the ORDERS stream.
+func New(ctx context.Context, js jetstream.JetStream) (*Redriver, error) {
+	s, err := js.Stream(ctx, events.StreamName)
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", events.StreamName, err)
+	}
+	return &Redriver{js: js, stream: s, record: pipeline.NewOrderRecord(s), pub: pipeline.NewPublisher(js), now: time.Now}, nil
+}
+
+// Window selects what Replay re-drives.
+type Window struct {
+	// Stage is the input stage: received (through the enricher) or
+	// enriched (through the shipper).
+	Stage        events.Stage
+	Since, Until time.Time
+	// Source, if set, keeps only events of that source.
+	Source events.Source
+	// OrderIDs, if set, keeps only those orders.
+	OrderIDs []string
+	DryRun   bool
+}
+
+// Replay re-drives, once, the latest original event of stage w.Stage of
+// each order with one stored within the window. Copies made by earlier
+// re-drives are not re-driven again, so running the same replay twice is a
+// no-op.
+func (r *Redriver) Replay(ctx context.Context, w Window) ([]Result, error) {
+	if w.Stage != events.StageReceived && w.Stage != events.StageEnriched {
+		return nil, fmt.Errorf("replay: %w: %q is not an input stage (received or enriched)", events.ErrInvalidStage, w.Stage)
+	}
+	filters := []string{events.FilterSubject(w.Stage)}
+	if len(w.OrderIDs) > 0 {
+		filters = filters[:0]
+		for _, id := range w.OrderIDs {
+			f, err := events.OrderFilter(w.Stage, id)
+			if err != nil {
+				return nil, err
+			}
+			filters = append(filters, f)
+		}
+	}
+	latest := map[string]*events.Envelope{}
+	var order []string
+	err := tally.Scan(ctx, r.stream, filters, w.Since, w.Until, func(m jetstream.Msg, _ *jetstream.MsgMetadata) {
+		env, err := events.Decode(m.Data())
+		if err != nil || m.Headers().Get(events.HeaderRedriveOf) != "" {
+			return
+		}
+		if w.Source != "" && env.Source != w.Source {
+			return
+		}
+		if _, ok := latest[env.OrderID]; !ok {
+			order = append(order, env.OrderID)
+		}
+		latest[env.OrderID] = env
+	})
+	if err != nil {
+		return nil, err
+	}
+	results := make([]Result, 0, len(order))
+	for _, id := range order {
+		orig := latest[id]
+		res, err := r.drive(ctx, orig, "replay:"+orig.ID, w.DryRun)
+		if err != nil {
+			return results, err
+		}
+		results = append(results, res)
+	}
+	return results, nil
+}
+
+// Filter selects failed orders: those whose latest terminal event is
+// failed.
+type Filter struct {
+	// Since keeps orders that failed at or after it (zero: all).
+	Since time.Time
+	// Source keeps orders of that source ("" : all).
+	Source events.Source
+	// Errcode keeps orders whose failure has that errcode (nil: all).
+	Errcode *int
+	// OrderIDs keeps only those orders (empty: all).
+	OrderIDs []string
+}
+
+// Match reports whether o passes the filter.
+func (f Filter) Match(o *tally.Order) bool {
+	if !f.Since.IsZero() && o.LastTerminalAt.Before(f.Since) {
+		return false
+	}
+	if f.Source != "" && o.Source != f.Source {
+		return false
+	}
+	if f.Errcode != nil && (o.LastFailed == nil || o.LastFailed.Errcode != *f.Errcode) {
+		return false
+	}
+	return len(f.OrderIDs) == 0 || slices.Contains(f.OrderIDs, o.OrderID)
+}
+
+// Failed lists the failed orders that match f, oldest failure first.
+func Failed(ctx context.Context, js jetstream.JetStream, f Filter) ([]*tally.Order, error) {
+	tl, err := tally.Read(ctx, js)
+	if err != nil {
+		return nil, err
+	}
+	var out []*tally.Order
+	for _, o := range tl.FailedOrders() {
+		if f.Match(o) {
+			out = append(out, o)
+		}
+	}
+	return out, nil
+}
+
+// RedriveFailed sends each of orders (from Failed) through the component
+// that failed it again: a copy of its latest received event (enricher
+// failures) or enriched event (shipper failures).
+func (r *Redriver) RedriveFailed(ctx context.Context, orders []*tally.Order, dryRun bool) ([]Result, error) {
+	results := make([]Result, 0, len(orders))
+	for _, o := range orders {
+		res, err := r.redriveOrder(ctx, o, dryRun)
+		if err != nil {
+			return results, err
+		}
+		results = append(results, res)
+	}
+	return results, nil
+}
+
+func (r *Redriver) redriveOrder(ctx context.Context, o *tally.Order, dryRun bool) (Result, error) {
+	skip := Result{OrderID: o.OrderID, Source: string(o.Source), Action: ActionSkip}
+	if o.LastFailed == nil || o.LastFailedEvent == nil {
+		skip.Reason = "the failed event could not be read"
+		return skip, nil
+	}
+	if len(o.LastFailed.Raw) > 0 {
+		skip.Reason = "unusable input (raw bytes kept in the failed event); fix the producer and publish the order again"
+		return skip, nil
+	}
+	stage, ok := o.LastFailed.Stage.Input()
+	if !ok {
+		skip.Reason = fmt.Sprintf("failed at %s; post the order to POST /v1/orders to start it again", o.LastFailed.Stage)
+		return skip, nil
+	}
+	skip.Stage = string(stage)
+	orig, _, err := r.record.Last(ctx, stage, o.OrderID)
+	if err != nil {
+		return skip, err
+	}
+	if orig == nil {
+		skip.Reason = "its " + string(stage) + " event is no longer in the stream (older than STREAM_MAX_AGE?)"
+		return skip, nil
+	}
+	return r.drive(ctx, orig, "redrive:"+o.LastFailedEvent.ID, dryRun)
+}
+
+// drive re-publishes orig unless its order is already shipped, or the same
+// copy (same key) is already the order's latest event of the stage.
+func (r *Redriver) drive(ctx context.Context, orig *events.Envelope, key string, dryRun bool) (Result, error) {
+	res := Result{OrderID: orig.OrderID, Source: string(orig.Source), Stage: string(orig.Stage()), Original: orig.ID}
+	shipped, err := r.record.Shipped(ctx, orig.OrderID)
+	if err != nil {
+		return res, err
+	}
+	if shipped != nil {
+		res.Action, res.Reason = ActionSkipShipped, "shipped by event "+shipped.ID
+		return res, nil
+	}
+	cp, err := orig.Copy(key, r.now())
+	if err != nil {
+		return res, err
+	}
+	res.NewEventID = cp.ID
+	last, _, err := r.record.Last(ctx, orig.Stage(), orig.OrderID)
+	if err != nil {
+		return res, err
+	}
+	if last != nil && last.ID == cp.ID {
+		res.Action, res.Reason = ActionSkip, "already re-driven by an earlier run of the same command"
+		return res, nil
+	}
+	if dryRun {
+		res.Action = ActionWouldDrive
+		return res, nil
+	}
+	m, err := cp.Msg()
+	if err != nil {
+		return res, err
+	}
+	m.Header.Set(events.HeaderRedriveOf, orig.ID)
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := r.pub.PublishMsgs(pctx, m); err != nil {
+		return res, fmt.Errorf("re-drive %s: %w", orig.OrderID, err)
+	}
+	res.Action = ActionRedrive
+	return res, nil
+}
