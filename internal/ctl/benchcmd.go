@@ -70,9 +70,9 @@ func benchCmd(ctx context.Context, e Env, args []string) error {
 	return nil
 }
 
-// service runs one stage service in this process, configured by the
+// serviceCmd runs one stage service in this process, configured by the
 // environment: how bench starts services as separate processes.
-func service(ctx context.Context, e Env, args []string) error {
+func serviceCmd(ctx context.Context, e Env, args []string) error {
 	if len(args) != 1 {
 		return fmt.Errorf("%w: service needs one of ingest, enricher, shipper", ErrUsage)
 	}

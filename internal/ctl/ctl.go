@@ -37,7 +37,7 @@ func commands() []command {
 		{"dlq", "list (dlq list) and re-drive (dlq redrive) orders whose latest terminal event is failed", dlq},
 		{"replay", "re-drive a stage's input events of a time window", replay},
 		{"bench", "measure the pipeline against raw JetStream; writes docs/PERFORMANCE.md", benchCmd},
-		{"service", "run one service (ingest, enricher, shipper) configured by the environment", service},
+		{"service", "run one service (ingest, enricher, shipper) configured by the environment", serviceCmd},
 	}
 }
 

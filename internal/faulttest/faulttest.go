@@ -21,7 +21,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
 
+	"github.com/fulfill/pipeline/internal/service"
 	"github.com/fulfill/pipeline/internal/stack"
 	"github.com/fulfill/pipeline/internal/tally"
 	"github.com/fulfill/pipeline/pkg/clients/sandbox"
@@ -72,19 +74,17 @@ func StartStack(t testing.TB, o stack.Options) *stack.Stack {
 	return st
 }
 
-// Connect opens a NATS connection (reconnecting forever) closed at the end
-// of the test, and its JetStream handle.
+// Connect opens a NATS connection as the services do (reconnecting
+// forever), closed at the end of the test, and its JetStream handle.
 func Connect(t testing.TB, url string) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	nc, js, err := service.Connect(ctx, url, "", "test", zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	return nc, js
 }
 

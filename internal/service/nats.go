@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -15,10 +16,16 @@ import (
 	"github.com/fulfill/pipeline/pkg/events"
 )
 
-// Connect dials NATS with settings for a long-running service: reconnect
-// forever (a NATS restart must not end the process), a reconnect buffer so
-// publishes during a short outage are kept, and logged connection events.
+// Connect dials NATS: the one way every program of this module connects
+// (services, fulfillctl, the bench and the tests). It reconnects forever (a
+// NATS restart must not end a service), keeps a reconnect buffer so
+// publishes during a short outage are kept, logs connection events, and
+// waits for the first connection until ctx ends, logging each failed
+// attempt's cause (at most every 5 s) and returning the last one.
 func Connect(ctx context.Context, url, creds, name string, log zerolog.Logger) (*nats.Conn, jetstream.JetStream, error) {
+	var mu sync.Mutex
+	var lastErr error
+	var lastLogged time.Time
 	opts := []nats.Option{
 		nats.Name(name),
 		nats.MaxReconnects(-1),
@@ -26,7 +33,20 @@ func Connect(ctx context.Context, url, creds, name string, log zerolog.Logger) (
 		nats.ReconnectBufSize(64 << 20),
 		nats.RetryOnFailedConnect(true),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err == nil { // our own Close or Drain: planned
+				log.Debug().Msg("nats connection closed")
+				return
+			}
 			log.Warn().Err(err).Msg("nats disconnected")
+		}),
+		nats.ReconnectErrHandler(func(nc *nats.Conn, err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			lastErr = err
+			if time.Since(lastLogged) >= 5*time.Second {
+				lastLogged = time.Now()
+				log.Warn().Err(err).Str("nats", config.RedactURLs(url)).Msg("nats connect attempt failed; retrying")
+			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			log.Info().Str("server", nc.ConnectedUrlRedacted()).Msg("nats reconnected")
@@ -52,6 +72,11 @@ func Connect(ctx context.Context, url, creds, name string, log zerolog.Logger) (
 		select {
 		case <-ctx.Done():
 			nc.Close()
+			mu.Lock()
+			defer mu.Unlock()
+			if lastErr != nil {
+				return nil, nil, fmt.Errorf("connect to NATS at %s: %w (last attempt: %v)", config.RedactURLs(url), ctx.Err(), lastErr)
+			}
 			return nil, nil, fmt.Errorf("connect to NATS at %s: %w", config.RedactURLs(url), ctx.Err())
 		case <-time.After(50 * time.Millisecond):
 		}
