@@ -46,6 +46,11 @@ type deployment struct {
 				SecurityContext               struct {
 					RunAsNonRoot *bool `yaml:"runAsNonRoot"`
 				} `yaml:"securityContext"`
+				TopologySpreadConstraints []struct {
+					MaxSkew       int           `yaml:"maxSkew"`
+					TopologyKey   string        `yaml:"topologyKey"`
+					LabelSelector labelSelector `yaml:"labelSelector"`
+				} `yaml:"topologySpreadConstraints"`
 				Containers []container `yaml:"containers"`
 			} `yaml:"spec"`
 		} `yaml:"template"`
@@ -53,9 +58,10 @@ type deployment struct {
 }
 
 type container struct {
-	Name  string `yaml:"name"`
-	Image string `yaml:"image"`
-	Ports []struct {
+	Name            string `yaml:"name"`
+	Image           string `yaml:"image"`
+	ImagePullPolicy string `yaml:"imagePullPolicy"`
+	Ports           []struct {
 		Name          string `yaml:"name"`
 		ContainerPort int    `yaml:"containerPort"`
 	} `yaml:"ports"`
@@ -306,8 +312,10 @@ func workloads(t *testing.T, b base) []workload {
 
 // TestDeployments checks each Deployment: it runs a stage binary, sets only
 // variables that binary reads (config.VarsFor), probes /healthz and /readyz
-// on its ADMIN_ADDR port, has resources, runs as non-root and outlives its
-// drain on termination.
+// on its ADMIN_ADDR port, has resources (ephemeral storage included; no CPU
+// limit, by decision), pulls its image only when absent (overlays pin it by
+// digest), spreads its replicas over nodes and runs at least two when it
+// sets a count, runs as non-root and outlives its drain on termination.
 func TestDeployments(t *testing.T) {
 	b := loadBase(t)
 	ws := workloads(t, b)
@@ -369,6 +377,31 @@ func TestDeployments(t *testing.T) {
 			}
 			if w.c.Resources.Limits["memory"] == "" {
 				t.Error("no memory limit")
+			}
+			if w.c.Resources.Requests["ephemeral-storage"] == "" || w.c.Resources.Limits["ephemeral-storage"] == "" {
+				t.Error("no ephemeral-storage request and limit: the node cannot account for the logs")
+			}
+			if cpu := w.c.Resources.Limits["cpu"]; cpu != "" {
+				t.Errorf("CPU limit %s: deploy/README.md (\"CPU limits\") says why there is none; change both together", cpu)
+			}
+			if w.c.ImagePullPolicy != "IfNotPresent" {
+				t.Errorf("imagePullPolicy %q, want IfNotPresent (images are pinned by digest; deploy/README.md, \"Images\")", w.c.ImagePullPolicy)
+			}
+			if img := w.c.Image; strings.HasSuffix(img, ":latest") {
+				t.Errorf("image %q: a moving tag", img)
+			}
+			if r := w.dep.Spec.Replicas; r != nil && *r < 2 {
+				t.Errorf("replicas %d: one node's loss or drain stops the stage", *r)
+			}
+			spread := false
+			for _, c := range w.dep.Spec.Template.Spec.TopologySpreadConstraints {
+				if c.TopologyKey == "kubernetes.io/hostname" && c.MaxSkew >= 1 &&
+					subset(c.LabelSelector.MatchLabels, w.dep.Spec.Template.Metadata.Labels) {
+					spread = true
+				}
+			}
+			if !spread {
+				t.Error("no topologySpreadConstraint on kubernetes.io/hostname selecting its own pods: replicas may share a node")
 			}
 			if g := w.dep.Spec.Template.Spec.TerminationGracePeriodSeconds; g == nil || *g <= 30 {
 				t.Errorf("terminationGracePeriodSeconds %v, want more than the 30 s drain", deref(g))

@@ -23,6 +23,11 @@
 //  8. TestTokenLeak: the app secret and every issued access_token appear in
 //     no log, error, /metrics output or stream message.
 //
+// Beside the faults, TestTwoIngestReplicas runs ingest as the Kubernetes
+// base does, two replicas polling one shop, and checks every order is
+// received exactly once. Its randomness is seeded and the seed logged;
+// FULFILL_SEED=<seed> replays it.
+//
 // By default (and with -short) the tests that finish within about 30 s run
 // with fewer orders: that is what CI runs. FULFILL_RELIABILITY=1 runs every
 // test at full size (at least 1,000 orders each); make reliability sets it,
