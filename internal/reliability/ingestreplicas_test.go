@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"sort"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -19,25 +17,6 @@ import (
 	"github.com/fulfill/pipeline/pkg/clients/sandbox"
 	"github.com/fulfill/pipeline/pkg/events"
 )
-
-// envSeed replays a seeded test with the seed its log printed.
-const envSeed = "FULFILL_SEED"
-
-// testSeed is the seed of a randomised test: FULFILL_SEED when set, else
-// a fresh one. It is logged, so a failure can be replayed.
-func testSeed(t *testing.T) int64 {
-	t.Helper()
-	seed := time.Now().UnixNano()
-	if s := os.Getenv(envSeed); s != "" {
-		v, err := strconv.ParseInt(s, 10, 64)
-		if err != nil {
-			t.Fatalf("%s=%q: %v", envSeed, s, err)
-		}
-		seed = v
-	}
-	t.Logf("seed %d (replay with %s=%d)", seed, envSeed, seed)
-	return seed
-}
 
 // TestTwoIngestReplicas runs ingest as the Kubernetes base does: two
 // replicas of one Deployment (the same environment, each its own
@@ -54,7 +33,7 @@ func testSeed(t *testing.T) int64 {
 // replicas publish before either has recorded it carries the same
 // Nats-Msg-Id, which JetStream's duplicate window drops.
 func TestTwoIngestReplicas(t *testing.T) {
-	seed := testSeed(t)
+	seed := int64(seedFor(t, 19))
 	rng := rand.New(rand.NewPCG(uint64(seed), 19))
 	const initial, added = 1000, 500
 	cfg := scenario(seed, initial)

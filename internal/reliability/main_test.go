@@ -61,10 +61,10 @@ func size(n, small int) int {
 // failed run: its seed is in the test's log.
 const envSeed = "FULFILL_SEED"
 
-// rngFor is the test's source of random choices (the moment of a fault, the
-// orders it hits), seeded with def unless FULFILL_SEED is set; the seed is
-// logged so a failing run can be replayed.
-func rngFor(t testing.TB, def uint64) *rand.Rand {
+// seedFor is the seed of a test's random choices (the moment of a fault,
+// the orders it hits): def unless FULFILL_SEED is set. It is logged so a
+// failing run can be replayed.
+func seedFor(t testing.TB, def uint64) uint64 {
 	t.Helper()
 	seed := def
 	if v := os.Getenv(envSeed); v != "" {
@@ -75,5 +75,12 @@ func rngFor(t testing.TB, def uint64) *rand.Rand {
 		seed = s
 	}
 	t.Logf("random choices seeded with %d (%s=%d replays them)", seed, envSeed, seed)
+	return seed
+}
+
+// rngFor is a source of random choices seeded with seedFor(t, def).
+func rngFor(t testing.TB, def uint64) *rand.Rand {
+	t.Helper()
+	seed := seedFor(t, def)
 	return rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 }

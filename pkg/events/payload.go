@@ -100,9 +100,9 @@ type Shipped struct {
 type Failed struct {
 	// Stage is the component that gave up.
 	Stage    Component `json:"stage"`
-	Errcode  int    `json:"errcode"`
-	Errmsg   string `json:"errmsg"`
-	Attempts int    `json:"attempts"`
+	Errcode  int       `json:"errcode"`
+	Errmsg   string    `json:"errmsg"`
+	Attempts int       `json:"attempts"`
 	// Reason says what happened and what a person can do about it.
 	Reason string `json:"reason"`
 	// Raw holds the original message bytes when they could not be parsed
