@@ -8,7 +8,8 @@
 // shipped order and no concurrent sends.
 //
 // The package has no code of its own beyond this comment: it is its test,
-// which takes about a minute and is skipped by go test -short.
+// which takes 35–40 s with the race detector on two cores and is skipped
+// by go test -short.
 //
 //	go test -race -run TestPipelineSurvivesLosingStreamLeader ./internal/cluster
 package cluster

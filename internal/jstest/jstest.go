@@ -14,6 +14,7 @@ import (
 
 	"github.com/fulfill/pipeline/internal/embednats"
 	"github.com/fulfill/pipeline/internal/service"
+	"github.com/fulfill/pipeline/pkg/events"
 )
 
 // Start runs a server with JetStream in t's temporary directory and
@@ -46,4 +47,14 @@ func StartStream(t testing.TB) (*nats.Conn, jetstream.JetStream, jetstream.Strea
 		t.Fatal(err)
 	}
 	return nc, js, s
+}
+
+// LastOn is the last message stored on subject of the ORDERS stream.
+func LastOn(t testing.TB, js jetstream.JetStream, subject string) (*jetstream.RawStreamMsg, error) {
+	t.Helper()
+	s, err := js.Stream(t.Context(), events.StreamName)
+	if err != nil {
+		return nil, err
+	}
+	return s.GetLastMsgForSubject(t.Context(), subject)
 }

@@ -51,7 +51,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			Concurrency: c.ShipConcurrency, BackoffInitial: c.ShipBackoffInitial, BackoffMax: c.ShipBackoffMax,
 			MaxElapsed: c.ShipMaxElapsed, WaitDelay: c.ShipWaitDelay, WaitMaxAttempts: c.ShipWaitMaxAttempts,
 			Heartbeat: c.ShipHeartbeat,
-		}, b.WeChat(), b.Publisher(), pipeline.NewOrderRecord(b.Stream), leases, b.Log, b.Metrics)
+		}, b.WeChat(), b.Publisher(), pipeline.NewOrderRecord(b.Stream), LeaseTable{leases}, b.Log, b.Metrics)
 		cc, err := events.ConsumerConfig(events.ConsumerShipper, maxAckPending, c.ShipAckWait)
 		if err != nil {
 			return err

@@ -31,9 +31,32 @@ type Record interface {
 }
 
 // Leases hands out the per-order leases that keep delivery/send calls for
-// one order from overlapping across replicas.
+// one order from overlapping across replicas; Acquire answers
+// pipeline.ErrLeaseTaken when another holder has the order.
 type Leases interface {
-	Acquire(ctx context.Context, key string) (*pipeline.Lease, error)
+	Acquire(ctx context.Context, key string) (Lease, error)
+}
+
+// Lease is one order held by this shipper (a *pipeline.Lease).
+type Lease interface {
+	// Valid reports whether the lease is certainly still ours.
+	Valid() bool
+	// Renew writes it again so it lives another TTL.
+	Renew(ctx context.Context) error
+	// Release gives it up once the order's outcome is stored.
+	Release(ctx context.Context) error
+}
+
+// LeaseTable adapts a *pipeline.Leases to Leases.
+type LeaseTable struct{ *pipeline.Leases }
+
+// Acquire takes the order's lease.
+func (t LeaseTable) Acquire(ctx context.Context, key string) (Lease, error) {
+	l, err := t.Leases.Acquire(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	return l, nil
 }
 
 // Options tune the shipper; see the SHIP_* variables.
@@ -186,7 +209,7 @@ type outcome struct {
 // stored, naked when it must come back, and terminated when unusable. It
 // owns hold until it passes it on to the completer.
 func (s *Shipper) handle(ctx context.Context, msg jetstream.Msg, hold *pipeline.Hold) {
-	var lease *pipeline.Lease
+	var lease Lease
 	passed := false
 	defer func() {
 		if !passed {
@@ -203,7 +226,7 @@ func (s *Shipper) handle(ctx context.Context, msg jetstream.Msg, hold *pipeline.
 	if md.NumDelivered > 1 {
 		s.metrics.Redelivers.WithLabelValues(string(events.StageEnriched)).Inc()
 	}
-	env, data, err := decode(msg)
+	env, data, err := pipeline.DecodeInput[events.Enriched](msg, events.StageEnriched)
 	if err != nil {
 		s.pub.SetAside(context.Background(), msg, "shipper", err, s.now(), s.log)
 		return
@@ -286,7 +309,7 @@ func (s *Shipper) check(ctx context.Context, env *events.Envelope, md *jetstream
 
 // ship calls delivery/send until the platform gives an answer that ends the
 // order, checking the order's record before every call.
-func (s *Shipper) ship(ctx, callCtx context.Context, md *jetstream.MsgMetadata, env *events.Envelope, data *events.Enriched, lease *pipeline.Lease, log zerolog.Logger) outcome {
+func (s *Shipper) ship(ctx, callCtx context.Context, md *jetstream.MsgMetadata, env *events.Envelope, data *events.Enriched, lease Lease, log zerolog.Logger) outcome {
 	req := request(env.OrderID, data)
 	b := &backoff.ExponentialBackOff{
 		InitialInterval:     s.opts.BackoffInitial,
@@ -420,7 +443,7 @@ type completion struct {
 	input    *events.Envelope // the message's envelope
 	msg      jetstream.Msg
 	hold     *pipeline.Hold
-	lease    *pipeline.Lease
+	lease    Lease
 	log      zerolog.Logger
 	occurred time.Time
 }
@@ -476,7 +499,7 @@ func (s *Shipper) decided(ctx context.Context, c completion) error {
 
 // releaseLease deletes the order's lease in the background; the bucket's
 // TTL frees it anyway if this fails.
-func (s *Shipper) releaseLease(l *pipeline.Lease) {
+func (s *Shipper) releaseLease(l Lease) {
 	if l == nil {
 		return
 	}
@@ -487,24 +510,6 @@ func (s *Shipper) releaseLease(l *pipeline.Lease) {
 			s.log.Debug().Err(err).Msg("release order lease; it expires by itself")
 		}
 	})
-}
-
-func decode(msg jetstream.Msg) (*events.Envelope, *events.Enriched, error) {
-	env, err := events.Decode(msg.Data())
-	if err != nil {
-		return nil, nil, err
-	}
-	if env.Stage() != events.StageEnriched {
-		return nil, nil, fmt.Errorf("%w: %s event on the shipper's input", events.ErrMalformed, env.Type)
-	}
-	if env.Subject() != msg.Subject() {
-		return nil, nil, fmt.Errorf("%w: envelope says %s, message was on %s", events.ErrMalformed, env.Subject(), msg.Subject())
-	}
-	var data events.Enriched
-	if err := env.DecodeData(&data); err != nil {
-		return nil, nil, err
-	}
-	return env, &data, nil
 }
 
 func request(orderID string, d *events.Enriched) wechat.SendDeliveryRequest {

@@ -41,8 +41,8 @@ type Tally struct {
 	Messages    map[events.Stage]int
 	DeadLetters int
 	Undecodable int
-	// FirstAt and LastAt are the stream timestamps of the first received
-	// and the last terminal event.
+	// FirstReceivedAt and LastTerminalAt are the stream timestamps of the
+	// first received event and of the last terminal event.
 	FirstReceivedAt, LastTerminalAt time.Time
 	LastSeq                         uint64
 }
