@@ -37,38 +37,53 @@ func faultMix(name string) (sandbox.FaultMix, error) {
 	return sandbox.FaultMix{}, fmt.Errorf("%w: --faults %q: want default or none", ErrUsage, name)
 }
 
-func up(ctx context.Context, e Env, args []string) error {
+// upOptions are up's flags.
+type upOptions struct {
+	orders    int
+	untilDone bool
+	dataDir   string
+	faults    string
+	mix       sandbox.FaultMix
+	seed      int64
+	shippers  int
+	natsPort  int
+	stall     time.Duration
+}
+
+func parseUp(e Env, args []string) (*upOptions, bool, error) {
 	fs := newFlags(e, "up", "[--orders N] [--until-done] [--data-dir DIR] [--faults default|none]")
-	orders := fs.Int("orders", 500, "demo orders the sandbox serves")
-	untilDone := fs.Bool("until-done", false, "exit once every order is shipped or failed: 0 if none was lost")
-	dataDir := fs.String("data-dir", "", "JetStream storage directory (default: a fresh temporary directory, removed at exit)")
-	faults := fs.String("faults", "default", "fault mix of the sandbox: default (transient, permanent, waiting, cancelled…) or none")
-	seed := fs.Int64("seed", 1, "scenario seed")
-	shippers := fs.Int("shippers", 1, "shipper replicas")
-	natsPort := fs.Int("nats-port", 4222, "NATS port (a free port if this one is taken)")
-	stall := fs.Duration("stall", time.Minute, "with --until-done: give up when nothing progresses for this long")
+	o := &upOptions{}
+	fs.IntVar(&o.orders, "orders", 500, "demo orders the sandbox serves")
+	fs.BoolVar(&o.untilDone, "until-done", false, "exit once every order is shipped or failed: 0 if none was lost")
+	fs.StringVar(&o.dataDir, "data-dir", "", "JetStream storage directory (default: a fresh temporary directory, removed at exit)")
+	fs.StringVar(&o.faults, "faults", "default", "fault mix of the sandbox: default (transient, permanent, waiting, cancelled…) or none")
+	fs.Int64Var(&o.seed, "seed", 1, "scenario seed")
+	fs.IntVar(&o.shippers, "shippers", 1, "shipper replicas")
+	fs.IntVar(&o.natsPort, "nats-port", 4222, "NATS port (a free port if this one is taken)")
+	fs.DurationVar(&o.stall, "stall", time.Minute, "with --until-done: give up when nothing progresses for this long")
 	if done, err := parse(fs, args); done || err != nil {
-		return err
+		return nil, done, err
 	}
-	mix, err := faultMix(*faults)
+	mix, err := faultMix(o.faults)
 	if err != nil {
+		return nil, false, err
+	}
+	o.mix = mix
+	if o.orders < 0 {
+		return nil, false, fmt.Errorf("%w: --orders must be ≥ 0", ErrUsage)
+	}
+	return o, false, nil
+}
+
+// up runs the whole pipeline in this process: start the stack, run the
+// services until every order is terminal (or ctx ends), then print the
+// summary read back from the stream.
+func up(ctx context.Context, e Env, args []string) error {
+	o, done, err := parseUp(e, args)
+	if done || err != nil {
 		return err
 	}
-	if *orders < 0 {
-		return fmt.Errorf("%w: --orders must be ≥ 0", ErrUsage)
-	}
-	port := *natsPort
-	if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err != nil {
-		port = 0
-	} else {
-		l.Close()
-	}
-	st, err := stack.Start(stack.Options{
-		DataDir:  *dataDir,
-		NATSPort: port,
-		Sandbox:  sandbox.Config{Seed: *seed, Orders: *orders, Faults: mix},
-		Env:      map[string]string{"INGEST_SOURCES": "channels,vvtool"},
-	})
+	st, err := startUpStack(o)
 	if err != nil {
 		return err
 	}
@@ -81,12 +96,12 @@ func up(ctx context.Context, e Env, args []string) error {
 	defer logFile.Close()
 
 	fmt.Fprintf(e.Stdout, "NATS:     %s   (nats -s %s stream info ORDERS)\n", st.NATSURL, st.NATSURL)
-	fmt.Fprintf(e.Stdout, "Sandbox:  %s   (appid %s, %d orders, faults %s)\n", st.SandboxURL, sandbox.DefaultAppID, *orders, *faults)
+	fmt.Fprintf(e.Stdout, "Sandbox:  %s   (appid %s, %d orders, faults %s)\n", st.SandboxURL, sandbox.DefaultAppID, o.orders, o.faults)
 	fmt.Fprintf(e.Stdout, "Logs:     %s\n\n", logPath)
 
 	svcCtx, stopServices := context.WithCancel(ctx)
 	defer stopServices()
-	g := st.RunPipeline(svcCtx, logFile, *shippers)
+	g := st.RunPipeline(svcCtx, logFile, o.shippers)
 	defer func() { stopServices(); _ = g.Wait() }() // before the log file closes
 
 	nc, js, err := connect(ctx, Env{Getenv: func(k string) string {
@@ -94,17 +109,39 @@ func up(ctx context.Context, e Env, args []string) error {
 			return st.NATSURL
 		}
 		return ""
-	}})
+	}, Stderr: e.Stderr})
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
 
 	p := &progress{w: e.Stdout, tty: isTerminal(e.Stdout), sb: st.Sandbox, want: len(st.Sandbox.Scenario()), start: time.Now()}
-	waitErr := p.run(ctx, js, *untilDone, *stall)
+	waitErr := p.run(ctx, js, o.untilDone, o.stall)
 	stopServices()
 	svcErr := g.Wait()
+	return finishUp(e, o, js, st, p, waitErr, svcErr)
+}
 
+// startUpStack starts NATS (on the asked port if it is free) and the
+// sandbox.
+func startUpStack(o *upOptions) (*stack.Stack, error) {
+	port := o.natsPort
+	if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err != nil {
+		port = 0
+	} else {
+		l.Close()
+	}
+	return stack.Start(stack.Options{
+		DataDir:  o.dataDir,
+		NATSPort: port,
+		Sandbox:  sandbox.Config{Seed: o.seed, Orders: o.orders, Faults: o.mix},
+		Env:      map[string]string{"INGEST_SOURCES": "channels,vvtool"},
+	})
+}
+
+// finishUp prints the summary read back from the stream and says whether
+// the run succeeded.
+func finishUp(e Env, o *upOptions, js jetstream.JetStream, st *stack.Stack, p *progress, waitErr, svcErr error) error {
 	rctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	tl, err := tally.Read(rctx, js)
@@ -115,7 +152,7 @@ func up(ctx context.Context, e Env, args []string) error {
 	if svcErr != nil {
 		return fmt.Errorf("services: %w", svcErr)
 	}
-	if *untilDone {
+	if o.untilDone {
 		if waitErr != nil {
 			return waitErr
 		}

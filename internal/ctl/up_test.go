@@ -3,8 +3,11 @@ package ctl
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/fulfill/pipeline/pkg/clients/sandbox"
 )
 
 // TestUpUntilDone is the README's first command, shortened: every demo
@@ -16,7 +19,19 @@ func TestUpUntilDone(t *testing.T) {
 	if err := Run(context.Background(), args, env); err != nil {
 		t.Fatalf("up --until-done: %v\n%s", err, out.String())
 	}
-	for _, want := range []string{"NATS:", "Sandbox:", "terminal counts (142 shipped, 8 failed orders): yes", "orders shipped twice: 0"} {
+	// What the scenario up served (seed 1, 150 orders, default faults)
+	// expects: the summary must match the stream and the scenario both.
+	shipped, failed := 0, 0
+	for _, o := range sandbox.New(sandbox.Config{Seed: 1, Orders: 150, Faults: sandbox.DefaultFaults()}).Scenario() {
+		switch o.Expect {
+		case sandbox.OutcomeShipped:
+			shipped++
+		case sandbox.OutcomeFailed:
+			failed++
+		}
+	}
+	summary := fmt.Sprintf("terminal counts (%d shipped, %d failed orders): yes", shipped, failed)
+	for _, want := range []string{"NATS:", "Sandbox:", summary, "orders shipped twice: 0"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}

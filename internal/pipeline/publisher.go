@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -18,13 +19,16 @@ type Publisher struct {
 	js jetstream.JetStream
 	// OnPublished is told of each event JetStream acknowledged (metrics).
 	OnPublished func(stage events.Stage)
-	// RetryWait is the pause between attempts after a failed publish.
-	RetryWait time.Duration
+	// RetryWait is the first pause after a failed publish; the pauses grow
+	// (with jitter) to MaxRetryWait, so a long NATS outage is not hammered
+	// and a short one is left quickly.
+	RetryWait    time.Duration
+	MaxRetryWait time.Duration
 }
 
 // NewPublisher publishes through js.
 func NewPublisher(js jetstream.JetStream) *Publisher {
-	return &Publisher{js: js, RetryWait: 250 * time.Millisecond}
+	return &Publisher{js: js, RetryWait: 250 * time.Millisecond, MaxRetryWait: 2 * time.Second}
 }
 
 // Publish sends every envelope asynchronously (in parallel), waits for all
@@ -70,6 +74,11 @@ func (p *Publisher) PublishEach(ctx context.Context, msgs ...*nats.Msg) []error 
 	for i := range pending {
 		pending[i] = i
 	}
+	b := &backoff.ExponentialBackOff{
+		InitialInterval: p.RetryWait, RandomizationFactor: 0.2, Multiplier: 2,
+		MaxInterval: max(p.MaxRetryWait, p.RetryWait), Stop: backoff.Stop, Clock: backoff.SystemClock,
+	}
+	b.Reset()
 	for attempt := 1; ; attempt++ {
 		pending = p.round(ctx, msgs, pending, errs)
 		if len(pending) == 0 {
@@ -81,7 +90,7 @@ func (p *Publisher) PublishEach(ctx context.Context, msgs ...*nats.Msg) []error 
 				errs[i] = fmt.Errorf("publish %s (attempt %d): %w (last error: %v)", msgs[i].Subject, attempt, ctx.Err(), errs[i])
 			}
 			return errs
-		case <-time.After(p.RetryWait):
+		case <-time.After(b.NextBackOff()):
 		}
 	}
 }

@@ -279,27 +279,10 @@ func (s *Sandbox) serveVVTool(r *http.Request) reply {
 	if tid := form.Get("tid"); tid != "" {
 		x.ids = []string{tid}
 	}
-
-	s.mu.Lock()
-	now := s.now()
-	w := s.vv.window
-	cut := now.Add(-time.Second)
-	i := 0
-	for i < len(w) && !w[i].After(cut) {
-		i++
-	}
-	s.vv.window = append(w[i:], now)
-	n := len(s.vv.window)
-	st := &s.rec.stats
-	st.VVMaxPerSecond = max(st.VVMaxPerSecond, n)
-	if n > VVMaxRequestsPerSecond {
-		st.VVRateViolations++
-		s.mu.Unlock()
+	plan, limited := s.admitVVTool(x.ids)
+	if limited {
 		return s.finish(x, s.vvErr(x, 202, fmt.Sprintf("more than %d requests in a second", VVMaxRequestsPerSecond)))
 	}
-	plan := s.planFaultsLocked(EndpointVVToolDetail, x.ids)
-	s.mu.Unlock()
-
 	if !delay(r.Context(), s.cfg.Latency+plan.latency) {
 		return s.finish(x, reply{code: CodeClientGone, gone: true})
 	}
@@ -320,13 +303,45 @@ func (s *Sandbox) serveVVTool(r *http.Request) reply {
 	if code != 0 {
 		return s.finish(x, s.vvErr(x, code, detail))
 	}
-
 	s.mu.Lock()
 	list, ok := s.vv.shops[p.shopID]
 	s.mu.Unlock()
 	if !ok {
 		return s.finish(x, s.vvErr(x, 302, "shop "+p.shopID))
 	}
+	resp := vvResponse{Msg: vvMessage(0, ""), Data: p.page(p.matching(list))}
+	end := s.now()
+	resp.Msec, resp.Time = end.Sub(x.at).Milliseconds(), end.Unix()
+	return s.finish(x, jsonReply(0, resp))
+}
+
+// admitVVTool counts a request in the account's sliding second and, if it
+// is within the limit, plans the faults of a call carrying ids; limited says it is over the
+// limit (answered 202, as vv-tool does).
+func (s *Sandbox) admitVVTool(ids []string) (plan faultPlan, limited bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	w := s.vv.window
+	cut := now.Add(-time.Second)
+	i := 0
+	for i < len(w) && !w[i].After(cut) {
+		i++
+	}
+	s.vv.window = append(w[i:], now)
+	n := len(s.vv.window)
+	st := &s.rec.stats
+	st.VVMaxPerSecond = max(st.VVMaxPerSecond, n)
+	if n > VVMaxRequestsPerSecond {
+		st.VVRateViolations++
+		return faultPlan{}, true
+	}
+	return s.planFaultsLocked(EndpointVVToolDetail, ids), false
+}
+
+// matching keeps the shippings the request's filters select; a tid
+// selects one.
+func (p detailParams) matching(list []*vvShipping) []*vvShipping {
 	var match []*vvShipping
 	for _, sh := range list {
 		switch {
@@ -341,7 +356,12 @@ func (s *Sandbox) serveVVTool(r *http.Request) reply {
 	if p.tid != "" && len(match) > 1 {
 		match = match[:1]
 	}
-	resp := vvResponse{Msg: vvMessage(0, ""), Data: []map[string]any{}}
+	return match
+}
+
+// page renders the request's page of match with its fields.
+func (p detailParams) page(match []*vvShipping) []map[string]any {
+	data := []map[string]any{}
 	if pages := (len(match) + p.pageSize - 1) / p.pageSize; p.pageNo <= pages {
 		from := (p.pageNo - 1) * p.pageSize
 		for i, sh := range match[from:min(len(match), from+p.pageSize)] {
@@ -349,12 +369,10 @@ func (s *Sandbox) serveVVTool(r *http.Request) reply {
 			if i == 0 {
 				m["withholding_money"] = 1 // the call's charge, on the first Shipping as in the seed
 			}
-			resp.Data = append(resp.Data, m)
+			data = append(data, m)
 		}
 	}
-	end := s.now()
-	resp.Msec, resp.Time = end.Sub(x.at).Milliseconds(), end.Unix()
-	return s.finish(x, jsonReply(0, resp))
+	return data
 }
 
 // cutPrefixFold is strings.CutPrefix with a case-insensitive prefix.
