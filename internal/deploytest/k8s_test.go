@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/fulfill/pipeline/internal/config"
 	"github.com/fulfill/pipeline/pkg/events"
