@@ -200,19 +200,25 @@ func (c *Config) Redacted() map[string]string {
 	return out
 }
 
-// RedactURLs hides the password of every URL in a comma-separated list
-// (nats://user:password@host), for logs and error messages.
+// RedactURLs hides the whole user info of every URL in a comma-separated
+// list, for logs and error messages: with token auth
+// (nats://TOKEN@host) the user part is the secret, and with user:password
+// or an nkey-style user the name is no business of a log either.
 func RedactURLs(v string) string {
 	if !strings.Contains(v, "@") {
 		return v
 	}
 	parts := strings.Split(v, ",")
 	for i, p := range parts {
-		if u, err := url.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
-			u.User = url.UserPassword(u.User.Username(), "REDACTED")
-			parts[i] = u.String()
-		} else if err != nil {
+		u, err := url.Parse(strings.TrimSpace(p))
+		switch {
+		case err != nil:
 			parts[i] = "(unparsable URL)"
+		case u.User != nil:
+			u.User = url.User("REDACTED")
+			parts[i] = u.String()
+		case strings.Contains(p, "@"): // an @ url.Parse did not take as user info
+			parts[i] = "(URL with credentials)"
 		}
 	}
 	return strings.Join(parts, ",")

@@ -514,14 +514,42 @@ func TestRedacted(t *testing.T) {
 	}
 }
 
-// KNOWN BUG C1: NATS_URL is not a Secret, so credentials embedded in it
-// (nats://user:password@host, the common way to pass them) reach the
-// start-up log through Redacted.
+// NATS_URL is not a Secret, but credentials embedded in it
+// (nats://user:password@host, the common way to pass them) must not reach
+// the start-up log through Redacted.
 func TestRedactedHidesURLCredentials(t *testing.T) {
 	m := minimal(config.Shipper)
 	m["NATS_URL"] = "nats://fulfill:hunter2-pw@nats-0:4222,nats://fulfill:hunter2-pw@nats-1:4222"
 	c := mustParse(t, config.Shipper, m)
 	if got := fmt.Sprint(c.Redacted()); strings.Contains(got, "hunter2-pw") {
 		t.Fatalf("Redacted() leaks the NATS password: %s", got)
+	}
+}
+
+// With token auth the user part of the URL is the secret: every kind of
+// user info goes, whatever it looks like.
+func TestRedactURLs(t *testing.T) {
+	tests := []struct {
+		in, want string
+		secrets  []string
+	}{
+		{"nats://127.0.0.1:4222", "nats://127.0.0.1:4222", nil},
+		{"nats://s3cr3t-t0ken@nats:4222", "nats://REDACTED@nats:4222", []string{"s3cr3t-t0ken"}},
+		{"nats://fulfill:hunter2@nats:4222", "nats://REDACTED@nats:4222", []string{"hunter2", "fulfill"}},
+		{"nats://UDXU4RCSJNZOIQHZNWXHXORDPRTGNJAHAHFRGZNEEJCPQTT2M7NLCNF4:SUACSSL3UAHUDXKFSNVUZRF5UHPMWZ6BFDTJ7M6USDXIEDNPPQYYYCU3VY@nats:4222",
+			"nats://REDACTED@nats:4222", []string{"UDXU4RCSJNZOIQ", "SUACSSL3UAHUDXKF"}},
+		{"nats://a:b@n1:4222, nats://tok@n2:4222,nats://n3:4222", "nats://REDACTED@n1:4222,nats://REDACTED@n2:4222,nats://n3:4222", []string{":b@", "tok"}},
+		{"nats://%zz:pw@host", "(unparsable URL)", []string{"pw"}},
+	}
+	for _, tt := range tests {
+		got := config.RedactURLs(tt.in)
+		if got != tt.want {
+			t.Errorf("RedactURLs(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+		for _, sec := range tt.secrets {
+			if strings.Contains(got, sec) {
+				t.Errorf("RedactURLs(%q) = %q leaks %q", tt.in, got, sec)
+			}
+		}
 	}
 }

@@ -49,7 +49,7 @@ func Connect(ctx context.Context, url, creds, name string, log zerolog.Logger) (
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
-			log.Info().Str("server", nc.ConnectedUrlRedacted()).Msg("nats reconnected")
+			log.Info().Str("server", config.RedactURLs(nc.ConnectedUrl())).Msg("nats reconnected")
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
 			ev := log.Warn().Err(err)

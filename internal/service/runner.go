@@ -81,7 +81,7 @@ func Run(ctx context.Context, binary, summary string, args []string, getenv func
 		return nil
 	})
 	b := &Base{Cfg: cfg, Log: log, Metrics: m, Admin: admin, NC: nc, JS: js, Stream: stream}
-	log.Info().Str("admin_addr", admin.Addr()).Str("nats", nc.ConnectedUrlRedacted()).Msg("started")
+	log.Info().Str("admin_addr", admin.Addr()).Str("nats", config.RedactURLs(nc.ConnectedUrl())).Msg("started")
 
 	runErr := stage(ctx, b)
 
