@@ -10,6 +10,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/fulfill/pipeline/pkg/events"
 )
 
 // ErrHelp is returned by Parse after printing --help; the caller exits 0.
@@ -23,7 +25,10 @@ type Config struct {
 	NATSCreds      string
 	StreamReplicas int
 	StreamMaxAge   time.Duration
+	StreamMaxBytes int64
+	StreamUpdate   bool
 	AdminAddr      string
+	AdminPprof     bool
 	LogLevel       string
 	LogFormat      string
 
@@ -57,6 +62,11 @@ type Config struct {
 	ShipHeartbeat       time.Duration
 
 	raw map[string]string // resolved values by variable name, for Redacted
+}
+
+// StreamLimits are the ORDERS stream settings of the configuration.
+func (c *Config) StreamLimits() events.StreamLimits {
+	return events.StreamLimits{Replicas: c.StreamReplicas, MaxAge: c.StreamMaxAge, MaxBytes: c.StreamMaxBytes}
 }
 
 // HasSource reports whether the ingest poller s ("channels", "vvtool") is on.

@@ -59,7 +59,7 @@ func TestDefaultsIngest(t *testing.T) {
 		{"NATS_CREDS", c.NATSCreds, ""},
 		{"STREAM_REPLICAS", c.StreamReplicas, 1},
 		{"STREAM_MAX_AGE", c.StreamMaxAge, 168 * time.Hour},
-		{"ADMIN_ADDR", c.AdminAddr, ":9101"},
+		{"ADMIN_ADDR", c.AdminAddr, "127.0.0.1:9101"},
 		{"LOG_LEVEL", c.LogLevel, "info"},
 		{"LOG_FORMAT", c.LogFormat, "json"},
 		{"WECHAT_API_BASE", c.WeChatAPIBase, "https://api.weixin.qq.com"},
@@ -89,7 +89,7 @@ func TestDefaultsIngest(t *testing.T) {
 
 func TestDefaultsEnricher(t *testing.T) {
 	c := mustParse(t, config.Enricher, minimal(config.Enricher))
-	if c.AdminAddr != ":9102" || c.EnrichBatchSize != 100 || c.EnrichMaxWait != 200*time.Millisecond ||
+	if c.AdminAddr != "127.0.0.1:9102" || c.EnrichBatchSize != 100 || c.EnrichMaxWait != 200*time.Millisecond ||
 		c.StreamReplicas != 1 || c.StreamMaxAge != 168*time.Hour || c.NATSURL != "nats://127.0.0.1:4222" ||
 		c.WeChatAPIBase != "https://api.weixin.qq.com" {
 		t.Errorf("enricher defaults: %+v", c)
@@ -101,7 +101,7 @@ func TestDefaultsEnricher(t *testing.T) {
 
 func TestDefaultsShipper(t *testing.T) {
 	c := mustParse(t, config.Shipper, minimal(config.Shipper))
-	if c.AdminAddr != ":9103" || c.ShipConcurrency != 32 || c.ShipBackoffInitial != 500*time.Millisecond ||
+	if c.AdminAddr != "127.0.0.1:9103" || c.ShipConcurrency != 32 || c.ShipBackoffInitial != 500*time.Millisecond ||
 		c.ShipBackoffMax != 30*time.Second || c.ShipMaxElapsed != 15*time.Minute ||
 		c.StreamReplicas != 1 || c.StreamMaxAge != 168*time.Hour {
 		t.Errorf("shipper defaults: %+v", c)
@@ -137,7 +137,12 @@ func TestDesignTable(t *testing.T) {
 		{"NATS_CREDS", all, map[string]string{"*": ""}},
 		{"STREAM_REPLICAS", all, map[string]string{"*": "1"}},
 		{"STREAM_MAX_AGE", all, map[string]string{"*": "168h"}},
-		{"ADMIN_ADDR", all, map[string]string{config.Ingest: ":9101", config.Enricher: ":9102", config.Shipper: ":9103"}},
+		// Loopback outside containers (the Dockerfile and manifests set
+		// :910x): the admin endpoints have no auth.
+		{"ADMIN_ADDR", all, map[string]string{config.Ingest: "127.0.0.1:9101", config.Enricher: "127.0.0.1:9102", config.Shipper: "127.0.0.1:9103"}},
+		{"ADMIN_PPROF", all, map[string]string{"*": "false"}},
+		{"STREAM_MAX_BYTES", all, map[string]string{"*": "10GiB"}},
+		{"STREAM_UPDATE", all, map[string]string{"*": "false"}},
 		{"LOG_LEVEL", all, map[string]string{"*": "info"}},
 		{"LOG_FORMAT", all, map[string]string{"*": "json"}},
 		{"WECHAT_API_BASE", all, map[string]string{"*": "https://api.weixin.qq.com"}},
@@ -257,6 +262,12 @@ func TestBadValues(t *testing.T) {
 		{config.Shipper, "STREAM_MAX_AGE", "7d"},
 		{config.Shipper, "STREAM_MAX_AGE", "1s"},
 		{config.Shipper, "STREAM_MAX_AGE", "-1h"},
+		{config.Shipper, "STREAM_MAX_AGE", "90s"}, // under the 2m duplicate window: the server would refuse it
+		{config.Shipper, "STREAM_MAX_BYTES", "10 gigs"},
+		{config.Shipper, "STREAM_MAX_BYTES", "-1"},
+		{config.Shipper, "STREAM_MAX_BYTES", "99999999999GiB"},
+		{config.Shipper, "STREAM_UPDATE", "yes please"},
+		{config.Enricher, "ADMIN_PPROF", "on"},
 		{config.Shipper, "LOG_LEVEL", "verbose"},
 		{config.Shipper, "LOG_LEVEL", "INFO"},
 		{config.Shipper, "LOG_FORMAT", "text"},
@@ -550,6 +561,16 @@ func TestRedactURLs(t *testing.T) {
 			if strings.Contains(got, sec) {
 				t.Errorf("RedactURLs(%q) = %q leaks %q", tt.in, got, sec)
 			}
+		}
+	}
+}
+
+func TestByteSizes(t *testing.T) {
+	for v, want := range map[string]int64{"10GiB": 10 << 30, "512MiB": 512 << 20, "1GB": 1e9, "0": 0, "4096": 4096, "64 KiB": 64 << 10, "2TB": 2e12} {
+		m := minimal(config.Shipper)
+		m["STREAM_MAX_BYTES"] = v
+		if c := mustParse(t, config.Shipper, m); c.StreamMaxBytes != want {
+			t.Errorf("STREAM_MAX_BYTES=%q = %d, want %d", v, c.StreamMaxBytes, want)
 		}
 	}
 }

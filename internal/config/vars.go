@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/fulfill/pipeline/pkg/events"
 )
 
 // Binary names, as used in Var.UsedBy.
@@ -67,11 +69,25 @@ var Vars = []Var{
 		set: func(c *Config, v string) error { c.NATSCreds = v; return nil }},
 	{Name: "STREAM_REPLICAS", Default: "1", Usage: "replicas of the ORDERS stream (3 in a cluster)",
 		set: func(c *Config, v string) error { return intIn(&c.StreamReplicas, v, 1, 5) }},
-	{Name: "STREAM_MAX_AGE", Default: "168h", Usage: "how long the ORDERS stream keeps events (the replay horizon)",
-		set: func(c *Config, v string) error { return duration(&c.StreamMaxAge, v, time.Minute) }},
-	{Name: "ADMIN_ADDR", Defaults: map[string]string{Ingest: ":9101", Enricher: ":9102", Shipper: ":9103"},
-		Usage: "address of /healthz, /readyz and /metrics",
+	{Name: "STREAM_MAX_AGE", Default: "168h", Usage: "how long the ORDERS stream keeps events (the replay horizon; at least the 2m duplicate window, and at least the longest an order may wait in the service)",
+		set: func(c *Config, v string) error {
+			if err := duration(&c.StreamMaxAge, v, time.Second); err != nil {
+				return err
+			}
+			if c.StreamMaxAge < events.DuplicateWindow {
+				return fmt.Errorf("%s is shorter than the stream's %s duplicate window (the server refuses it)", c.StreamMaxAge, events.DuplicateWindow)
+			}
+			return nil
+		}},
+	{Name: "STREAM_MAX_BYTES", Default: "10GiB", Usage: "storage bound of the ORDERS stream (e.g. 512MiB, 10GiB; 0 for none); a full stream refuses new orders (the API answers 503), it never drops stored ones",
+		set: func(c *Config, v string) error { return byteSize(&c.StreamMaxBytes, v) }},
+	{Name: "STREAM_UPDATE", Default: "false", Usage: "update an existing ORDERS stream to these STREAM_* settings; by default a service only creates a missing stream and never changes a shared one",
+		set: func(c *Config, v string) error { return boolean(&c.StreamUpdate, v) }},
+	{Name: "ADMIN_ADDR", Defaults: map[string]string{Ingest: "127.0.0.1:9101", Enricher: "127.0.0.1:9102", Shipper: "127.0.0.1:9103"},
+		Usage: "address of /healthz, /readyz and /metrics (loopback by default; containers set :9101…:9103)",
 		set:   func(c *Config, v string) error { c.AdminAddr = v; return nonEmpty(v) }},
+	{Name: "ADMIN_PPROF", Default: "false", Usage: "serve /debug/pprof/ on ADMIN_ADDR (no auth: only on a trusted network)",
+		set: func(c *Config, v string) error { return boolean(&c.AdminPprof, v) }},
 	{Name: "LOG_LEVEL", Default: "info", Usage: "debug, info, warn or error",
 		set: func(c *Config, v string) error {
 			switch v {
@@ -187,6 +203,45 @@ func duration(dst *time.Duration, v string, min time.Duration) error {
 	}
 	*dst = d
 	return nil
+}
+
+func boolean(dst *bool, v string) error {
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return fmt.Errorf("%q is not true or false", v)
+	}
+	*dst = b
+	return nil
+}
+
+func byteSize(dst *int64, v string) error {
+	n, err := ParseSize(v)
+	if err != nil {
+		return err
+	}
+	*dst = n
+	return nil
+}
+
+// ParseSize reads a size such as 512MiB, 10GiB, 1GB or a plain number of
+// bytes.
+func ParseSize(v string) (int64, error) {
+	units := []struct {
+		suffix string
+		n      int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"B", 1}}
+	num, mult := strings.TrimSpace(v), int64(1)
+	for _, u := range units {
+		if rest, ok := strings.CutSuffix(num, u.suffix); ok {
+			num, mult = strings.TrimSpace(rest), u.n
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 || (mult > 1 && n > (1<<62)/mult) {
+		return 0, fmt.Errorf("%q is not a size such as 512MiB or 10GiB", v)
+	}
+	return n * mult, nil
 }
 
 func splitList(v string) []string {

@@ -36,6 +36,7 @@ func commands() []command {
 		{"status", "stream and consumer figures: counts per stage, lag, redeliveries", status},
 		{"dlq", "list (dlq list) and re-drive (dlq redrive) orders whose latest terminal event is failed", dlq},
 		{"replay", "re-drive a stage's input events of a time window", replay},
+		{"stream", "stream apply: change the shared ORDERS stream's replicas, max age or max bytes (services never do)", stream},
 		{"bench", "measure the pipeline against raw JetStream; writes docs/PERFORMANCE.md", benchCmd},
 		{"service", "run one service (ingest, enricher, shipper) configured by the environment", serviceCmd},
 	}

@@ -254,6 +254,11 @@ func TestComposeServices(t *testing.T) {
 				if isSecretVar(k) && !strings.HasPrefix(s.Environment[k], "${"+k) {
 					t.Errorf("%s is a literal; take it from the shell: ${%s:-sandbox default}", k, k)
 				}
+				// The order API's token guards real orders: no published
+				// default, compose must refuse to start without one.
+				if k == "INGEST_API_TOKEN" && !strings.HasPrefix(s.Environment[k], "${"+k+":?") {
+					t.Errorf("INGEST_API_TOKEN is %q: require it from the environment (${INGEST_API_TOKEN:?…}), never default it", s.Environment[k])
+				}
 			}
 			if !slices.Contains(stageBinaries, bin) {
 				return

@@ -57,7 +57,9 @@ func Start(o Options) (*server.Server, error) {
 		// Keep the embedded server's own logging out of the services' logs.
 		NoLog:              true,
 		MaxPayload:         8 << 20,
-		JetStreamMaxStore:  8 << 30,
+		// A reservation, not an allocation: room for the ORDERS stream's
+		// default STREAM_MAX_BYTES (10 GiB) and the KV buckets.
+		JetStreamMaxStore:  64 << 30,
 		JetStreamMaxMemory: 512 << 20,
 	}
 	if o.SyncAlways {

@@ -61,7 +61,7 @@ func New(opts Options, client Waybills, record Record, pub *pipeline.Publisher, 
 		opts.Workers = 4
 	}
 	if opts.MaxDeliveries <= 0 {
-		opts.MaxDeliveries = 40
+		opts.MaxDeliveries = defaultMaxDeliveries
 	}
 	if opts.Heartbeat <= 0 {
 		opts.Heartbeat = events.AckWait / 4
@@ -348,6 +348,20 @@ func decode(m jetstream.Msg) (item, error) {
 		return item{}, err
 	}
 	return item{msg: m, md: md, env: env, data: data}, nil
+}
+
+// defaultMaxDeliveries is Options.MaxDeliveries unless set.
+const defaultMaxDeliveries = 40
+
+// RetryHorizon is the longest a received event waits in the stream when
+// its batchGetOrder keeps failing transiently for maxDeliveries
+// deliveries: the redelivery delays plus an ack wait for each handling.
+func RetryHorizon(maxDeliveries int, ackWait time.Duration) time.Duration {
+	var d time.Duration
+	for n := 1; n < maxDeliveries; n++ {
+		d += retryDelay(uint64(n)) + ackWait
+	}
+	return d + ackWait
 }
 
 // retryDelay grows with each delivery: 2 s after the first, 4 s after the

@@ -27,7 +27,7 @@ type Poller interface {
 
 // Run is the ingest binary: what cmd/ingest's main calls.
 func Run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
-	return service.Run(ctx, config.Ingest, Summary, args, getenv, stderr, func(ctx context.Context, b *service.Base) error {
+	return service.Run(ctx, service.Binary{Name: config.Ingest, Summary: Summary}, args, getenv, stderr, func(ctx context.Context, b *service.Base) error {
 		c := b.Cfg
 		ledger, err := OpenLedger(ctx, b.JS, c.StreamReplicas, c.StreamMaxAge)
 		if err != nil {

@@ -42,7 +42,7 @@ func StartStream(t testing.TB) (*nats.Conn, jetstream.JetStream, jetstream.Strea
 	nc, js := Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	s, err := service.EnsureStream(ctx, js, 1, time.Hour)
+	s, _, err := service.EnsureStream(ctx, js, events.StreamLimits{Replicas: 1, MaxAge: time.Hour}, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -37,6 +38,10 @@ type LeaseConfig struct {
 	Replicas int
 }
 
+// leaseBucketBytes bounds the lease bucket: a lease is one small message
+// per order under way, so this is room for about a million at once.
+const leaseBucketBytes = 256 << 20
+
 // Leases hands out per-key leases kept in a JetStream KV bucket, so every
 // replica of a stage agrees on who may act on a key (an order) right now. A
 // lease is a key created only if absent (the server decides, atomically),
@@ -52,27 +57,40 @@ type Leases struct {
 // OpenLeases binds the bucket, creating it if it is missing. An existing
 // bucket is used as it is, with its own TTL (TTL tells which): replicas
 // started with other settings must still agree on how long a lease lives.
+// Replicas starting together race to create it; on a cluster the loser can
+// see the new bucket as missing for a moment, so every step is retried
+// until ctx ends.
 func OpenLeases(ctx context.Context, js jetstream.JetStream, cfg LeaseConfig) (*Leases, error) {
-	kv, err := js.KeyValue(ctx, cfg.Bucket)
-	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket:      cfg.Bucket,
-			Description: cfg.Description,
-			History:     1,
-			TTL:         cfg.TTL,
-			Storage:     jetstream.FileStorage,
-			Replicas:    max(cfg.Replicas, 1),
-		})
-		if errors.Is(err, jetstream.ErrBucketExists) { // another replica was first
-			kv, err = js.KeyValue(ctx, cfg.Bucket)
+	var kv jetstream.KeyValue
+	var st jetstream.KeyValueStatus
+	b := backoff.WithContext(&backoff.ExponentialBackOff{
+		InitialInterval: 100 * time.Millisecond, RandomizationFactor: 0.3, Multiplier: 1.5, MaxInterval: time.Second,
+		Stop: backoff.Stop, Clock: backoff.SystemClock,
+	}, ctx)
+	err := backoff.Retry(func() error {
+		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		var err error
+		kv, err = js.KeyValue(actx, cfg.Bucket)
+		if errors.Is(err, jetstream.ErrBucketNotFound) {
+			kv, err = js.CreateKeyValue(actx, jetstream.KeyValueConfig{
+				Bucket:      cfg.Bucket,
+				Description: cfg.Description,
+				History:     1,
+				TTL:         cfg.TTL,
+				Storage:     jetstream.FileStorage,
+				Replicas:    max(cfg.Replicas, 1),
+				MaxBytes:    leaseBucketBytes,
+			})
 		}
-	}
+		if err != nil {
+			return err // another replica's create under way, an election: try again
+		}
+		st, err = kv.Status(actx)
+		return err
+	}, b)
 	if err != nil {
 		return nil, fmt.Errorf("open lease bucket %s: %w", cfg.Bucket, err)
-	}
-	st, err := kv.Status(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("lease bucket %s: %w", cfg.Bucket, err)
 	}
 	if st.TTL() <= 0 {
 		return nil, fmt.Errorf("lease bucket %s has no TTL: a dead holder's leases would never expire", cfg.Bucket)

@@ -145,7 +145,7 @@ func TestPublisherRetriesUntilStreamExists(t *testing.T) {
 	case err := <-done:
 		t.Fatalf("Publish returned %v without a stream", err)
 	}
-	s, err := service.EnsureStream(ctx, js, 1, time.Hour)
+	s, _, err := service.EnsureStream(ctx, js, events.StreamLimits{Replicas: 1, MaxAge: time.Hour}, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -102,7 +102,7 @@ func TestPoisonInput(t *testing.T) {
 	})
 	nc, js := faulttest.Connect(t, st.NATSURL)
 	ctx := context.Background()
-	if _, err := js.CreateOrUpdateStream(ctx, events.StreamConfig(1, time.Hour)); err != nil {
+	if _, err := js.CreateOrUpdateStream(ctx, events.StreamConfig(events.StreamLimits{Replicas: 1, MaxAge: time.Hour})); err != nil {
 		t.Fatal(err)
 	}
 

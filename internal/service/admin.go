@@ -27,7 +27,7 @@ type Admin struct {
 }
 
 // NewAdmin listens on addr (":0" picks a free port).
-func NewAdmin(addr string, m *Metrics) (*Admin, error) {
+func NewAdmin(addr string, m *Metrics, withPprof bool) (*Admin, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("admin listen on %s: %w", addr, err)
@@ -40,12 +40,14 @@ func NewAdmin(addr string, m *Metrics) (*Admin, error) {
 	})
 	mux.HandleFunc("GET /readyz", a.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
-	// Profiles on the admin port, which is internal like /metrics: how the
-	// bench's figures are explained (go tool pprof http://ADMIN_ADDR/debug/pprof/profile).
-	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	// Profiles only when asked (ADMIN_PPROF): they have no auth, and a
+	// profile or trace costs the process CPU for as long as anyone asks.
+	if withPprof {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	a.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	return a, nil
 }

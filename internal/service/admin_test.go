@@ -23,10 +23,12 @@ type admin struct {
 }
 
 // startAdmin serves an Admin on a free loopback port until the test ends.
-func startAdmin(t *testing.T) *admin {
+func startAdmin(t *testing.T) *admin { return startAdminWith(t, false) }
+
+func startAdminWith(t *testing.T, pprof bool) *admin {
 	t.Helper()
 	m := service.NewMetrics()
-	a, err := service.NewAdmin("127.0.0.1:0", m)
+	a, err := service.NewAdmin("127.0.0.1:0", m, pprof)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +218,7 @@ func TestNewAdminAddressInUse(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	_, err = service.NewAdmin(ln.Addr().String(), service.NewMetrics())
+	_, err = service.NewAdmin(ln.Addr().String(), service.NewMetrics(), false)
 	if err == nil || !strings.Contains(err.Error(), ln.Addr().String()) {
 		t.Fatalf("NewAdmin on a busy address = %v, want an error naming it", err)
 	}
@@ -232,6 +234,18 @@ func TestMetricsRegistriesAreIndependent(t *testing.T) {
 	for _, f := range mf {
 		if f.GetName() == "fulfill_events_in_total" && len(f.GetMetric()) > 0 {
 			t.Fatalf("a second Metrics sees the first one's counts")
+		}
+	}
+}
+
+// Profiles have no auth and cost CPU while anyone asks: off unless
+// ADMIN_PPROF asks for them.
+func TestPprofOnlyWhenAsked(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		a := startAdminWith(t, on)
+		code, _, _ := get(t, a.base+"/debug/pprof/")
+		if want := map[bool]int{false: http.StatusNotFound, true: http.StatusOK}[on]; code != want {
+			t.Errorf("ADMIN_PPROF=%v: /debug/pprof/ answered %d, want %d", on, code, want)
 		}
 	}
 }

@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
@@ -91,32 +91,47 @@ func Connect(ctx context.Context, url, creds, name string, log zerolog.Logger) (
 	return nc, js, nil
 }
 
-// EnsureStream creates the ORDERS stream, or updates it to the configured
-// replicas and max age. It retries while JetStream is not yet available (a
-// cluster electing its meta leader) until ctx ends.
-func EnsureStream(ctx context.Context, js jetstream.JetStream, replicas int, maxAge time.Duration) (jetstream.Stream, error) {
-	cfg := events.StreamConfig(replicas, maxAge)
-	var lastErr error
-	for attempt := 0; ; attempt++ {
+// EnsureStream creates the ORDERS stream when it is missing. An existing
+// stream is shared by every replica of every service, so one started with
+// other settings must not change it for all (a shorter max age would delete
+// the shipped records the exactly-once check reads): it is updated only
+// when update is true (STREAM_UPDATE, or fulfillctl stream apply). It
+// returns the stream and, when they differ, how its settings differ from
+// want. It retries while JetStream is not yet available (a cluster electing
+// its meta leader) until ctx ends.
+func EnsureStream(ctx context.Context, js jetstream.JetStream, want events.StreamLimits, update bool) (jetstream.Stream, []string, error) {
+	cfg := events.StreamConfig(want)
+	b := backoff.WithContext(&backoff.ExponentialBackOff{
+		InitialInterval: 200 * time.Millisecond, RandomizationFactor: 0.2, Multiplier: 1.5, MaxInterval: 2 * time.Second,
+		MaxElapsedTime: 0, Stop: backoff.Stop, Clock: backoff.SystemClock,
+	}, ctx)
+	var s jetstream.Stream
+	var diff []string
+	err := backoff.Retry(func() error {
 		// Each attempt has its own deadline: a cluster can leave a create
 		// that lost a race with another replica's unanswered.
 		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		s, err := ensureOnce(actx, js, cfg)
-		cancel()
-		if err == nil {
-			return s, nil
+		defer cancel()
+		var err error
+		s, diff, err = ensureOnce(actx, js, cfg, update)
+		if err != nil && !retryable(err) {
+			return backoff.Permanent(err)
 		}
-		lastErr = err
-		if !retryable(err) || ctx.Err() != nil || attempt > 100 {
-			return nil, fmt.Errorf("create or update stream %s: %w", events.StreamName, lastErr)
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("create or update stream %s: %w", events.StreamName, lastErr)
-		case <-time.After(200 * time.Millisecond):
-		}
+		return err
+	}, b)
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeInsufficientResources {
+		return nil, nil, fmt.Errorf("create stream %s with max bytes %d: the NATS server has not that much JetStream storage to give (lower STREAM_MAX_BYTES or raise the server's max_file_store): %w", events.StreamName, want.MaxBytes, err)
 	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("create or update stream %s: %w", events.StreamName, err)
+	}
+	return s, diff, nil
 }
+
+// errCodeInsufficientResources is nats-server's JSInsufficientResourcesErr:
+// the stream's reservation exceeds the server's JetStream storage.
+const errCodeInsufficientResources jetstream.ErrorCode = 10047
 
 // retryable tells passing conditions of a cluster that is starting or
 // electing (timeouts, no responders, 503 "temporarily unavailable") from
@@ -132,27 +147,46 @@ func retryable(err error) bool {
 		errors.Is(err, nats.ErrConnectionReconnecting) || errors.Is(err, nats.ErrDisconnected)
 }
 
-// ensureOnce creates the stream if it is missing and updates it only if its
-// configuration differs: services starting together would otherwise update
-// the stream while one of them creates its consumer, which nats-server
-// 2.15.2 does not guard (a data race the race detector reports).
-func ensureOnce(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+// ensureOnce creates the stream if it is missing and updates it only if
+// asked to and its configuration differs (services starting together would
+// otherwise update the stream while one of them creates its consumer, which
+// nats-server 2.15.2 does not guard: a data race the race detector
+// reports).
+func ensureOnce(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig, update bool) (jetstream.Stream, []string, error) {
 	s, err := js.Stream(ctx, cfg.Name)
 	switch {
 	case errors.Is(err, jetstream.ErrStreamNotFound):
-		return js.CreateStream(ctx, cfg) // an identical concurrent create succeeds too
+		s, err := js.CreateStream(ctx, cfg) // an identical concurrent create succeeds too
+		return s, nil, err
 	case err != nil:
-		return nil, err
-	case sameStream(s.CachedInfo().Config, cfg):
-		return s, nil
+		return nil, nil, err
 	}
-	return js.UpdateStream(ctx, cfg)
+	diff := StreamDiff(s.CachedInfo().Config, cfg)
+	if len(diff) == 0 || !update {
+		return s, diff, nil
+	}
+	s, err = js.UpdateStream(ctx, cfg)
+	return s, diff, err
 }
 
-// sameStream compares the settings StreamConfig sets.
-func sameStream(have, want jetstream.StreamConfig) bool {
-	return have.Description == want.Description && slices.Equal(have.Subjects, want.Subjects) &&
-		have.Retention == want.Retention && have.Storage == want.Storage && have.Replicas == want.Replicas &&
-		have.MaxAge == want.MaxAge && have.Duplicates == want.Duplicates && have.Discard == want.Discard &&
-		have.AllowDirect == want.AllowDirect
+// StreamDiff lists, as "setting: have X, want Y", the settings that
+// events.StreamConfig sets and that differ between have and want.
+func StreamDiff(have, want jetstream.StreamConfig) []string {
+	var d []string
+	add := func(name string, h, w any) {
+		if fmt.Sprint(h) != fmt.Sprint(w) {
+			d = append(d, fmt.Sprintf("%s: have %v, want %v", name, h, w))
+		}
+	}
+	add("description", have.Description, want.Description)
+	add("subjects", have.Subjects, want.Subjects)
+	add("retention", have.Retention, want.Retention)
+	add("storage", have.Storage, want.Storage)
+	add("replicas", have.Replicas, want.Replicas)
+	add("max_age", have.MaxAge, want.MaxAge)
+	add("max_bytes", have.MaxBytes, want.MaxBytes)
+	add("duplicate_window", have.Duplicates, want.Duplicates)
+	add("discard", have.Discard, want.Discard)
+	add("allow_direct", have.AllowDirect, want.AllowDirect)
+	return d
 }

@@ -39,30 +39,45 @@ func TestConnectAndEnsureStream(t *testing.T) {
 	if !nc.IsConnected() {
 		t.Fatal("Connect returned before connecting")
 	}
-	s, err := service.EnsureStream(ctx, js, 1, 168*time.Hour)
-	if err != nil {
-		t.Fatal(err)
+	week := events.StreamLimits{Replicas: 1, MaxAge: 168 * time.Hour, MaxBytes: 1 << 30}
+	s, diff, err := service.EnsureStream(ctx, js, week, false)
+	if err != nil || len(diff) != 0 {
+		t.Fatalf("create: %v, differences %v", err, diff)
 	}
 	info, err := s.Info(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.Config.Name != events.StreamName || info.Config.MaxAge != 168*time.Hour || info.Config.Retention != jetstream.LimitsPolicy {
+	if c := info.Config; c.Name != events.StreamName || c.MaxAge != 168*time.Hour || c.Retention != jetstream.LimitsPolicy ||
+		c.MaxBytes != 1<<30 || c.Discard != jetstream.DiscardNew {
 		t.Errorf("stream %+v", info.Config)
 	}
-	// A restart with another max age updates the stream and keeps its data.
 	if _, err := js.Publish(ctx, "orders.received.api.1", []byte("x")); err != nil {
 		t.Fatal(err)
 	}
-	s, err = service.EnsureStream(ctx, js, 1, 72*time.Hour)
+	// A replica started with a shorter max age must not weaken the shared
+	// stream: it is kept, and the difference reported.
+	hour := events.StreamLimits{Replicas: 1, MaxAge: time.Hour, MaxBytes: 1 << 30}
+	s, diff, err = service.EnsureStream(ctx, js, hour, false)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(diff) != 1 || !strings.Contains(diff[0], "max_age: have 168h0m0s, want 1h0m0s") {
+		t.Errorf("differences %q, want the max age", diff)
+	}
+	if info, _ := s.Info(ctx); info.Config.MaxAge != 168*time.Hour {
+		t.Errorf("the stream's max age became %v without STREAM_UPDATE", info.Config.MaxAge)
+	}
+	// Asked to, it updates the stream and keeps its data.
+	s, diff, err = service.EnsureStream(ctx, js, hour, true)
+	if err != nil || len(diff) != 1 {
+		t.Fatalf("update: %v, differences %v", err, diff)
 	}
 	info, err = s.Info(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.Config.MaxAge != 72*time.Hour || info.State.Msgs != 1 {
+	if info.Config.MaxAge != time.Hour || info.State.Msgs != 1 {
 		t.Errorf("after update: max age %v, %d messages", info.Config.MaxAge, info.State.Msgs)
 	}
 }
@@ -81,10 +96,9 @@ func TestConnectGivesUpWithContext(t *testing.T) {
 	}
 }
 
-// KNOWN BUG S1: EnsureStream retries permanent configuration errors (replicas
-// above the cluster size, subjects overlapping another stream) 100 times,
-// 200 ms apart, so a binary started with a bad STREAM_REPLICAS sits ~23 s
-// before it reports the error.
+// EnsureStream must not retry permanent configuration errors (replicas
+// above the cluster size, subjects overlapping another stream): a binary
+// started with a bad STREAM_REPLICAS reports it at once.
 func TestEnsureStreamFailsFastOnPermanentErrors(t *testing.T) {
 	url := startServer(t)
 	nc, err := nats.Connect(url)
@@ -96,7 +110,7 @@ func TestEnsureStreamFailsFastOnPermanentErrors(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	start := time.Now()
-	if _, err := service.EnsureStream(ctx, js, 3, time.Hour); err == nil {
+	if _, _, err := service.EnsureStream(ctx, js, events.StreamLimits{Replicas: 3, MaxAge: time.Hour}, false); err == nil {
 		t.Fatal("replicas 3 on a single server accepted")
 	}
 	if d := time.Since(start); d > 5*time.Second {

@@ -32,23 +32,43 @@ type Base struct {
 // Stage is the body of a binary: it runs until ctx ends, then drains.
 type Stage func(ctx context.Context, b *Base) error
 
+// Binary describes a stage binary to Run.
+type Binary struct {
+	// Name is the binary's name (config.Ingest, …) and Summary its --help
+	// line.
+	Name, Summary string
+	// Horizon is the longest a message may wait in the stream before this
+	// binary settles it, and what makes it up (with the variables named):
+	// the stream must keep messages at least that long, or a waiting order
+	// ages out unnoticed.
+	Horizon func(*config.Config) (time.Duration, string)
+}
+
 // Run is the whole life of a stage binary: parse the configuration (printing
-// --help when asked), connect, create or update the stream, serve the admin
-// endpoints, run the stage until ctx ends, then drain the NATS connection.
-// A --help request returns nil.
-func Run(ctx context.Context, binary, summary string, args []string, getenv func(string) string, stderr io.Writer, stage Stage) error {
-	cfg, err := config.Parse(binary, summary, args, getenv, stderr)
+// --help when asked), connect, create the stream if it is missing, serve
+// the admin endpoints, run the stage until ctx ends, then drain the NATS
+// connection. A --help request returns nil.
+func Run(ctx context.Context, bin Binary, args []string, getenv func(string) string, stderr io.Writer, stage Stage) error {
+	binary := bin.Name
+	cfg, err := config.Parse(binary, bin.Summary, args, getenv, stderr)
 	if errors.Is(err, config.ErrHelp) {
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("%s: configuration: %w", binary, err)
 	}
+	horizon, why := events.DuplicateWindow, "the duplicate window"
+	if bin.Horizon != nil {
+		horizon, why = bin.Horizon(cfg)
+	}
+	if cfg.StreamMaxAge < horizon {
+		return fmt.Errorf("%s: configuration: STREAM_MAX_AGE %s is shorter than %s (%s): waiting orders would age out of the stream unnoticed", binary, cfg.StreamMaxAge, why, horizon)
+	}
 	log := NewLogger(stderr, binary, cfg.LogLevel, cfg.LogFormat)
 	log.Info().Interface("config", cfg.Redacted()).Msg("starting")
 
 	m := NewMetrics()
-	admin, err := NewAdmin(cfg.AdminAddr, m)
+	admin, err := NewAdmin(cfg.AdminAddr, m, cfg.AdminPprof)
 	if err != nil {
 		return fmt.Errorf("%s: %w", binary, err)
 	}
@@ -70,9 +90,18 @@ func Run(ctx context.Context, binary, summary string, args []string, getenv func
 		return fmt.Errorf("%s: %w", binary, err)
 	}
 	defer nc.Close()
-	stream, err := EnsureStream(connectCtx, js, cfg.StreamReplicas, cfg.StreamMaxAge)
+	stream, diff, err := EnsureStream(connectCtx, js, cfg.StreamLimits(), cfg.StreamUpdate)
 	if err != nil {
 		return fmt.Errorf("%s: %w", binary, err)
+	}
+	switch {
+	case len(diff) > 0 && cfg.StreamUpdate:
+		log.Info().Strs("changes", diff).Msg("updated the ORDERS stream to this service's STREAM_* settings (STREAM_UPDATE=true)")
+	case len(diff) > 0:
+		log.Warn().Strs("differences", diff).Msg("the ORDERS stream differs from this service's STREAM_* settings; keeping it as it is (STREAM_UPDATE=true or fulfillctl stream apply changes it)")
+	}
+	if age := stream.CachedInfo().Config.MaxAge; age > 0 && age < horizon {
+		return fmt.Errorf("%s: the ORDERS stream keeps events %s, shorter than %s (%s): waiting orders would age out unnoticed; raise its max age (STREAM_MAX_AGE with STREAM_UPDATE=true, or fulfillctl stream apply)", binary, age, why, horizon)
 	}
 	admin.AddCheck("nats", func(context.Context) error {
 		if !nc.IsConnected() {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -21,13 +22,20 @@ const Summary = "calls WeChat Channels delivery/send for every order.enriched ev
 // orders being called right now.
 const LeaseBucket = "FULFILL_SHIP_LEASES"
 
+// horizon is the longest an enriched event may wait for the shipper: every
+// waiting-on-merchant attempt, and a last round of transient retries.
+func horizon(c *config.Config) (time.Duration, string) {
+	d := time.Duration(c.ShipWaitMaxAttempts)*c.ShipWaitDelay + c.ShipMaxElapsed
+	return d, fmt.Sprintf("the longest an order may wait in the shipper: SHIP_WAIT_DELAY %s × SHIP_WAIT_MAX_ATTEMPTS %d + SHIP_MAX_ELAPSED %s", c.ShipWaitDelay, c.ShipWaitMaxAttempts, c.ShipMaxElapsed)
+}
+
 // maxAckPending bounds messages in flight across all shipper replicas,
 // including those parked by a long NakWithDelay.
 const maxAckPending = 20000
 
 // Run is the shipper binary: what cmd/shipper's main calls.
 func Run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
-	return service.Run(ctx, config.Shipper, Summary, args, getenv, stderr, func(ctx context.Context, b *service.Base) error {
+	return service.Run(ctx, service.Binary{Name: config.Shipper, Summary: Summary, Horizon: horizon}, args, getenv, stderr, func(ctx context.Context, b *service.Base) error {
 		c := b.Cfg
 		// The lease outlives its last renewal by less than the ack wait,
 		// so a dead replica's order is free again by the time JetStream

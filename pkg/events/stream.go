@@ -22,19 +22,38 @@ const DeadLetterSubject = "orders.deadletter"
 // DuplicateWindow is how long JetStream remembers a Nats-Msg-Id.
 const DuplicateWindow = 2 * time.Minute
 
+// StreamLimits are the ORDERS stream's settings a deployment chooses.
+type StreamLimits struct {
+	// Replicas of the stream (3 in a cluster).
+	Replicas int
+	// MaxAge is how long events are kept: the replay horizon, and the
+	// longest any order may wait in the pipeline.
+	MaxAge time.Duration
+	// MaxBytes bounds the storage; 0 means no bound. A full stream refuses
+	// new events (DiscardNew) rather than dropping old ones, which may be
+	// orders still in flight.
+	MaxBytes int64
+}
+
 // StreamConfig is the ORDERS stream: limits retention so the history can be
-// replayed (a work queue would delete it), file storage, de-duplication.
-func StreamConfig(replicas int, maxAge time.Duration) jetstream.StreamConfig {
+// replayed (a work queue would delete it), file storage, de-duplication,
+// and when full, new events refused rather than old ones discarded.
+func StreamConfig(l StreamLimits) jetstream.StreamConfig {
+	maxBytes := l.MaxBytes
+	if maxBytes <= 0 {
+		maxBytes = -1
+	}
 	return jetstream.StreamConfig{
 		Name:        StreamName,
 		Description: "Order-fulfillment events: orders.<stage>.<source>.<order_id>",
 		Subjects:    []string{StreamSubjects},
 		Retention:   jetstream.LimitsPolicy,
 		Storage:     jetstream.FileStorage,
-		Replicas:    replicas,
-		MaxAge:      maxAge,
+		Replicas:    max(l.Replicas, 1),
+		MaxAge:      l.MaxAge,
+		MaxBytes:    maxBytes,
 		Duplicates:  DuplicateWindow,
-		Discard:     jetstream.DiscardOld,
+		Discard:     jetstream.DiscardNew,
 		AllowDirect: true,
 	}
 }

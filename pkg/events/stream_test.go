@@ -11,7 +11,7 @@ import (
 )
 
 func TestStreamConfig(t *testing.T) {
-	c := events.StreamConfig(3, 72*time.Hour)
+	c := events.StreamConfig(events.StreamLimits{Replicas: 3, MaxAge: 72 * time.Hour, MaxBytes: 1 << 30})
 	if c.Name != "ORDERS" || events.StreamName != "ORDERS" {
 		t.Errorf("Name = %q, want ORDERS", c.Name)
 	}
@@ -30,8 +30,11 @@ func TestStreamConfig(t *testing.T) {
 	if c.Replicas != 3 || c.MaxAge != 72*time.Hour {
 		t.Errorf("Replicas, MaxAge = %d, %v; want the arguments 3, 72h", c.Replicas, c.MaxAge)
 	}
-	if c.Discard != jetstream.DiscardOld {
-		t.Errorf("Discard = %v, want old (never refuse new orders)", c.Discard)
+	if c.Discard != jetstream.DiscardNew || c.MaxBytes != 1<<30 {
+		t.Errorf("Discard = %v, MaxBytes %d; want new and 1 GiB: a full stream refuses new events, it never drops stored orders", c.Discard, c.MaxBytes)
+	}
+	if c := events.StreamConfig(events.StreamLimits{MaxAge: time.Hour}); c.MaxBytes != -1 || c.Replicas != 1 {
+		t.Errorf("no bound: MaxBytes %d, Replicas %d; want -1 (unlimited) and 1", c.MaxBytes, c.Replicas)
 	}
 	// Dead letters and every subject of the grammar are inside the stream.
 	if !subjectMatches(c.Subjects[0], events.DeadLetterSubject) {
@@ -111,7 +114,7 @@ func TestStreamAndConsumersOnServer(t *testing.T) {
 	js := startJetStream(t)
 	ctx := t.Context()
 	for range 2 {
-		s, err := js.CreateOrUpdateStream(ctx, events.StreamConfig(1, 168*time.Hour))
+		s, err := js.CreateOrUpdateStream(ctx, events.StreamConfig(events.StreamLimits{Replicas: 1, MaxAge: 168 * time.Hour}))
 		if err != nil {
 			t.Fatalf("CreateOrUpdateStream: %v", err)
 		}
