@@ -55,8 +55,8 @@ func Start(o Options) (*server.Server, error) {
 		StoreDir:   o.StoreDir,
 		NoSigs:     true,
 		// Keep the embedded server's own logging out of the services' logs.
-		NoLog:              true,
-		MaxPayload:         8 << 20,
+		NoLog:      true,
+		MaxPayload: 8 << 20,
 		// A reservation, not an allocation: room for the ORDERS stream's
 		// default STREAM_MAX_BYTES (10 GiB) and the KV buckets.
 		JetStreamMaxStore:  64 << 30,
