@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
@@ -13,10 +14,12 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/prometheus/procfs"
 )
 
-// cpuTime is the CPU (user+system) a process has used: ticks of
-// /proc/<pid>/stat for a child, getrusage for this process.
+// cpuTime is the CPU (user+system) a process has used: /proc/<pid>/stat for a
+// child, getrusage for this process; 0 when it cannot be read.
 func cpuTime(pid int) time.Duration {
 	if pid == os.Getpid() {
 		var ru syscall.Rusage
@@ -25,24 +28,26 @@ func cpuTime(pid int) time.Duration {
 		}
 		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	fs, err := procfs.NewDefaultFS()
 	if err != nil {
 		return 0
 	}
-	// Fields after the command name (which may hold spaces) start at ')'.
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 {
+	return cpuTimeOf(fs, pid)
+}
+
+// cpuTimeOf is the user+system time in /proc/<pid>/stat under fs; 0 when it
+// cannot be read.
+func cpuTimeOf(fs procfs.FS, pid int) time.Duration {
+	pp, err := fs.Proc(pid)
+	if err != nil {
 		return 0
 	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
+	st, err := pp.Stat()
+	if err != nil {
 		return 0
 	}
-	var ut, st int64
-	fmt.Sscan(f[11], &ut)
-	fmt.Sscan(f[12], &st)
-	const hz = 100 // USER_HZ on Linux
-	return time.Duration(ut+st) * time.Second / hz
+	// CPUTime is ticks / USER_HZ in seconds; rounding keeps whole ticks exact.
+	return time.Duration(math.Round(st.CPUTime() * float64(time.Second)))
 }
 
 // profiles records CPU profiles of every service and of this process (the
