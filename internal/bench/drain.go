@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/fulfill/pipeline/internal/stack"
+	"github.com/fulfill/pipeline/pkg/events"
 )
 
 // DrainFigures are the backlog drain's memory figures per service.
@@ -30,7 +31,7 @@ func drainPhase(ctx context.Context, o Options, r *Report, step func(string, ...
 			return err
 		}
 		defer nc.Close()
-		received, err := countSubjects(nc, "orders.received.*.*", o.Backlog)
+		received, err := countSubjects(nc, o.Backlog, events.FilterSubject(events.StageReceived))
 		if err != nil {
 			return err
 		}

@@ -206,16 +206,29 @@ func latencyPhase(ctx context.Context, st *stack.Stack, js jetstream.JetStream, 
 	}
 	var lat []time.Duration
 	for _, id := range ids {
-		rcv, err := s.GetLastMsgForSubject(ctx, "orders.received.*."+id)
+		rcv, err := storedAt(ctx, s, events.StageReceived, id)
 		if err != nil {
 			return LatencyFigures{}, err
 		}
-		shp, err := s.GetLastMsgForSubject(ctx, "orders.shipped.*."+id)
+		shp, err := storedAt(ctx, s, events.StageShipped, id)
 		if err != nil {
 			return LatencyFigures{}, err
 		}
-		lat = append(lat, shp.Time.Sub(rcv.Time))
+		lat = append(lat, shp.Sub(rcv))
 	}
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	return LatencyFigures{Rate: rate, Orders: len(lat), P50: lat[len(lat)/2], P99: lat[len(lat)*99/100]}, nil
+}
+
+// storedAt is when the stream stored the latest event of stage for order id.
+func storedAt(ctx context.Context, s jetstream.Stream, stage events.Stage, id string) (time.Time, error) {
+	filter, err := events.OrderFilter(stage, id)
+	if err != nil {
+		return time.Time{}, err
+	}
+	m, err := s.GetLastMsgForSubject(ctx, filter)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return m.Time, nil
 }
