@@ -95,6 +95,17 @@ func (p *proc) metric(ctx context.Context, name string) (float64, error) {
 	return 0, fmt.Errorf("%s metrics: no %s", p.name, name)
 }
 
+// batchFill is the mean batch size the process reports (fulfill_batch_size);
+// ok is false before its first batch.
+func (p *proc) batchFill(ctx context.Context) (fill float64, ok bool) {
+	sum, _ := p.metric(ctx, "fulfill_batch_size_sum")
+	n, _ := p.metric(ctx, "fulfill_batch_size_count")
+	if n > 0 {
+		return sum / n, true
+	}
+	return 0, false
+}
+
 // waitReady polls /readyz until it answers 200.
 func (p *proc) waitReady(ctx context.Context) error {
 	t := time.NewTicker(50 * time.Millisecond)
