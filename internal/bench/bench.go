@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"runtime"
-	"strings"
 	"sync"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 	"github.com/fulfill/pipeline/internal/config"
 	"github.com/fulfill/pipeline/internal/stack"
 	"github.com/fulfill/pipeline/pkg/clients/sandbox"
+	"github.com/fulfill/pipeline/pkg/events"
 )
 
 // Options size the bench.
@@ -148,10 +148,10 @@ func benchSandbox(orders int) sandbox.Config {
 }
 
 // counter counts distinct subjects as JetStream stores them (a core
-// subscription sees every stored publish) and closes done at want.
+// subscription sees every stored publish) and closes done at want. Its
+// subscriptions end with their connection.
 type counter struct {
 	mu    sync.Mutex
-	sub   *nats.Subscription
 	seen  map[string]bool
 	want  int
 	done  chan struct{}
@@ -159,40 +159,37 @@ type counter struct {
 	last  time.Time
 }
 
-// countTerminal counts orders with a terminal event.
+// countTerminal counts orders with a terminal event (shipped or failed).
 func countTerminal(nc *nats.Conn, want int) (*counter, error) {
-	return countMatching(nc, "orders.*.*.*", want, func(subject string) bool {
-		return strings.HasPrefix(subject, "orders.shipped.") || strings.HasPrefix(subject, "orders.failed.")
-	})
+	return countSubjects(nc, want, events.FilterSubject(events.StageShipped), events.FilterSubject(events.StageFailed))
 }
 
-// countSubjects counts distinct subjects matching filter.
-func countSubjects(nc *nats.Conn, filter string, want int) (*counter, error) {
-	return countMatching(nc, filter, want, func(string) bool { return true })
-}
-
-func countMatching(nc *nats.Conn, filter string, want int, keep func(string) bool) (*counter, error) {
+// countSubjects counts distinct subjects matching any of filters.
+func countSubjects(nc *nats.Conn, want int, filters ...string) (*counter, error) {
 	c := &counter{seen: map[string]bool{}, want: want, done: make(chan struct{})}
-	var err error
-	c.sub, err = nc.Subscribe(filter, func(m *nats.Msg) {
-		if !keep(m.Subject) {
-			return
+	for _, filter := range filters {
+		if _, err := nc.Subscribe(filter, c.add); err != nil {
+			return nil, fmt.Errorf("subscribe %s: %w", filter, err)
 		}
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		if c.seen[m.Subject] {
-			return
-		}
-		now := time.Now()
-		if len(c.seen) == 0 {
-			c.first = now
-		}
-		c.seen[m.Subject], c.last = true, now
-		if len(c.seen) == c.want {
-			close(c.done)
-		}
-	})
-	return c, err
+	}
+	return c, nil
+}
+
+// add counts m's subject if it is new.
+func (c *counter) add(m *nats.Msg) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.seen[m.Subject] {
+		return
+	}
+	now := time.Now()
+	if len(c.seen) == 0 {
+		c.first = now
+	}
+	c.seen[m.Subject], c.last = true, now
+	if len(c.seen) == c.want {
+		close(c.done)
+	}
 }
 
 func (c *counter) wait(ctx context.Context, limit time.Duration) error {

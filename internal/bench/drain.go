@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/fulfill/pipeline/internal/stack"
+	"github.com/fulfill/pipeline/pkg/events"
 )
 
 // DrainFigures are the backlog drain's memory figures per service.
@@ -30,7 +31,7 @@ func drainPhase(ctx context.Context, o Options, r *Report, step func(string, ...
 			return err
 		}
 		defer nc.Close()
-		received, err := countSubjects(nc, "orders.received.*.*", o.Backlog)
+		received, err := countSubjects(nc, o.Backlog, events.FilterSubject(events.StageReceived))
 		if err != nil {
 			return err
 		}
@@ -88,10 +89,8 @@ func drainPhase(ctx context.Context, o Options, r *Report, step func(string, ...
 			w := min(60, max(len(s)/3, 1))
 			d.FirstPeak[p.name], d.LastPeak[p.name] = maxOf(s[:w]), maxOf(s[len(s)-w:])
 			if p.name == "enricher" {
-				sum, _ := p.metric(ctx, "fulfill_batch_size_sum")
-				n, _ := p.metric(ctx, "fulfill_batch_size_count")
-				if n > 0 {
-					d.BatchFill = sum / n
+				if fill, ok := p.batchFill(ctx); ok {
+					d.BatchFill = fill
 				}
 			}
 		}

@@ -4,10 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -79,6 +76,9 @@ func stopAll(procs []*proc) {
 	}
 }
 
+// pipelinePhase runs o.Orders orders through ingest, enricher and shipper
+// processes and records the throughput, each process's costs and profiles,
+// then the latency at half that throughput while the same processes run.
 func pipelinePhase(ctx context.Context, o Options, r *Report, step func(string, ...any)) error {
 	return withStack(stack.Options{Sandbox: benchSandbox(o.Orders)}, func(st *stack.Stack) error {
 		nc, js, err := connect(st.NATSURL)
@@ -90,81 +90,90 @@ func pipelinePhase(ctx context.Context, o Options, r *Report, step func(string, 
 		if err != nil {
 			return err
 		}
-		cpu0 := map[string]time.Duration{"nats-server+sandbox": cpuTime(os.Getpid())}
+		cpu := startCPU()
 		procs, err := startServices(ctx, o, st, 1, map[string]string{"INGEST_POLL_INTERVAL": "100ms"})
 		if err != nil {
 			return err
 		}
 		defer stopAll(procs)
-		for _, p := range procs {
-			cpu0[p.name] = cpuTime(p.cmd.Process.Pid)
-		}
-		profDir, err := os.MkdirTemp("", "fulfill-profiles-*")
+		cpu.addProcs(procs)
+		prof, err := startProfiles(ctx, procs, 3*time.Second)
 		if err != nil {
 			return err
 		}
-		defer os.RemoveAll(profDir)
-		profs := make(chan []string, 1)
-		go func() { profs <- profiles(ctx, procs, 3*time.Second, profDir) }()
+		defer prof.remove()
 		if err := cnt.wait(ctx, 5*time.Minute); err != nil {
 			return err
 		}
-		cpu := map[string]time.Duration{"nats-server+sandbox": cpuTime(os.Getpid()) - cpu0["nats-server+sandbox"]}
-		for _, p := range procs {
-			cpu[p.name] = cpuTime(p.cmd.Process.Pid) - cpu0[p.name]
-		}
+
+		// The figures are read in this order on purpose: CPU first, before
+		// anything else runs; the platform calls after the profiles, as ingest
+		// keeps polling.
+		f := PipelineFigures{Orders: o.Orders, CPUPerOrder: cpu.perOrder(procs, o.Orders)}
 		tl, err := tally.Read(ctx, js)
 		if err != nil {
 			return err
 		}
-		f := PipelineFigures{Orders: o.Orders, CallsPerOrder: map[string]float64{},
-			CPUPerOrder: map[string]time.Duration{}, Profiles: map[string]string{}}
-		for name, d := range cpu {
-			f.CPUPerOrder[name] = d / time.Duration(o.Orders)
-		}
-		for _, file := range <-profs {
-			name := strings.TrimSuffix(filepath.Base(file), ".pprof")
-			f.Profiles[name] = topEntries(file, 8)
-		}
+		f.Profiles = prof.tops()
 		if span := tl.LastTerminalAt.Sub(tl.FirstReceivedAt); span > 0 {
 			f.OrdersPerSec = float64(o.Orders) / span.Seconds()
 		}
-		stats := st.Sandbox.Stats()
-		for ep, n := range stats.Calls {
-			f.CallsPerOrder[ep] = float64(n) / float64(o.Orders)
-		}
-		for _, p := range procs {
-			sf := ServiceFigures{Name: p.name}
-			_, sf.PeakRSS = p.rss()
-			if m, err := p.metric(ctx, "go_memstats_mallocs_total"); err == nil {
-				sf.AllocsPerOrder = m / float64(o.Orders)
-			}
-			if p.name == "enricher" {
-				sum, _ := p.metric(ctx, "fulfill_batch_size_sum")
-				n, _ := p.metric(ctx, "fulfill_batch_size_count")
-				if n > 0 {
-					f.BatchFill = sum / n
-				}
-			}
-			f.Services = append(f.Services, sf)
-		}
+		f.CallsPerOrder = callsPerOrder(st.Sandbox.Stats(), o.Orders)
+		f.Services, f.BatchFill = serviceFigures(ctx, procs, o.Orders)
 		r.Pipeline = f
 
-		// Latency at half the measured throughput: new orders arrive at
-		// that rate for a few seconds while the same processes run.
-		rate := f.OrdersPerSec / 2
-		n := int(rate * 5)
-		if n < 50 {
-			n = 50
-		}
-		step("latency: %d orders arriving at %.0f/s", n, rate)
-		lf, err := latencyPhase(ctx, st, js, rate, n)
+		lf, err := latencyAtHalf(ctx, st, js, f.OrdersPerSec, step)
 		if err != nil {
-			return fmt.Errorf("latency: %w", err)
+			return err
 		}
 		r.Latency = lf
 		return nil
 	})
+}
+
+// callsPerOrder is each platform endpoint's calls divided by orders.
+func callsPerOrder(stats sandbox.Stats, orders int) map[string]float64 {
+	calls := map[string]float64{}
+	for ep, n := range stats.Calls {
+		calls[ep] = float64(n) / float64(orders)
+	}
+	return calls
+}
+
+// serviceFigures is each service's peak RSS and allocations per order, and the
+// enricher's mean batch fill (0 before its first batch).
+func serviceFigures(ctx context.Context, procs []*proc, orders int) ([]ServiceFigures, float64) {
+	var (
+		services []ServiceFigures
+		fill     float64
+	)
+	for _, p := range procs {
+		sf := ServiceFigures{Name: p.name}
+		_, sf.PeakRSS = p.rss()
+		if m, err := p.metric(ctx, "go_memstats_mallocs_total"); err == nil {
+			sf.AllocsPerOrder = m / float64(orders)
+		}
+		if p.name == "enricher" {
+			if f, ok := p.batchFill(ctx); ok {
+				fill = f
+			}
+		}
+		services = append(services, sf)
+	}
+	return services, fill
+}
+
+// latencyAtHalf measures latencyPhase at half the pipeline's throughput: new
+// orders arrive at that rate for about five seconds (at least 50 orders).
+func latencyAtHalf(ctx context.Context, st *stack.Stack, js jetstream.JetStream, throughput float64, step func(string, ...any)) (LatencyFigures, error) {
+	rate := throughput / 2
+	n := max(int(rate*5), 50)
+	step("latency: %d orders arriving at %.0f/s", n, rate)
+	lf, err := latencyPhase(ctx, st, js, rate, n)
+	if err != nil {
+		return LatencyFigures{}, fmt.Errorf("latency: %w", err)
+	}
+	return lf, nil
 }
 
 // latencyPhase adds n orders to the sandbox at rate per second and measures
@@ -206,16 +215,29 @@ func latencyPhase(ctx context.Context, st *stack.Stack, js jetstream.JetStream, 
 	}
 	var lat []time.Duration
 	for _, id := range ids {
-		rcv, err := s.GetLastMsgForSubject(ctx, "orders.received.*."+id)
+		rcv, err := storedAt(ctx, s, events.StageReceived, id)
 		if err != nil {
 			return LatencyFigures{}, err
 		}
-		shp, err := s.GetLastMsgForSubject(ctx, "orders.shipped.*."+id)
+		shp, err := storedAt(ctx, s, events.StageShipped, id)
 		if err != nil {
 			return LatencyFigures{}, err
 		}
-		lat = append(lat, shp.Time.Sub(rcv.Time))
+		lat = append(lat, shp.Sub(rcv))
 	}
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	return LatencyFigures{Rate: rate, Orders: len(lat), P50: lat[len(lat)/2], P99: lat[len(lat)*99/100]}, nil
+}
+
+// storedAt is when the stream stored the latest event of stage for order id.
+func storedAt(ctx context.Context, s jetstream.Stream, stage events.Stage, id string) (time.Time, error) {
+	filter, err := events.OrderFilter(stage, id)
+	if err != nil {
+		return time.Time{}, err
+	}
+	m, err := s.GetLastMsgForSubject(ctx, filter)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return m.Time, nil
 }

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/procfs"
+
 	"github.com/fulfill/pipeline/internal/embednats"
 )
 
@@ -47,32 +49,28 @@ func startProc(exe string, args []string, name string, env map[string]string, lo
 	return p, nil
 }
 
-// rss returns the process's resident set and its peak (VmRSS, VmHWM), bytes.
+// rss returns the process's resident set and its peak (VmRSS, VmHWM), bytes;
+// 0, 0 once it is gone.
 func (p *proc) rss() (cur, peak uint64) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	fs, err := procfs.NewDefaultFS()
 	if err != nil {
 		return 0, 0
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), ":")
-		if !ok {
-			continue
-		}
-		fields := strings.Fields(v)
-		if len(fields) == 0 {
-			continue
-		}
-		n, _ := strconv.ParseUint(fields[0], 10, 64)
-		switch k {
-		case "VmRSS":
-			cur = n << 10
-		case "VmHWM":
-			peak = n << 10
-		}
+	return memoryOf(fs, p.cmd.Process.Pid)
+}
+
+// memoryOf reads VmRSS and VmHWM of process pid from /proc/<pid>/status under
+// fs, in bytes; 0, 0 when it cannot.
+func memoryOf(fs procfs.FS, pid int) (cur, peak uint64) {
+	pp, err := fs.Proc(pid)
+	if err != nil {
+		return 0, 0
 	}
-	return cur, peak
+	st, err := pp.NewStatus()
+	if err != nil {
+		return 0, 0
+	}
+	return st.VmRSS, st.VmHWM
 }
 
 // metric reads one unlabelled series from the process's /metrics.
@@ -95,6 +93,17 @@ func (p *proc) metric(ctx context.Context, name string) (float64, error) {
 		}
 	}
 	return 0, fmt.Errorf("%s metrics: no %s", p.name, name)
+}
+
+// batchFill is the mean batch size the process reports (fulfill_batch_size);
+// ok is false before its first batch.
+func (p *proc) batchFill(ctx context.Context) (fill float64, ok bool) {
+	sum, _ := p.metric(ctx, "fulfill_batch_size_sum")
+	n, _ := p.metric(ctx, "fulfill_batch_size_count")
+	if n > 0 {
+		return sum / n, true
+	}
+	return 0, false
 }
 
 // waitReady polls /readyz until it answers 200.

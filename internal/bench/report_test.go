@@ -3,6 +3,9 @@ package bench
 import (
 	"bytes"
 	"encoding/xml"
+	"flag"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -67,5 +70,60 @@ func TestMarkdownAndSVG(t *testing.T) {
 	}
 	if n := strings.Count(svg.String(), "<polyline"); n != 4 {
 		t.Errorf("SVG has %d lines, want measured and bound for 2 replica counts", n)
+	}
+}
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden.md from the current Markdown")
+
+// TestMarkdownGolden pins the whole document for reports that take every
+// branch of Markdown: below the 30% target (the CPU explanation), with and
+// without a drain, CPU figures and profiles.
+func TestMarkdownGolden(t *testing.T) {
+	tests := []struct {
+		name   string
+		report func() *Report
+	}{
+		{"sample", sampleReport},
+		{"short of target", func() *Report {
+			r := sampleReport()
+			r.Pipeline.OrdersPerSec = 4000
+			r.Pipeline.CPUPerOrder = map[string]time.Duration{
+				"shipper": 100 * time.Microsecond, "enricher": 80 * time.Microsecond, "nats-server+sandbox": 300 * time.Microsecond,
+			}
+			r.Pipeline.Services = []ServiceFigures{{Name: "ingest", PeakRSS: 30 << 20, AllocsPerOrder: 120}, {Name: "shipper", PeakRSS: 40 << 20, AllocsPerOrder: 310}}
+			r.Pipeline.Profiles = map[string]string{"shipper": "flat  flat%\n10ms 50%", "ingest": ""}
+			return r
+		}},
+		{"no drain no CPU", func() *Report {
+			r := sampleReport()
+			r.Drain = nil
+			r.Pipeline.CPUPerOrder = nil
+			r.Sweep = r.Sweep[:1]
+			return r
+		}},
+		{"zero CPU", func() *Report {
+			r := sampleReport()
+			r.Pipeline.CPUPerOrder = map[string]time.Duration{"shipper": 0}
+			return r
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var md bytes.Buffer
+			tt.report().Markdown(&md)
+			file := filepath.Join("testdata", strings.ReplaceAll(tt.name, " ", "_")+".golden.md")
+			if *update {
+				if err := os.WriteFile(file, md.Bytes(), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatalf("%v (run go test -run TestMarkdownGolden -update once to create it)", err)
+			}
+			if !bytes.Equal(md.Bytes(), want) {
+				t.Errorf("Markdown differs from %s:\n%s", file, md.String())
+			}
+		})
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/fulfill/pipeline/internal/stack"
 	"github.com/fulfill/pipeline/pkg/clients/sandbox"
+	"github.com/fulfill/pipeline/pkg/events"
 )
 
 // SweepPoint is the shipper's throughput at one concurrency and replica
@@ -32,7 +33,7 @@ func sweepPoint(ctx context.Context, o Options, conc, replicas int) (SweepPoint,
 			return err
 		}
 		defer nc.Close()
-		enriched, err := countSubjects(nc, "orders.enriched.*.*", p.Orders)
+		enriched, err := countSubjects(nc, p.Orders, events.FilterSubject(events.StageEnriched))
 		if err != nil {
 			return err
 		}

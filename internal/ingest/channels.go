@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/fulfill/pipeline/pkg/clients/wechat"
 	"github.com/fulfill/pipeline/pkg/events"
@@ -134,25 +134,20 @@ func (p *ChannelsPoller) split(ctx context.Context, start, end int64, crt *wecha
 
 // orders fetches and publishes the ids of one page, a few at a time. It
 // returns an error if any order could not be settled, so the checkpoint
-// does not move past it.
+// does not move past it. One failed order does not stop the others (the
+// group has no context to cancel): each is settled or reported, and the
+// error joins them all, in page order.
 func (p *ChannelsPoller) orders(ctx context.Context, ids []wechat.ID) error {
-	sem := make(chan struct{}, max(p.Concurrency, 1))
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var errs []error
-	for _, id := range ids {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			if err := p.order(ctx, string(id)); err != nil {
-				mu.Lock()
-				errs = append(errs, err)
-				mu.Unlock()
-			}
-		}()
+	var g errgroup.Group
+	g.SetLimit(max(p.Concurrency, 1))
+	errs := make([]error, len(ids))
+	for i, id := range ids {
+		g.Go(func() error {
+			errs[i] = p.order(ctx, string(id))
+			return nil
+		})
 	}
-	wg.Wait()
+	_ = g.Wait() // every goroutine returns nil; the errors are in errs
 	return errors.Join(errs...)
 }
 

@@ -2,7 +2,11 @@ package ingest_test
 
 import (
 	"context"
+	"fmt"
 	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -159,5 +163,103 @@ func TestChannelsPollerSplitsAFlashSaleSecond(t *testing.T) {
 	}
 	if st := e.sb.Stats(); st.ListWindowTooLong != 0 || st.NextKeyMismatch != 0 {
 		t.Errorf("the platform would refuse: %+v", st)
+	}
+}
+
+// fakeOrders lists ids in one page and answers order/get with an order no
+// longer awaiting shipment (so nothing is published), or with a transient
+// errcode for the ids in fail. Each order/get waits until limit calls are in
+// flight at once (or all ids are), so the test sees the limit reached.
+type fakeOrders struct {
+	ids   []wechat.ID
+	fail  map[string]bool
+	limit int
+
+	full     chan struct{} // closed when min(limit, len(ids)) calls are in flight
+	fullOnce sync.Once
+	inFlight atomic.Int32
+	most     atomic.Int32 // the most calls in flight at once
+	calls    atomic.Int32
+}
+
+func (f *fakeOrders) ListOrders(context.Context, wechat.ListOrdersRequest) (*wechat.ListOrdersResponse, error) {
+	return &wechat.ListOrdersResponse{OrderIDList: f.ids}, nil
+}
+
+func (f *fakeOrders) GetOrder(ctx context.Context, id string) (*wechat.Order, error) {
+	f.calls.Add(1)
+	n := f.inFlight.Add(1)
+	defer f.inFlight.Add(-1)
+	for m := f.most.Load(); n > m && !f.most.CompareAndSwap(m, n); m = f.most.Load() {
+	}
+	if int(n) == min(f.limit, len(f.ids)) {
+		f.fullOnce.Do(func() { close(f.full) })
+	}
+	select {
+	case <-f.full:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if f.fail[id] {
+		return nil, &wechat.APIError{Endpoint: wechat.EndpointOrderGet, Code: -1, Msg: "system busy " + id}
+	}
+	return &wechat.Order{OrderID: wechat.ID(id), Status: StatusShipped}, nil
+}
+
+// StatusShipped is an order status other than ingest.StatusAwaitingShipment.
+const StatusShipped = 30
+
+// TestChannelsPollerFetchesAFewOrdersAtATime: order/get runs Concurrency calls
+// at once (at least one), never more; a failed order stops neither the others
+// nor the page, and the poll's error names every failed order.
+func TestChannelsPollerFetchesAFewOrdersAtATime(t *testing.T) {
+	tests := []struct {
+		name        string
+		concurrency int
+		orders      int
+		fail        []string
+		wantMost    int32
+	}{
+		{"eight at a time", 8, 40, nil, 8},
+		{"zero is one at a time", 0, 5, nil, 1},
+		{"fewer orders than the limit", 8, 3, nil, 3},
+		{"failures are all reported", 4, 20, []string{"ORD-3", "ORD-11", "ORD-19"}, 4},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := startPollEnv(t, sandbox.Config{Seed: 1})
+			f := &fakeOrders{fail: map[string]bool{}, limit: max(tt.concurrency, 1), full: make(chan struct{})}
+			for i := range tt.orders {
+				f.ids = append(f.ids, wechat.ID(fmt.Sprint("ORD-", i)))
+			}
+			for _, id := range tt.fail {
+				f.fail[id] = true
+			}
+			ctx, cancel := context.WithTimeout(t.Context(), time.Minute) // a failsafe, not a wait
+			defer cancel()
+			p := &ingest.ChannelsPoller{Client: f, In: e.ingester(t), DeliveryID: "SF",
+				Lookback: time.Hour, Concurrency: tt.concurrency, Log: zerolog.Nop()}
+			err := p.Poll(ctx)
+			if got := f.most.Load(); got != tt.wantMost {
+				t.Errorf("%d order/get calls at once, want %d", got, tt.wantMost)
+			}
+			if got := int(f.calls.Load()); got != tt.orders {
+				t.Errorf("%d order/get calls, want one per order (%d)", got, tt.orders)
+			}
+			if len(tt.fail) == 0 {
+				if err != nil {
+					t.Fatalf("Poll: %v", err)
+				}
+				return
+			}
+			if wechat.Code(err) != -1 {
+				t.Errorf("Poll: %v; want the platform's errcode -1 kept", err)
+			}
+			for _, id := range tt.fail {
+				if err == nil || !strings.Contains(err.Error(), "order/get "+id+":") {
+					t.Errorf("Poll: %v; want an error for %s", err, id)
+				}
+			}
+		})
 	}
 }

@@ -30,6 +30,17 @@ const DefaultLimiterMargin = 10 * time.Millisecond
 // concurrent use and should be shared by every goroutine and every shop of one
 // vv-tool account (the platform's limit is per account). The zero Limiter does
 // not limit; use NewLimiter.
+//
+// Why not golang.org/x/time/rate: its Limiter is a token bucket, which bounds the
+// average rate, not the count in every sliding window. With burst n it grants n at
+// once and then one per window/n, so a window can hold up to 2n-1 grants (the
+// server in TestLimiterServerWindow saw 19 in one second); with burst 1 it still
+// lets 11 requests arrive within a second, because it dates a grant when it is
+// made, while Acquire holds the grant until the response is in. It also fails a
+// Wait at once when the deadline is too near instead of waiting until it. Tried
+// against this package's tests unchanged: TestLimiterSlidingWindow,
+// TestLimiterAcquireHoldsUntilDone, TestLimiterCancel, TestLimiterCancelTakesNoGrant
+// and TestLimiterServerWindow fail with burst n and with burst 1.
 type Limiter struct {
 	n    int
 	span time.Duration // window + margin; 0: unlimited

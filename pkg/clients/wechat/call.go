@@ -42,16 +42,6 @@ func (c *Client) call(ctx context.Context, ep Endpoint, in any, decode decoder) 
 
 // attempt is one HTTP call of a business endpoint with the given token.
 func (c *Client) attempt(ctx context.Context, ep Endpoint, tok string, body []byte, decode decoder) error {
-	if lim := c.limiters[ep]; lim != nil {
-		if err := lim.Wait(ctx); err != nil {
-			if ctx.Err() == nil {
-				// The limiter refuses to wait past the deadline: it is the deadline
-				// of this request that is exceeded.
-				err = fmt.Errorf("%w: %w", context.DeadlineExceeded, err)
-			}
-			return fmt.Errorf("wechat %s: rate limit: %w", ep, err)
-		}
-	}
 	u := c.baseURL + ep.Path() + "?access_token=" + url.QueryEscape(tok)
 	start := time.Now()
 	status, raw, err := exchange(ctx, c.hc, u, body)

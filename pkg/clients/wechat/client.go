@@ -4,8 +4,6 @@ import (
 	"net/http"
 	"strings"
 	"time"
-
-	"golang.org/x/time/rate"
 )
 
 // DefaultTimeout is the timeout of the default HTTP client of Client and
@@ -15,11 +13,10 @@ const DefaultTimeout = 10 * time.Second
 // Client calls the WeChat business APIs. It is safe for concurrent use; it keeps
 // no goroutines of its own.
 type Client struct {
-	tokens   TokenSource
-	baseURL  string
-	hc       *http.Client
-	limiters map[Endpoint]*rate.Limiter
-	observe  Observer
+	tokens  TokenSource
+	baseURL string
+	hc      *http.Client
+	observe Observer
 }
 
 // Option configures a Client.
@@ -61,22 +58,6 @@ func WithHTTPClient(hc *http.Client) Option {
 		if hc != nil {
 			c.hc = hc
 		}
-	}
-}
-
-// WithRateLimit limits the calls to ep to r per second with the given burst;
-// callers wait (honouring their context) for their turn. Calls are not limited
-// unless this option is given; r == rate.Inf removes the limit.
-func WithRateLimit(ep Endpoint, r rate.Limit, burst int) Option {
-	return func(c *Client) {
-		if c.limiters == nil {
-			c.limiters = make(map[Endpoint]*rate.Limiter)
-		}
-		if r == rate.Inf {
-			delete(c.limiters, ep)
-			return
-		}
-		c.limiters[ep] = rate.NewLimiter(r, max(burst, 1))
 	}
 }
 

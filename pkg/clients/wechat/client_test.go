@@ -325,9 +325,6 @@ func TestDefaultHTTPClient(t *testing.T) {
 	if tr == http.DefaultTransport {
 		t.Error("default transport shared, want a clone")
 	}
-	if len(c.limiters) != 0 {
-		t.Errorf("rate limits on by default: %v", c.limiters)
-	}
 	if c2 := NewClient(StaticToken(testToken), WithBaseURL("http://x/prefix/")); c2.baseURL != "http://x/prefix" {
 		t.Errorf("trailing slash kept: %q", c2.baseURL)
 	}

@@ -3,7 +3,7 @@ package wechat
 // DefaultBaseURL is the WeChat API origin used unless WithBaseURL says otherwise.
 const DefaultBaseURL = "https://api.weixin.qq.com"
 
-// Endpoint names one platform API. It labels errors, metrics and rate limiters;
+// Endpoint names one platform API. It labels errors and metrics;
 // Path gives its URL path.
 type Endpoint string
 

@@ -77,3 +77,14 @@ func ExampleClassify() {
 	// transient
 	// permanent
 }
+
+// ExampleHint puts the platform's errcode and what it means side by side, as a
+// failed event's reason does.
+func ExampleHint() {
+	err := error(&wechat.APIError{Endpoint: wechat.EndpointDeliverySend, Code: 108009})
+	fmt.Printf("errcode %d: %s\n", wechat.Code(err), wechat.Hint(wechat.Code(err)))
+	fmt.Printf("errcode %d: %s\n", 45009, wechat.Hint(45009))
+	// Output:
+	// errcode 108009: an after-sale request is open
+	// errcode 45009: see the platform's error table
+}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/sync/singleflight"
 )
 
 // DefaultTokenMargin is how long before its expiry a cached token is replaced.
@@ -21,7 +23,7 @@ const ForceRefreshInterval = 30 * time.Second
 // StableTokenSource is a TokenSource backed by POST /cgi-bin/stable_token. It
 // caches the token until expires_in minus the margin, and concurrent callers share
 // one request (single flight) both on a cold cache and on Refresh. It is safe for
-// concurrent use and keeps no goroutines.
+// concurrent use and keeps no goroutines between calls.
 type StableTokenSource struct {
 	appID   string
 	secret  string
@@ -31,23 +33,33 @@ type StableTokenSource struct {
 	now     func() time.Time
 	observe Observer
 
+	// flights holds the one stable_token request in flight under flightKey. Token
+	// and Refresh share it: the platform has one current token per account.
+	flights singleflight.Group
+
 	mu         sync.Mutex
 	tok        string
 	validUntil time.Time
-	flight     *tokenFlight
-	forced     bool      // force_refresh was used at least once
-	lastForce  time.Time // when force_refresh was last used
+	// flying is true from the start of a request until its result is cached; it
+	// tells a caller whether DoChan starts a request or joins one.
+	flying    bool
+	forced    bool      // force_refresh was used at least once
+	lastForce time.Time // when force_refresh was last used
 
 	// onJoin, if set (by tests), is called each time a caller starts waiting for a
 	// request already in flight.
 	onJoin func()
 }
 
-// tokenFlight is one stable_token request that several callers wait for.
-type tokenFlight struct {
-	done chan struct{}
-	tok  string
-	err  error
+// flightKey is the singleflight key of the stable_token request.
+const flightKey = "stable_token"
+
+// flight is one caller's share of a stable_token request.
+type flight struct {
+	result <-chan singleflight.Result
+	// joined is true when another caller started the request: it runs with that
+	// caller's context, so this one may give up waiting on its own.
+	joined bool
 }
 
 // TokenOption configures a StableTokenSource.
@@ -116,23 +128,18 @@ func (s *StableTokenSource) Token(ctx context.Context) (string, error) {
 			s.mu.Unlock()
 			return tok, nil
 		}
-		if f := s.flight; f != nil {
-			s.mu.Unlock()
-			tok, err, again := s.wait(ctx, f)
-			if again {
-				continue
-			}
-			if err != nil {
-				// A failed refresh may still have left a usable token cached.
-				if cached, ok := s.cached(); ok {
-					return cached, nil
-				}
-			}
-			return tok, err
+		f := s.do(ctx, "", false)
+		tok, err, again := s.wait(ctx, f)
+		if again {
+			continue
 		}
-		f := s.begin()
-		s.mu.Unlock()
-		return s.run(ctx, f, "", false)
+		if err != nil && f.joined {
+			// A failed refresh may still have left a usable token cached.
+			if cached, ok := s.cached(); ok {
+				return cached, nil
+			}
+		}
+		return tok, err
 	}
 }
 
@@ -150,24 +157,19 @@ func (s *StableTokenSource) Refresh(ctx context.Context, stale string) (string, 
 			s.mu.Unlock()
 			return tok, nil
 		}
-		if f := s.flight; f != nil {
-			s.mu.Unlock()
-			tok, err, again := s.wait(ctx, f)
-			if again || (err == nil && tok == stale) {
-				// The flight was a plain Token fetch that returned the stale token
-				// again: refresh on our own.
-				continue
-			}
-			return tok, err
-		}
-		if s.tok == stale {
+		if !s.flying && s.tok == stale {
 			// Make Token callers wait for the refresh instead of taking the rejected
 			// token from the cache.
 			s.tok = ""
 		}
-		f := s.begin()
-		s.mu.Unlock()
-		return s.run(ctx, f, stale, true)
+		f := s.do(ctx, stale, true)
+		tok, err, again := s.wait(ctx, f)
+		if again || (f.joined && err == nil && tok == stale) {
+			// The flight was a plain Token fetch that returned the stale token
+			// again: refresh on our own.
+			continue
+		}
+		return tok, err
 	}
 }
 
@@ -181,25 +183,40 @@ func (s *StableTokenSource) cached() (string, bool) {
 	return "", false
 }
 
-// begin registers a new flight; s.mu must be held.
-func (s *StableTokenSource) begin() *tokenFlight {
-	f := &tokenFlight{done: make(chan struct{})}
-	s.flight = f
+// do starts the stable_token request with the caller's ctx, stale and refresh, or
+// joins the one in flight. s.mu must be held; do releases it. Holding s.mu across
+// DoChan makes flying tell the truth: the request ends (finish) under s.mu too.
+func (s *StableTokenSource) do(ctx context.Context, stale string, refresh bool) flight {
+	f := flight{joined: s.flying}
+	s.flying = true
+	f.result = s.flights.DoChan(flightKey, func() (any, error) {
+		return s.run(ctx, stale, refresh)
+	})
+	s.mu.Unlock()
+	if f.joined && s.onJoin != nil {
+		s.onJoin()
+	}
 	return f
 }
 
-// wait waits for flight f. again is true when f failed only because the context of
-// the caller that ran it ended while ctx is still live: the caller should retry.
-func (s *StableTokenSource) wait(ctx context.Context, f *tokenFlight) (tok string, err error, again bool) {
-	if s.onJoin != nil {
-		s.onJoin()
+// wait waits for flight f. again is true when a joined f failed only because the
+// context of the caller that ran it ended while ctx is still live: the caller
+// should retry. The caller that started f waits for its end, as f runs with its
+// context.
+func (s *StableTokenSource) wait(ctx context.Context, f flight) (tok string, err error, again bool) {
+	if !f.joined {
+		r := <-f.result
+		if p, ok := r.Err.(*fetchPanic); ok {
+			panic(p.value)
+		}
+		return r.Val.(string), r.Err, false
 	}
 	select {
-	case <-f.done:
-		if f.err != nil && isContextError(f.err) && ctx.Err() == nil {
+	case r := <-f.result:
+		if r.Err != nil && isContextError(r.Err) && ctx.Err() == nil {
 			return "", nil, true
 		}
-		return f.tok, f.err, false
+		return r.Val.(string), r.Err, false
 	case <-ctx.Done():
 		return "", fmt.Errorf("wechat %s: waiting for token: %w", EndpointStableToken, ctx.Err()), false
 	}
@@ -210,25 +227,29 @@ func isContextError(err error) bool {
 	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 
-// run performs flight f: one fetch and, when refreshing and the platform returns
-// stale again, at most one force_refresh fetch. It publishes the result to the
-// cache and to the waiters.
-func (s *StableTokenSource) run(ctx context.Context, f *tokenFlight, stale string, refresh bool) (tok string, err error) {
+// fetchPanic carries a panic of the token fetch out of the singleflight goroutine
+// (where it would kill the process) to the caller that started the request, which
+// panics again; the callers that joined get it as an error.
+type fetchPanic struct{ value any }
+
+// Error says that the fetch panicked, without the panic value.
+func (p *fetchPanic) Error() string {
+	return fmt.Sprintf("wechat %s: token fetch panicked", EndpointStableToken)
+}
+
+// run performs one flight: one fetch and, when refreshing and the platform returns
+// stale again, at most one force_refresh fetch. It caches the result and ends the
+// flight (finish) before the callers get it.
+func (s *StableTokenSource) run(ctx context.Context, stale string, refresh bool) (tok string, err error) {
+	var ttl time.Duration
+	keep := false // cache tok for ttl
 	defer func() {
-		// Publish even if fetch panicked, so that no waiter hangs.
-		s.mu.Lock()
-		s.flight = nil
-		f.tok, f.err = tok, err
 		if r := recover(); r != nil {
-			f.tok, f.err = "", fmt.Errorf("wechat %s: token fetch panicked", EndpointStableToken)
-			close(f.done)
-			s.mu.Unlock()
-			panic(r)
+			tok, err, keep = "", &fetchPanic{r}, false
 		}
-		close(f.done)
-		s.mu.Unlock()
+		s.finish(tok, ttl, keep)
 	}()
-	tok, ttl, err := s.fetch(ctx, false)
+	tok, ttl, err = s.fetch(ctx, false)
 	if err == nil && refresh && tok == stale {
 		s.mu.Lock()
 		now := s.now()
@@ -246,22 +267,37 @@ func (s *StableTokenSource) run(ctx context.Context, f *tokenFlight, stale strin
 		}
 	}
 	err = scrub(err, s.secret)
-	if err == nil {
-		s.store(tok, ttl)
-	}
+	keep = err == nil
 	return tok, err
+}
+
+// finish caches tok (if keep) and ends the flight in one step, so that a caller
+// either finds the new token in the cache or starts a new request.
+func (s *StableTokenSource) finish(tok string, ttl time.Duration, keep bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if keep {
+		s.storeLocked(tok, ttl)
+	}
+	s.flying = false
+	s.flights.Forget(flightKey)
 }
 
 // store caches tok for ttl less the margin (the margin takes at most half of ttl).
 func (s *StableTokenSource) store(tok string, ttl time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.storeLocked(tok, ttl)
+}
+
+// storeLocked is store with s.mu held.
+func (s *StableTokenSource) storeLocked(tok string, ttl time.Duration) {
 	keep := ttl - s.margin
 	if keep < ttl/2 {
 		keep = ttl / 2
 	}
-	s.mu.Lock()
 	s.tok = tok
 	s.validUntil = s.now().Add(keep)
-	s.mu.Unlock()
 }
 
 // stableTokenRequest is the body of stable_token.

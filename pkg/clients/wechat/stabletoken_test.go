@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -315,5 +316,93 @@ func TestStableTokenLeaderCancelled(t *testing.T) {
 	}
 	if tok := <-waiterTok; tok != fts.token(1) {
 		t.Errorf("waiter got %q, want %q", tok, fts.token(1))
+	}
+}
+
+// roundTripFunc is an http.RoundTripper made of a function.
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+// RoundTrip calls f.
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// TestStableTokenFetchPanics: a panic in the fetch reaches the caller that started
+// the request as a panic with the same value, a caller that joined it as an
+// error, and the next call starts a new request.
+func TestStableTokenFetchPanics(t *testing.T) {
+	lr := newLeakRecorder(t)
+	fts := newFakeTokenServer(t, lr)
+	srv := newServer(t, nil, fts.ServeHTTP)
+	started := make(chan struct{})
+	joined := make(chan struct{})
+	var calls atomic.Int32
+	rt := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		if calls.Add(1) == 1 {
+			close(started)
+			<-joined
+			panic("transport broke")
+		}
+		return http.DefaultTransport.RoundTrip(r)
+	})
+	src := NewStableTokenSource("wxappid", testSecret, WithTokenBaseURL(srv.URL), WithTokenHTTPClient(&http.Client{Transport: rt}))
+	src.onJoin = func() { close(joined) }
+
+	leader := make(chan any, 1)
+	go func() {
+		defer func() { leader <- recover() }()
+		_, _ = src.Token(context.Background())
+	}()
+	<-started
+	tok, err := src.Token(context.Background())
+	lr.record(err)
+	if err == nil || tok != "" || !strings.Contains(err.Error(), "token fetch panicked") {
+		t.Errorf("joined caller: %q, %v; want the panic as an error", tok, err)
+	}
+	if p := <-leader; p != "transport broke" {
+		t.Errorf("leader recovered %v, want the fetch's panic", p)
+	}
+	src.onJoin = nil
+	tok, err = src.Token(context.Background())
+	lr.record(err)
+	if err != nil || tok != fts.token(1) {
+		t.Errorf("after the panic: %q, %v; want a new request", tok, err)
+	}
+}
+
+// TestStableTokenWaiterGivesUp: a caller that joined a request stops waiting when
+// its own context ends; the request goes on for the caller that started it.
+func TestStableTokenWaiterGivesUp(t *testing.T) {
+	lr := newLeakRecorder(t)
+	fts := newFakeTokenServer(t, lr)
+	started := make(chan struct{})
+	release := make(chan struct{})
+	fts.gate = func(n int, _ *http.Request) {
+		if n == 1 {
+			close(started)
+			<-release
+		}
+	}
+	srv := newServer(t, nil, fts.ServeHTTP)
+	src := NewStableTokenSource("wxappid", testSecret, WithTokenBaseURL(srv.URL))
+
+	leader := make(chan string, 1)
+	go func() {
+		tok, err := src.Token(context.Background())
+		lr.record(err)
+		leader <- tok
+	}()
+	<-started
+	ctx, cancel := context.WithCancel(context.Background())
+	src.onJoin = cancel
+	tok, err := src.Token(ctx)
+	lr.record(err)
+	if !errors.Is(err, context.Canceled) || tok != "" || !strings.Contains(err.Error(), "waiting for token") {
+		t.Errorf("waiter: %q, %v; want context.Canceled while waiting", tok, err)
+	}
+	close(release)
+	if tok := <-leader; tok != fts.token(1) {
+		t.Errorf("leader got %q, want %q", tok, fts.token(1))
+	}
+	if all, _ := fts.counts(); all != 1 {
+		t.Errorf("%d stable_token calls, want 1", all)
 	}
 }

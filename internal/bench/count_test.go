@@ -1,0 +1,106 @@
+package bench
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/fulfill/pipeline/internal/jstest"
+	"github.com/fulfill/pipeline/pkg/events"
+)
+
+// TestCounters: a counter counts each subject of its stages once, ignores the
+// other stages, and is done at want.
+func TestCounters(t *testing.T) {
+	publish := []string{
+		"orders.received.api.A",
+		"orders.enriched.api.A",
+		"orders.shipped.api.A",
+		"orders.shipped.api.A", // again: counted once
+		"orders.received.vvtool.B",
+		"orders.failed.vvtool.B",
+		"orders.logistics.vvtool.B",
+		"orders.received.channels.C",
+		"orders.shipped.channels.C",
+	}
+	tests := []struct {
+		name  string
+		count func(nc *nats.Conn, want int) (*counter, error)
+		want  []string
+	}{
+		{"terminal", countTerminal,
+			[]string{"orders.shipped.api.A", "orders.failed.vvtool.B", "orders.shipped.channels.C"}},
+		{"received", func(nc *nats.Conn, want int) (*counter, error) {
+			return countSubjects(nc, want, events.FilterSubject(events.StageReceived))
+		}, []string{"orders.received.api.A", "orders.received.vvtool.B", "orders.received.channels.C"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			nc, _ := jstest.Start(t)
+			c, err := tt.count(nc, len(tt.want))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, subj := range publish {
+				if err := nc.Publish(subj, nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := c.wait(context.Background(), time.Minute); err != nil { // a failsafe
+				t.Fatal(err)
+			}
+			// Other subjects come before the last wanted one: a counter that
+			// counted them would be done before it saw all of want.
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			if len(c.seen) != len(tt.want) {
+				t.Errorf("counted %v, want %v", c.seen, tt.want)
+			}
+			for _, s := range tt.want {
+				if !c.seen[s] {
+					t.Errorf("%s not counted", s)
+				}
+			}
+		})
+	}
+}
+
+// TestStoredAt reads when the stream stored an order's event of one stage,
+// whatever its source, and not another order's.
+func TestStoredAt(t *testing.T) {
+	_, js, s := jstest.StartStream(t)
+	ctx := context.Background()
+	for _, subj := range []string{"orders.received.channels.A1", "orders.received.api.A2", "orders.shipped.channels.A1"} {
+		if _, err := js.Publish(ctx, subj, []byte("{}")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		stage   events.Stage
+		id      string
+		subject string // whose stored time is wanted; "" for an error
+	}{
+		{events.StageReceived, "A1", "orders.received.channels.A1"},
+		{events.StageReceived, "A2", "orders.received.api.A2"},
+		{events.StageShipped, "A1", "orders.shipped.channels.A1"},
+		{events.StageShipped, "A2", ""},
+		{events.StageShipped, "A.1", ""},
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.stage)+" "+tt.id, func(t *testing.T) {
+			got, err := storedAt(ctx, s, tt.stage, tt.id)
+			if tt.subject == "" {
+				if err == nil {
+					t.Errorf("storedAt = %v, want an error", got)
+				}
+				return
+			}
+			m, merr := s.GetLastMsgForSubject(ctx, tt.subject)
+			if err != nil || merr != nil || !got.Equal(m.Time) {
+				t.Errorf("storedAt = %v, %v; want %v (%v)", got, err, m.Time, merr)
+			}
+		})
+	}
+}
