@@ -14,8 +14,10 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
 
 	"github.com/fulfill/pipeline/internal/config"
+	"github.com/fulfill/pipeline/internal/service"
 	"github.com/fulfill/pipeline/internal/stack"
 	"github.com/fulfill/pipeline/pkg/clients/sandbox"
 	"github.com/fulfill/pipeline/pkg/events"
@@ -205,15 +207,10 @@ func (c *counter) wait(ctx context.Context, limit time.Duration) error {
 	}
 }
 
+// connect dials the bench's NATS server as every program of this module
+// does (service.Connect).
 func connect(url string) (*nats.Conn, jetstream.JetStream, error) {
-	nc, err := nats.Connect(url)
-	if err != nil {
-		return nil, nil, err
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		nc.Close()
-		return nil, nil, err
-	}
-	return nc, js, nil
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return service.Connect(ctx, url, "", "fulfillctl bench", zerolog.Nop())
 }

@@ -36,7 +36,7 @@ func startProc(exe string, args []string, name string, env map[string]string, lo
 	}
 	admin := fmt.Sprintf("127.0.0.1:%d", port)
 	cmd := exec.Command(exe, args...)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "ADMIN_ADDR=" + admin, "LOG_LEVEL=warn"}
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "ADMIN_ADDR=" + admin, "ADMIN_PPROF=true", "LOG_LEVEL=warn"}
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}

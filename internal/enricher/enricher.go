@@ -139,7 +139,7 @@ func (e *Enricher) process(ctx context.Context, batch []jetstream.Msg) {
 		e.metrics.EventsIn.WithLabelValues(string(events.StageReceived)).Inc()
 		it, err := decode(m)
 		if err != nil {
-			e.pub.SetAside(ctx, m, "enricher", err, e.now(), e.log)
+			e.pub.SetAside(ctx, m, events.ComponentEnricher, err, e.now(), e.log)
 			continue
 		}
 		it.log = e.log.With().Str("order_id", it.env.OrderID).Str("event_id", it.env.ID).
@@ -329,7 +329,7 @@ func (e *Enricher) one(it item, w *wechat.Waybill) (*events.Envelope, bool) {
 }
 
 func (e *Enricher) failed(it item, code int, errmsg, reason string) *events.Envelope {
-	out, err := pipeline.Failed(it.env, events.Failed{Stage: "enricher", Errcode: code, Errmsg: errmsg,
+	out, err := pipeline.Failed(it.env, events.Failed{Stage: events.ComponentEnricher, Errcode: code, Errmsg: errmsg,
 		Attempts: int(it.md.NumDelivered), Reason: reason}, e.now())
 	if err != nil { // the input envelope was validated, so this cannot happen
 		panic(fmt.Sprintf("build failed event: %v", err))

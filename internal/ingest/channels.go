@@ -164,7 +164,7 @@ func (p *ChannelsPoller) order(ctx context.Context, id string) error {
 	case wechat.ClassOK:
 	case wechat.ClassPermanent:
 		return p.In.Failed(ctx, events.SourceChannels, id, events.Failed{
-			Stage: "ingest", Errcode: wechat.Code(err), Errmsg: err.Error(), Attempts: 1,
+			Stage: events.ComponentIngest, Errcode: wechat.Code(err), Errmsg: err.Error(), Attempts: 1,
 			Reason: "order/get refused the order, so its products are unknown; check the order in the shop back office, then post it to POST /v1/orders",
 		})
 	default:
@@ -181,7 +181,7 @@ func (p *ChannelsPoller) order(ctx context.Context, id string) error {
 	data := events.Received{DeliveryID: p.DeliveryID, Products: products, OrderStatus: o.Status, UpdateTime: o.UpdateTime}
 	if err := data.Validate(); err != nil {
 		return p.In.Failed(ctx, events.SourceChannels, id, events.Failed{
-			Stage: "ingest", Errmsg: err.Error(), Attempts: 1,
+			Stage: events.ComponentIngest, Errmsg: err.Error(), Attempts: 1,
 			Reason: "order/get returned an order that cannot be shipped as it is (" + err.Error() + "); check it in the shop back office",
 		})
 	}

@@ -228,7 +228,7 @@ func (s *Shipper) handle(ctx context.Context, msg jetstream.Msg, hold *pipeline.
 	}
 	env, data, err := pipeline.DecodeInput[events.Enriched](msg, events.StageEnriched)
 	if err != nil {
-		s.pub.SetAside(context.Background(), msg, "shipper", err, s.now(), s.log)
+		s.pub.SetAside(context.Background(), msg, events.ComponentShipper, err, s.now(), s.log)
 		return
 	}
 	log := s.log.With().Str("order_id", env.OrderID).Str("event_id", env.ID).
@@ -359,7 +359,7 @@ func (s *Shipper) ship(ctx, callCtx context.Context, md *jetstream.MsgMetadata, 
 			if int(md.NumDelivered) >= s.opts.WaitMaxAttempts {
 				return s.failed(env, code, err, attempts, fmt.Sprintf(
 					"the platform kept the order waiting on the merchant (errcode %d: %s) for %d attempts; resolve it in the shop back office, then run fulfillctl dlq redrive --order-id %s",
-					code, hint(code), attempts, env.OrderID), lastFailed, log)
+					code, wechat.Hint(code), attempts, env.OrderID), lastFailed, log)
 			}
 			log.Info().Int("errcode", code).Dur("retry_in", s.opts.WaitDelay).Msg("waiting on the merchant or platform")
 			s.metrics.Retries.WithLabelValues(fmt.Sprint(code)).Inc()
@@ -426,7 +426,7 @@ func (s *Shipper) failed(env *events.Envelope, code int, err error, attempts int
 		// itself says what came back, e.g. "HTTP 403".
 		errmsg = err.Error()
 	}
-	out, berr := pipeline.Failed(env, events.Failed{Stage: "shipper", Errcode: code, Errmsg: errmsg,
+	out, berr := pipeline.Failed(env, events.Failed{Stage: events.ComponentShipper, Errcode: code, Errmsg: errmsg,
 		Attempts: attempts, Reason: reason}, s.now())
 	if berr != nil {
 		log.Error().Err(berr).Msg("build failed event")
