@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/fulfill/pipeline/internal/stack"
-	"github.com/fulfill/pipeline/pkg/clients/sandbox"
+	"github.com/fulfill/pipeline/pkg/sandbox"
 	"github.com/fulfill/pipeline/pkg/events"
 )
 

@@ -8,7 +8,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/fulfill/pipeline/pkg/clients/sandbox"
+	"github.com/fulfill/pipeline/pkg/sandbox"
 )
 
 func serveSandbox(ctx context.Context, e Env, args []string) error {

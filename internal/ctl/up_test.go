@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/fulfill/pipeline/pkg/clients/sandbox"
+	"github.com/fulfill/pipeline/pkg/sandbox"
 )
 
 // TestUpUntilDone is the README's first command, shortened: every demo

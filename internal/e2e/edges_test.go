@@ -12,7 +12,7 @@ import (
 	"github.com/fulfill/pipeline/internal/embednats"
 	"github.com/fulfill/pipeline/internal/faulttest"
 	"github.com/fulfill/pipeline/internal/stack"
-	"github.com/fulfill/pipeline/pkg/clients/sandbox"
+	"github.com/fulfill/pipeline/pkg/sandbox"
 	"github.com/fulfill/pipeline/pkg/clients/wechat"
 	"github.com/fulfill/pipeline/pkg/events"
 )

@@ -7,7 +7,7 @@ import (
 
 	"github.com/fulfill/pipeline/internal/faulttest"
 	"github.com/fulfill/pipeline/internal/stack"
-	"github.com/fulfill/pipeline/pkg/clients/sandbox"
+	"github.com/fulfill/pipeline/pkg/sandbox"
 )
 
 // faultyScenario is 1,000 orders with every fault class the platform has:

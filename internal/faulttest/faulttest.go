@@ -26,7 +26,7 @@ import (
 	"github.com/fulfill/pipeline/internal/service"
 	"github.com/fulfill/pipeline/internal/stack"
 	"github.com/fulfill/pipeline/internal/tally"
-	"github.com/fulfill/pipeline/pkg/clients/sandbox"
+	"github.com/fulfill/pipeline/pkg/sandbox"
 	"github.com/fulfill/pipeline/pkg/events"
 )
 

@@ -17,7 +17,7 @@ import (
 	"github.com/fulfill/pipeline/internal/jstest"
 	"github.com/fulfill/pipeline/internal/pipeline"
 	"github.com/fulfill/pipeline/internal/service"
-	"github.com/fulfill/pipeline/pkg/clients/sandbox"
+	"github.com/fulfill/pipeline/pkg/sandbox"
 	"github.com/fulfill/pipeline/pkg/clients/vvtool"
 	"github.com/fulfill/pipeline/pkg/clients/wechat"
 	"github.com/fulfill/pipeline/pkg/events"

@@ -13,7 +13,7 @@ import (
 	"github.com/fulfill/pipeline/internal/faulttest"
 	"github.com/fulfill/pipeline/internal/stack"
 	"github.com/fulfill/pipeline/internal/tally"
-	"github.com/fulfill/pipeline/pkg/clients/sandbox"
+	"github.com/fulfill/pipeline/pkg/sandbox"
 )
 
 // natsOutage is how long TestNATSRestart keeps the server down.

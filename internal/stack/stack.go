@@ -23,7 +23,7 @@ import (
 	"github.com/fulfill/pipeline/internal/enricher"
 	"github.com/fulfill/pipeline/internal/ingest"
 	"github.com/fulfill/pipeline/internal/shipper"
-	"github.com/fulfill/pipeline/pkg/clients/sandbox"
+	"github.com/fulfill/pipeline/pkg/sandbox"
 )
 
 // Options configure a stack.

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fulfill/pipeline/pkg/clients/sandbox"
+	"github.com/fulfill/pipeline/pkg/sandbox"
 )
 
 func TestScenarioDeterministic(t *testing.T) {

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/fulfill/pipeline/pkg/clients/sandbox"
+	"github.com/fulfill/pipeline/pkg/sandbox"
 )
 
 // Example serves a sandbox of three orders, lists them the way the ingest does, ships

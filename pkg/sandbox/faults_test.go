@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fulfill/pipeline/pkg/clients/sandbox"
+	"github.com/fulfill/pipeline/pkg/sandbox"
 )
 
 func TestFaultFirstK(t *testing.T) {

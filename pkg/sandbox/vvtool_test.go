@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fulfill/pipeline/pkg/clients/sandbox"
+	"github.com/fulfill/pipeline/pkg/sandbox"
 )
 
 // vvFields is the seed's fields list.

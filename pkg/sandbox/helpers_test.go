@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fulfill/pipeline/pkg/clients/sandbox"
+	"github.com/fulfill/pipeline/pkg/sandbox"
 )
 
 // Paths of the endpoints (as the clients call them).

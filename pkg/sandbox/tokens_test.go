@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fulfill/pipeline/pkg/clients/sandbox"
+	"github.com/fulfill/pipeline/pkg/sandbox"
 )
 
 func TestTokenEndpoints(t *testing.T) {
