@@ -85,15 +85,7 @@ func runExactlyOnce(t *testing.T, c exactlyOnceCase) {
 	}
 	t.Logf("seed %d: %d orders, %d answer their first delivery/send after 3 s; every call slowed by %s for %d s", c.seed, c.n, slowFirst, c.slowBy, c.slow)
 
-	logs := &faulttest.SyncBuffer{}
-	p := startPipeline(t, st, logs, 0, nil)
-	logDir := t.TempDir()
-	var shippers []*faulttest.Child
-	for range 3 {
-		ch, _ := startChildReady(t, st, "shipper", logDir, nil)
-		shippers = append(shippers, ch)
-	}
-	allLogs := multiLogs{logs, childLogs{&shippers}}
+	p, shippers, allLogs := startWithShipperProcesses(t, st, 3)
 	_, js := faulttest.Connect(t, st.NATSURL)
 
 	// In flight: a tenth shipped.
@@ -182,15 +174,7 @@ func TestShipperCrashRecovery(t *testing.T) {
 		Env: fastEnv(nil)})
 	sb := st.Sandbox
 	sb.Inject(sandbox.Fault{Endpoint: sandbox.EndpointDeliverySend, Latency: time.Second})
-	logs := &faulttest.SyncBuffer{}
-	p := startPipeline(t, st, logs, 0, nil)
-	logDir := t.TempDir()
-	var shippers []*faulttest.Child
-	for range 2 {
-		ch, _ := startChildReady(t, st, "shipper", logDir, nil)
-		shippers = append(shippers, ch)
-	}
-	allLogs := multiLogs{logs, childLogs{&shippers}}
+	p, shippers, allLogs := startWithShipperProcesses(t, st, 2)
 	_, js := faulttest.Connect(t, st.NATSURL)
 
 	waitSends(t, sb, n/4, 3*time.Minute, allLogs)
@@ -217,6 +201,22 @@ func TestShipperCrashRecovery(t *testing.T) {
 	record(t, 11, "crash recovery time: a shipper SIGKILLed with its calls under way", res, start, fmt.Sprintf(
 		"every delivery/send took 1 s, 2 shippers × SHIP_CONCURRENCY 16, SHIP_ACK_WAIT %s; the kill cut %d calls, all taken over by the other shipper within %s of the kill (bound 5 s); longest stretch without a successful send %s",
 		defaultAckWait, cut, takeover.Round(100*time.Millisecond), gap.Round(100*time.Millisecond)))
+}
+
+// startWithShipperProcesses runs ingest and the enricher in process and n
+// shipper replicas as child processes (so one can be SIGKILLed), and
+// returns them with a reader of all their logs.
+func startWithShipperProcesses(t *testing.T, st *stack.Stack, n int) (*pipeline, []*faulttest.Child, fmt.Stringer) {
+	t.Helper()
+	logs := &faulttest.SyncBuffer{}
+	p := startPipeline(t, st, logs, 0, nil)
+	logDir := t.TempDir()
+	shippers := make([]*faulttest.Child, 0, n)
+	for range n {
+		ch, _ := startChildReady(t, st, "shipper", logDir, nil)
+		shippers = append(shippers, ch)
+	}
+	return p, shippers, multiLogs{logs, childLogs{&shippers}}
 }
 
 // longestGap is the longest stretch, from since until the last successful
