@@ -162,8 +162,8 @@ func runExactlyOnce(t *testing.T, c exactlyOnceCase) {
 }
 
 // TestShipperCrashRecovery (fault 11): two shipper replicas, every
-// delivery/send taking 1 s so each holds a full set of calls; one is
-// SIGKILLed mid-run. With the default SHIP_ACK_WAIT (3 s) and
+// delivery/send taking 0.5–1.5 s so each holds a full set of calls; one is
+// SIGKILLed while calls are under way. With the default SHIP_ACK_WAIT (3 s) and
 // SHIP_HEARTBEAT (750 ms) the calls it had under way are taken over by the
 // other within 5 s of the kill.
 func TestShipperCrashRecovery(t *testing.T) {
@@ -173,11 +173,21 @@ func TestShipperCrashRecovery(t *testing.T) {
 	st := faulttest.StartStack(t, stack.Options{Sandbox: sandbox.Config{Seed: seed, Orders: n, MaxOrdersPerWindow: 300},
 		Env: fastEnv(nil)})
 	sb := st.Sandbox
-	sb.Inject(sandbox.Fault{Endpoint: sandbox.EndpointDeliverySend, Latency: time.Second})
+	rng := rngFor(t, seed)
+	for _, o := range sb.Scenario() {
+		sb.Inject(sandbox.Fault{Endpoint: sandbox.EndpointDeliverySend, OrderID: o.OrderID,
+			Latency: 500*time.Millisecond + time.Duration(rng.Int64N(int64(time.Second)))})
+	}
 	p, shippers, allLogs := startWithShipperProcesses(t, st, 2)
 	_, js := faulttest.Connect(t, st.NATSURL)
 
 	waitSends(t, sb, n/4, 3*time.Minute, allLogs)
+	// Kill while both shippers have calls under way (16 each at most).
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := sb.WaitUntil(ctx, func() bool { return sb.InFlightSends() >= 24 }); err != nil {
+		t.Fatalf("the shippers never had 24 calls under way: %v", err)
+	}
 	killAt := time.Now()
 	shippers[0].Kill()
 	want := sb.Scenario()
@@ -199,7 +209,7 @@ func TestShipperCrashRecovery(t *testing.T) {
 		t.Errorf("services did not stop cleanly: %v", err)
 	}
 	record(t, 11, "crash recovery time: a shipper SIGKILLed with its calls under way", res, start, fmt.Sprintf(
-		"every delivery/send took 1 s, 2 shippers × SHIP_CONCURRENCY 16, SHIP_ACK_WAIT %s; the kill cut %d calls, all taken over by the other shipper within %s of the kill (bound 5 s); longest stretch without a successful send %s",
+		"every delivery/send took 0.5–1.5 s, 2 shippers × SHIP_CONCURRENCY 16, killed with 24+ calls under way, SHIP_ACK_WAIT %s; the kill cut %d calls, all taken over by the other shipper within %s of the kill (bound 5 s); longest stretch without a successful send %s",
 		defaultAckWait, cut, takeover.Round(100*time.Millisecond), gap.Round(100*time.Millisecond)))
 }
 

@@ -87,7 +87,7 @@ type Shipper struct {
 	metrics *service.Metrics
 	now     func() time.Time
 	done    chan completion
-	release sync.WaitGroup // lease releases under way
+	release sync.WaitGroup // holds and leases being let go
 }
 
 // New wires a shipper.
@@ -213,8 +213,7 @@ func (s *Shipper) handle(ctx context.Context, msg jetstream.Msg, hold *pipeline.
 	passed := false
 	defer func() {
 		if !passed {
-			hold.Stop()
-			s.releaseLease(lease)
+			s.letGo(hold, lease)
 		}
 	}()
 	s.metrics.EventsIn.WithLabelValues(string(events.StageEnriched)).Inc()
@@ -469,8 +468,7 @@ func (s *Shipper) complete() {
 			}
 			s.metrics.Latency.WithLabelValues("shipper").Observe(s.now().Sub(c.occurred).Seconds())
 		}
-		c.hold.Stop()
-		s.releaseLease(c.lease)
+		s.letGo(c.hold, c.lease)
 	}
 }
 
@@ -497,13 +495,16 @@ func (s *Shipper) decided(ctx context.Context, c completion) error {
 	return fmt.Errorf("another chain of the order failed meanwhile (event %s): %w", stored.ID, pipeline.ErrDecided)
 }
 
-// releaseLease deletes the order's lease in the background; the bucket's
-// TTL frees it anyway if this fails.
-func (s *Shipper) releaseLease(l Lease) {
-	if l == nil {
-		return
-	}
+// letGo ends a settled message's hold and deletes its order's lease, in
+// the background: stopping a hold waits for a lease renewal under way, and
+// neither may hold up the completer acking the next order. The bucket's
+// TTL frees the lease anyway if the delete fails.
+func (s *Shipper) letGo(h *pipeline.Hold, l Lease) {
 	s.release.Go(func() {
+		h.Stop()
+		if l == nil {
+			return
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := l.Release(ctx); err != nil {

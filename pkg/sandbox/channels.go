@@ -74,6 +74,14 @@ func (s *Sandbox) InFlight(orderID string) bool {
 	return s.inflight[orderID] > 0
 }
 
+// InFlightSends is the number of orders whose delivery/send is being
+// handled right now (with WaitUntil: to act while calls are under way).
+func (s *Sandbox) InFlightSends() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.inflight)
+}
+
 // cmpUpdate orders by (update_time, order_id): the paging order of order/list/get.
 // Ids compare numerically when numeric (shorter first), else lexically.
 func cmpUpdate(aTime int64, aID string, bTime int64, bID string) int {
