@@ -19,8 +19,8 @@ import (
 	"github.com/fulfill/pipeline/internal/config"
 	"github.com/fulfill/pipeline/internal/service"
 	"github.com/fulfill/pipeline/internal/stack"
-	"github.com/fulfill/pipeline/pkg/sandbox"
 	"github.com/fulfill/pipeline/pkg/events"
+	"github.com/fulfill/pipeline/pkg/sandbox"
 )
 
 // Options size the bench.

@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/fulfill/pipeline/internal/stack"
-	"github.com/fulfill/pipeline/pkg/sandbox"
 	"github.com/fulfill/pipeline/pkg/events"
+	"github.com/fulfill/pipeline/pkg/sandbox"
 )
 
 // SweepPoint is the shipper's throughput at one concurrency and replica

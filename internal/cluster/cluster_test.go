@@ -21,8 +21,8 @@ import (
 	"github.com/fulfill/pipeline/internal/faulttest"
 	"github.com/fulfill/pipeline/internal/stack"
 	"github.com/fulfill/pipeline/internal/tally"
-	"github.com/fulfill/pipeline/pkg/sandbox"
 	"github.com/fulfill/pipeline/pkg/events"
+	"github.com/fulfill/pipeline/pkg/sandbox"
 )
 
 // node is one nats-server of the test cluster.

@@ -12,9 +12,9 @@ import (
 	"github.com/fulfill/pipeline/internal/embednats"
 	"github.com/fulfill/pipeline/internal/faulttest"
 	"github.com/fulfill/pipeline/internal/stack"
-	"github.com/fulfill/pipeline/pkg/sandbox"
 	"github.com/fulfill/pipeline/pkg/clients/wechat"
 	"github.com/fulfill/pipeline/pkg/events"
+	"github.com/fulfill/pipeline/pkg/sandbox"
 )
 
 // TestAlreadyShippedAndBatchRetry covers two answers the big scenario

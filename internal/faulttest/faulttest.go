@@ -26,8 +26,8 @@ import (
 	"github.com/fulfill/pipeline/internal/service"
 	"github.com/fulfill/pipeline/internal/stack"
 	"github.com/fulfill/pipeline/internal/tally"
-	"github.com/fulfill/pipeline/pkg/sandbox"
 	"github.com/fulfill/pipeline/pkg/events"
+	"github.com/fulfill/pipeline/pkg/sandbox"
 )
 
 // SyncBuffer is a log sink shared by services running in goroutines.

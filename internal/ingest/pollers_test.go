@@ -17,10 +17,10 @@ import (
 	"github.com/fulfill/pipeline/internal/jstest"
 	"github.com/fulfill/pipeline/internal/pipeline"
 	"github.com/fulfill/pipeline/internal/service"
-	"github.com/fulfill/pipeline/pkg/sandbox"
 	"github.com/fulfill/pipeline/pkg/clients/vvtool"
 	"github.com/fulfill/pipeline/pkg/clients/wechat"
 	"github.com/fulfill/pipeline/pkg/events"
+	"github.com/fulfill/pipeline/pkg/sandbox"
 )
 
 // pollEnv is a real JetStream and the sandbox over HTTP.

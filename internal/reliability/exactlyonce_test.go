@@ -15,8 +15,8 @@ import (
 	"github.com/fulfill/pipeline/internal/faulttest"
 	"github.com/fulfill/pipeline/internal/stack"
 	"github.com/fulfill/pipeline/internal/tally"
-	"github.com/fulfill/pipeline/pkg/sandbox"
 	"github.com/fulfill/pipeline/pkg/events"
+	"github.com/fulfill/pipeline/pkg/sandbox"
 )
 
 // defaultAckWait is SHIP_ACK_WAIT's default, which these tests run with:

@@ -19,8 +19,8 @@ import (
 	"github.com/fulfill/pipeline/internal/embednats"
 	"github.com/fulfill/pipeline/internal/faulttest"
 	"github.com/fulfill/pipeline/internal/stack"
-	"github.com/fulfill/pipeline/pkg/sandbox"
 	"github.com/fulfill/pipeline/pkg/events"
+	"github.com/fulfill/pipeline/pkg/sandbox"
 )
 
 // fastEnv is faulttest.FastEnv: the services' environment for a test run.

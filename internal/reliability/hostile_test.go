@@ -14,8 +14,8 @@ import (
 
 	"github.com/fulfill/pipeline/internal/faulttest"
 	"github.com/fulfill/pipeline/internal/stack"
-	"github.com/fulfill/pipeline/pkg/sandbox"
 	"github.com/fulfill/pipeline/pkg/clients/wechat"
+	"github.com/fulfill/pipeline/pkg/sandbox"
 )
 
 // hostile is one hostile answer of the platform.

@@ -20,8 +20,8 @@ import (
 	"github.com/fulfill/pipeline/internal/faulttest"
 	"github.com/fulfill/pipeline/internal/stack"
 	"github.com/fulfill/pipeline/internal/tally"
-	"github.com/fulfill/pipeline/pkg/sandbox"
 	"github.com/fulfill/pipeline/pkg/events"
+	"github.com/fulfill/pipeline/pkg/sandbox"
 )
 
 // leakAPIToken is the order API's token in TestTokenLeak (a secret too).
