@@ -4,6 +4,7 @@
 package embednats
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -34,6 +35,8 @@ type Options struct {
 	Routes      []string
 	// SyncAlways makes JetStream fsync every write (sync_interval: always).
 	SyncAlways bool
+	// MaxPayload is the largest message the server takes; 0 means 8 MiB.
+	MaxPayload int32
 }
 
 // Start runs a server and waits until it accepts connections.
@@ -56,7 +59,7 @@ func Start(o Options) (*server.Server, error) {
 		NoSigs:     true,
 		// Keep the embedded server's own logging out of the services' logs.
 		NoLog:      true,
-		MaxPayload: 8 << 20,
+		MaxPayload: cmp.Or(o.MaxPayload, 8<<20),
 		// A reservation, not an allocation: room for the ORDERS stream's
 		// default STREAM_MAX_BYTES (10 GiB) and the KV buckets.
 		JetStreamMaxStore:  64 << 30,

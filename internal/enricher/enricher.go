@@ -158,15 +158,24 @@ func (e *Enricher) process(ctx context.Context, batch []jetstream.Msg) {
 	if len(items) > 0 {
 		outs = append(outs, e.enrich(ctx, items)...)
 	}
-	if len(outs) == 0 {
-		return
-	}
 	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	// An event the server can never take (its waybill data too large for
+	// the max payload) ends that order failed, once, with a reason.
+	if unstorable := e.store(pctx, outs); len(unstorable) > 0 {
+		e.store(pctx, unstorable)
+	}
+}
+
+// store publishes each settlement's event (a failed one checked against
+// the order's record first) and acks its message once stored: one that
+// cannot be stored comes back alone, its batch-mates go on. It returns, as
+// failed settlements, the orders whose event was refused for good.
+func (e *Enricher) store(ctx context.Context, outs []settlement) []settlement {
 	var msgs []*nats.Msg
 	var stored []settlement
 	for _, o := range outs {
-		m, err := e.message(pctx, o)
+		m, err := e.message(ctx, o)
 		if err != nil {
 			o.it.log.Warn().Err(err).Msg("order record unavailable; the order will be redelivered")
 			_ = o.it.msg.NakWithDelay(time.Second)
@@ -178,9 +187,8 @@ func (e *Enricher) process(ctx context.Context, batch []jetstream.Msg) {
 		}
 		msgs, stored = append(msgs, m), append(stored, o)
 	}
-	// Each message settles with its own event: one that cannot be stored
-	// comes back alone, its batch-mates go on.
-	for i, err := range e.pub.PublishEach(pctx, msgs...) {
+	var unstorable []settlement
+	for i, err := range e.pub.PublishEach(ctx, msgs...) {
 		o := stored[i]
 		switch {
 		case err == nil:
@@ -188,11 +196,16 @@ func (e *Enricher) process(ctx context.Context, batch []jetstream.Msg) {
 		case errors.Is(err, pipeline.ErrDecided):
 			o.it.log.Info().Err(err).Msg("the order's outcome was recorded meanwhile; deciding again")
 			_ = o.it.msg.Nak()
+		case errors.Is(err, nats.ErrMaxPayload) && o.out.Stage() != events.StageFailed:
+			unstorable = append(unstorable, settlement{o.it, e.failed(o.it, 0, "event too large", fmt.Sprintf(
+				"the %s event is %d bytes, more than the NATS server's max payload takes (the platform's waybill data, print_html, is too large to carry); raise max_payload or fix the waybill, then run fulfillctl dlq redrive --order-id %s",
+				o.out.Type, len(msgs[i].Data), o.it.env.OrderID))})
 		default:
 			o.it.log.Error().Err(err).Str("event", o.out.Type).Msg("publish; the order will be redelivered")
 			_ = o.it.msg.Nak()
 		}
 	}
+	return unstorable
 }
 
 // message is the NATS message of a settlement. A failed event is terminal,
@@ -255,6 +268,13 @@ func (e *Enricher) enrich(ctx context.Context, items []item) []settlement {
 				_ = it.msg.NakWithDelay(retryDelay(it.md.NumDelivered))
 			}
 			return nil
+		}
+		if len(items) > 1 {
+			// One order can make the whole call fail (a malformed field):
+			// ask again in halves, so only the culprits fail.
+			e.log.Warn().Err(err).Int("orders", len(items)).Msg("batchGetOrder refused the whole call; asking again in halves to find the orders it refuses")
+			half := len(items) / 2
+			return append(e.enrich(ctx, items[:half]), e.enrich(ctx, items[half:])...)
 		}
 		for _, it := range items {
 			outs = append(outs, settlement{it, e.failed(it, code, errText(err), fmt.Sprintf(

@@ -2,6 +2,7 @@ package enricher
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -246,5 +247,54 @@ func TestRetryDelayGrowsToAMinute(t *testing.T) {
 		if got := retryDelay(delivered); got != want {
 			t.Errorf("retryDelay(%d) = %s, want %s", delivered, got, want)
 		}
+	}
+}
+
+// culpritWaybills refuses a whole call (47001, as the platform does for a
+// malformed body) whenever it carries the culprit, and answers the others.
+type culpritWaybills struct {
+	culprit string
+	calls   int
+}
+
+func (c *culpritWaybills) BatchGetOrder(_ context.Context, q []wechat.WaybillQuery) ([]wechat.Waybill, error) {
+	c.calls++
+	var out []wechat.Waybill
+	for _, w := range q {
+		if w.OrderID == c.culprit {
+			return nil, &wechat.APIError{Endpoint: wechat.EndpointBatchGetOrder, Code: 47001, Msg: "data format error"}
+		}
+		out = append(out, waybill(w.OrderID))
+	}
+	return out, nil
+}
+
+// One order that makes the whole batchGetOrder call fail for good fails
+// alone: its batch-mates are asked again without it and enriched.
+func TestEnrichIsolatesTheOrderThatFailsItsBatch(t *testing.T) {
+	var items []item
+	for i := range 20 {
+		it, _ := received(t, fmt.Sprintf("O%02d", i), 1)
+		items = append(items, it)
+	}
+	fw := &culpritWaybills{culprit: "O13"}
+	outs := newTestEnricher(fw, fakeRecord{}).enrich(t.Context(), items)
+	failed, enriched := 0, 0
+	for _, o := range outs {
+		switch o.out.Stage() {
+		case events.StageFailed:
+			failed++
+			if o.it.env.OrderID != "O13" {
+				t.Errorf("batch-mate %s failed", o.it.env.OrderID)
+			}
+		case events.StageEnriched:
+			enriched++
+		}
+	}
+	if failed != 1 || enriched != 19 {
+		t.Fatalf("%d failed, %d enriched; want 1 and 19", failed, enriched)
+	}
+	if fw.calls > 12 {
+		t.Errorf("%d calls to find one culprit among 20", fw.calls)
 	}
 }

@@ -9,9 +9,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"time"
+	"unicode/utf8"
 
+	"github.com/nats-io/nats.go"
+
+	"github.com/fulfill/pipeline/internal/pipeline"
 	"github.com/fulfill/pipeline/pkg/events"
 )
 
@@ -37,6 +42,8 @@ type OrderResponse struct {
 type APIError struct {
 	Error string `json:"error"`
 	Field string `json:"field,omitempty"`
+	// EventID is the received event that stands, on 409.
+	EventID string `json:"event_id,omitempty"`
 }
 
 // DefaultStoreTimeout is how long the API waits for JetStream to store an
@@ -94,7 +101,13 @@ func (a *API) postOrder(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusRequestEntityTooLarge, APIError{Error: fmt.Sprintf("body larger than %d bytes", MaxBodyBytes)})
 			return
 		}
-		writeJSON(w, http.StatusBadRequest, APIError{Error: "reading body: " + err.Error()})
+		// Not err itself: it names this server's and the client's
+		// socket addresses.
+		msg := "the body could not be read"
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			msg = "the body did not arrive in time"
+		}
+		writeJSON(w, http.StatusBadRequest, APIError{Error: msg})
 		return
 	}
 	req, field, err := DecodeOrderRequest(body)
@@ -111,7 +124,19 @@ func (a *API) postOrder(w http.ResponseWriter, r *http.Request) {
 	id, dup, err := a.In.Received(ctx, events.SourceAPI, req.OrderID, events.Received{
 		DeliveryID: req.DeliveryID, WaybillID: req.WaybillID, Products: req.Products,
 	})
-	if err != nil {
+	var conflict *ConflictError
+	switch {
+	case errors.As(err, &conflict):
+		writeJSON(w, http.StatusConflict, APIError{Error: conflict.Error(), EventID: conflict.EventID})
+		return
+	case errors.Is(err, nats.ErrMaxPayload):
+		writeJSON(w, http.StatusRequestEntityTooLarge, APIError{Error: "the order's event is larger than the NATS server's max payload; it can never be stored"})
+		return
+	case errors.Is(err, pipeline.ErrStreamFull):
+		a.In.log.Error().Err(err).Str("order_id", req.OrderID).Msg("the ORDERS stream is full")
+		writeJSON(w, http.StatusServiceUnavailable, APIError{Error: "the ORDERS stream is full (STREAM_MAX_BYTES): nothing more can be taken in until old events age out or the operator raises the bound; retry later"})
+		return
+	case err != nil:
 		a.In.log.Error().Err(err).Str("order_id", req.OrderID).Msg("publish order from API")
 		writeJSON(w, http.StatusServiceUnavailable, APIError{Error: "the order could not be stored; retry"})
 		return
@@ -119,9 +144,19 @@ func (a *API) postOrder(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, OrderResponse{EventID: id, OrderID: req.OrderID, Duplicate: dup})
 }
 
+// orderRequestKeys are the field names of an OrderRequest body, by path.
+var orderRequestKeys = map[string][]string{
+	"":           {"order_id", "delivery_id", "waybill_id", "products"},
+	"products[]": {"product_id", "sku_id", "product_cnt"},
+}
+
 // DecodeOrderRequest parses and checks a POST /v1/orders body. On error it
 // also names the offending field, when there is one.
 func DecodeOrderRequest(body []byte) (*OrderRequest, string, error) {
+	// encoding/json would turn invalid UTF-8 into U+FFFD and go on.
+	if !utf8.Valid(body) {
+		return nil, "", errors.New("malformed JSON: the body is not valid UTF-8")
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	var req OrderRequest
@@ -142,6 +177,9 @@ func DecodeOrderRequest(body []byte) (*OrderRequest, string, error) {
 	if len(bytes.TrimSpace(body[dec.InputOffset():])) > 0 {
 		return nil, "", errors.New("malformed JSON: trailing data after the object")
 	}
+	if key, err := checkKeys(body, orderRequestKeys); err != nil {
+		return nil, key, err
+	}
 	if err := events.ValidateOrderID(req.OrderID); err != nil {
 		return nil, "order_id", err
 	}
@@ -156,7 +194,22 @@ func DecodeOrderRequest(body []byte) (*OrderRequest, string, error) {
 			return nil, fmt.Sprintf("products[%d]", i), err
 		}
 	}
+	// The same bounds the enricher and shipper hold their input to: an
+	// order taken in here can be stored at every stage.
+	r := events.Received{DeliveryID: req.DeliveryID, WaybillID: req.WaybillID, Products: req.Products}
+	if err := r.Validate(); err != nil {
+		return nil, fieldOf(err), err
+	}
 	return &req, "", nil
+}
+
+// fieldOf is the field a payload validator's error names first.
+func fieldOf(err error) string {
+	msg := err.Error()
+	if i := strings.IndexAny(msg, " :"); i > 0 {
+		return msg[:i]
+	}
+	return ""
 }
 
 func jsonKind(goKind string) string {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -69,6 +70,17 @@ func TestDecodeOrderRequest(t *testing.T) {
 		{"trailing object", `{"order_id":"1","delivery_id":"SF",` + okProducts + `} {}`, "", "trailing data"},
 		{"trailing garbage", `{"order_id":"1","delivery_id":"SF",` + okProducts + `}x`, "", "malformed JSON"},
 		{"trailing number", `{"order_id":"1","delivery_id":"SF",` + okProducts + `} 1`, "", "trailing data"},
+		{"key in upper case", `{"ORDER_ID":"1","delivery_id":"SF",` + okProducts + `}`, "ORDER_ID", "case-sensitive"},
+		{"nested key in mixed case", `{"order_id":"1","delivery_id":"SF","products":[{"Product_ID":"p1","sku_id":"s1","product_cnt":1}]}`, "Product_ID", "case-sensitive"},
+		{"duplicate key", `{"order_id":"1","order_id":"2","delivery_id":"SF",` + okProducts + `}`, "order_id", "twice"},
+		{"duplicate nested key", `{"order_id":"1","delivery_id":"SF","products":[{"product_id":"p1","sku_id":"s1","sku_id":"s2","product_cnt":1}]}`, "sku_id", "twice"},
+		{"NUL in delivery_id", `{"order_id":"1","delivery_id":"S\u0000F",` + okProducts + `}`, "delivery_id", "control character"},
+		{"invalid UTF-8 in delivery_id", "{\"order_id\":\"1\",\"delivery_id\":\"S\xffF\"," + okProducts + "}", "", "not valid UTF-8"},
+		{"delivery_id of a megabyte", `{"order_id":"1","delivery_id":"` + strings.Repeat("S", 1<<20-200) + `",` + okProducts + `}`, "delivery_id", "at most 64"},
+		{"waybill_id too long", `{"order_id":"1","delivery_id":"SF","waybill_id":"` + strings.Repeat("9", 65) + `",` + okProducts + `}`, "waybill_id", "at most 64"},
+		{"product_cnt over the bound", `{"order_id":"1","delivery_id":"SF","products":[{"product_id":"p1","sku_id":"s1","product_cnt":100001}]}`, "products[0]", "product_cnt"},
+		{"201 products", `{"order_id":"1","delivery_id":"SF","products":[` + strings.TrimSuffix(strings.Repeat(`{"product_id":"p1","sku_id":"s1","product_cnt":1},`, 201), ",") + `]}`, "products", "201 lines"},
+		{"order_id non-ASCII names the character", `{"order_id":"A订单","delivery_id":"SF",` + okProducts + `}`, "order_id", "'订' at position 1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -180,11 +192,13 @@ func TestAPIIdempotent(t *testing.T) {
 	if first.EventID != second.EventID {
 		t.Errorf("same order got event ids %s and %s", first.EventID, second.EventID)
 	}
-	// A different body for the same order is still the same order.
+	// A different body for the same order is refused with the event
+	// that stands: the first one.
 	b := bytes.Replace(orderBody("A-100"), []byte(`"SF"`), []byte(`"YTO"`), 1)
-	third := a.postOK(t, b)
-	if third.EventID != first.EventID || !third.Duplicate {
-		t.Errorf("changed body for the same order: %+v", third)
+	res := a.post(t, "Bearer "+testToken, b)
+	var conflict ingest.APIError
+	if err := json.Unmarshal(res.Body, &conflict); err != nil || res.Status != http.StatusConflict || conflict.EventID != first.EventID {
+		t.Errorf("changed body for the same order: %d %s; want 409 naming event %s", res.Status, res.Body, first.EventID)
 	}
 	if n := a.msgs(t, subjectOf("A-100")); n != 1 {
 		t.Errorf("%d messages on %s after three posts, want 1", n, subjectOf("A-100"))
@@ -199,12 +213,14 @@ func TestAPIIdempotent(t *testing.T) {
 	}
 }
 
-// Concurrent posts of one new order race past the ledger; the Nats-Msg-Id
-// must still leave exactly one message, and every answer the same id.
+// Concurrent posts of one new order race each other; the stream must keep
+// exactly one message, every answer name it, and exactly one say it was
+// the first.
 func TestAPIIdempotentConcurrent(t *testing.T) {
 	a := startAPI(t)
 	const n = 16
 	ids := make([]string, n)
+	dups := make([]bool, n)
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
@@ -221,10 +237,14 @@ func TestAPIIdempotentConcurrent(t *testing.T) {
 				t.Errorf("status %d", resp.StatusCode)
 				return
 			}
-			ids[i] = out.EventID
+			ids[i], dups[i] = out.EventID, out.Duplicate
 		})
 	}
 	wg.Wait()
+	// Exactly one of them took the order in: the answer is exact.
+	if first := slices.Index(dups, false); first < 0 || slices.Index(dups[first+1:], false) >= 0 {
+		t.Errorf("duplicate flags %v: want exactly one false", dups)
+	}
 	for i := 1; i < n; i++ {
 		if ids[i] != ids[0] {
 			t.Fatalf("concurrent posts got different event ids: %v", ids)

@@ -26,7 +26,7 @@ const (
 	pageSize               = 100
 	// overlap re-reads the end of the last window, for orders whose
 	// update_time lands on the boundary second or that the platform
-	// indexed a little late; the ledger drops repeats.
+	// indexed a little late; the stream's record drops repeats.
 	overlap = 10 * time.Second
 	// codeTooManyOrders asks for a shorter window.
 	codeTooManyOrders = 31042
@@ -37,6 +37,7 @@ const (
 type ChannelsPoller struct {
 	Client      Orders
 	In          *Ingester
+	Ledger      *Ledger
 	DeliveryID  string
 	Lookback    time.Duration
 	Concurrency int
@@ -49,7 +50,7 @@ const checkpointChannels = "channels"
 // moves the checkpoint after each window whose orders were all published.
 func (p *ChannelsPoller) Poll(ctx context.Context) error {
 	now := p.In.now()
-	cp, err := p.In.ledger.Checkpoint(ctx, checkpointChannels)
+	cp, err := p.Ledger.Checkpoint(ctx, checkpointChannels)
 	if err != nil {
 		return err
 	}
@@ -65,7 +66,7 @@ func (p *ChannelsPoller) Poll(ctx context.Context) error {
 		if err := p.window(ctx, ws.Unix(), we.Unix(), nil); err != nil {
 			return err
 		}
-		if err := p.In.ledger.SetCheckpoint(ctx, checkpointChannels, we.Unix()); err != nil {
+		if err := p.Ledger.SetCheckpoint(ctx, checkpointChannels, we.Unix()); err != nil {
 			return err
 		}
 	}
@@ -156,7 +157,7 @@ func (p *ChannelsPoller) order(ctx context.Context, id string) error {
 		p.Log.Error().Err(err).Msg("order/list/get returned an id that cannot be a subject; skipped")
 		return nil
 	}
-	if seen, err := p.In.ledger.Seen(ctx, OrderKey(id)); err != nil || seen != "" {
+	if known, err := p.In.Known(ctx, id); err != nil || known != "" {
 		return err
 	}
 	o, err := p.Client.GetOrder(ctx, id)
@@ -186,5 +187,12 @@ func (p *ChannelsPoller) order(ctx context.Context, id string) error {
 		})
 	}
 	_, _, err = p.In.Received(ctx, events.SourceChannels, id, data)
+	var conflict *ConflictError
+	if errors.As(err, &conflict) {
+		// Posted to the API first with other content: that one stands.
+		p.Log.Warn().Str("order_id", id).Str("received_event_id", conflict.EventID).Str("received_from", string(conflict.Source)).
+			Msg("order already received from another source with other content; keeping the first")
+		return nil
+	}
 	return err
 }

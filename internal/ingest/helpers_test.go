@@ -2,7 +2,6 @@ package ingest_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -32,14 +31,8 @@ type apiEnv struct {
 func startAPI(t *testing.T) *apiEnv {
 	t.Helper()
 	_, js, stream := jstest.StartStream(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	ledger, err := ingest.OpenLedger(ctx, js, 1, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
 	m := service.NewMetrics()
-	in := ingest.NewIngester(ledger, pipeline.NewPublisher(js), zerolog.Nop(), m)
+	in := ingest.NewIngester(stream, pipeline.NewPublisher(js), time.Hour, zerolog.Nop(), m)
 	// Short, so the tests of a NATS that cannot store see the 503 in
 	// well under a second.
 	api := &ingest.API{In: in, Token: testToken, StoreTimeout: 500 * time.Millisecond}

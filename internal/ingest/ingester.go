@@ -2,8 +2,12 @@ package ingest
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"slices"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/fulfill/pipeline/internal/pipeline"
@@ -11,66 +15,129 @@ import (
 	"github.com/fulfill/pipeline/pkg/events"
 )
 
-// Ingester publishes what the pollers and the HTTP API bring in, once.
+// ConflictError answers an order taken in before with other content (a
+// different carrier, waybill or products): the first one stands.
+type ConflictError struct {
+	OrderID string
+	// EventID and Source are the received event that stands.
+	EventID string
+	Source  events.Source
+}
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("order %s was already received (event %s, from %s) with other content; the first stands", e.OrderID, e.EventID, e.Source)
+}
+
+// Ingester publishes what the pollers and the HTTP API bring in, once per
+// order. The ORDERS stream itself is the record of what was taken in: an
+// order.received event is stored only if the order has none yet, from any
+// source (the server checks it with the write), so two replicas polling
+// the same window, an API post racing a poll, or a restart re-reading a
+// window all leave one event. Whichever source stores an order first wins.
 type Ingester struct {
-	ledger  *Ledger
 	pub     *pipeline.Publisher
+	record  *pipeline.OrderRecord
+	known   *recent
 	log     zerolog.Logger
 	metrics *service.Metrics
 	now     func() time.Time
 }
 
-// NewIngester wires the shared publishing side of ingest.
-func NewIngester(ledger *Ledger, pub *pipeline.Publisher, log zerolog.Logger, m *service.Metrics) *Ingester {
-	return &Ingester{ledger: ledger, pub: pub, log: log, metrics: m, now: time.Now}
+// NewIngester wires the shared publishing side of ingest. retention is how
+// long the stream keeps events: an order remembered as received longer
+// ago than that is asked of the stream again, as it may be gone from it.
+func NewIngester(stream jetstream.Stream, pub *pipeline.Publisher, retention time.Duration, log zerolog.Logger, m *service.Metrics) *Ingester {
+	return &Ingester{pub: pub, record: pipeline.NewOrderRecord(stream), known: newRecent(100_000, retention),
+		log: log, metrics: m, now: time.Now}
 }
 
-// Received publishes order.received for an order unless the ledger says it
-// was published before. It returns the event id (the earlier one for a
-// duplicate) and whether it was a duplicate.
+// Known returns the id of the order's received event, or "" if the
+// stream has none: what a poller asks before fetching an order's details.
+func (in *Ingester) Known(ctx context.Context, orderID string) (string, error) {
+	if id := in.known.get(orderID, in.now()); id != "" {
+		return id, nil
+	}
+	env, _, err := in.record.Last(ctx, events.StageReceived, orderID)
+	if err != nil || env == nil {
+		return "", err
+	}
+	in.known.put(orderID, env.ID, env.OccurredAt)
+	return env.ID, nil
+}
+
+// Received publishes order.received for an order unless the stream holds
+// one already. It returns the event id (the stored one for a duplicate)
+// and whether the order was taken in before this call; and a
+// *ConflictError when it was, with other content.
 func (in *Ingester) Received(ctx context.Context, source events.Source, orderID string, data events.Received) (string, bool, error) {
-	key := OrderKey(orderID)
-	id, err := in.ledger.Seen(ctx, key)
+	start := in.now()
+	env, err := events.New(events.Fact{Stage: events.StageReceived, Source: source, OrderID: orderID, Data: data}, start)
 	if err != nil {
 		return "", false, err
 	}
-	if id != "" {
-		return id, true, nil
+	in.metrics.EventsIn.WithLabelValues(string(events.StageReceived)).Inc()
+	err = in.publishFirst(ctx, env)
+	if err == nil {
+		in.known.put(orderID, env.ID, start)
+		in.log.Info().Str("order_id", orderID).Str("event_id", env.ID).Str("correlation_id", env.CorrelationID).
+			Str("source", string(source)).Msg("order received")
+		return env.ID, false, nil
 	}
-	env, err := events.New(events.Fact{Stage: events.StageReceived, Source: source, OrderID: orderID, Data: data}, in.now())
+	if !errors.Is(err, pipeline.ErrDecided) {
+		return "", false, err
+	}
+	stored, _, err := in.record.Last(ctx, events.StageReceived, orderID)
 	if err != nil {
 		return "", false, err
 	}
-	if err := in.publish(ctx, key, env); err != nil {
-		return "", false, err
+	if stored == nil {
+		return "", false, fmt.Errorf("order %s: the server refused its received event, but the stream has none", orderID)
 	}
-	in.log.Info().Str("order_id", orderID).Str("event_id", env.ID).Str("correlation_id", env.CorrelationID).
-		Str("source", string(source)).Msg("order received")
-	return env.ID, false, nil
+	in.known.put(orderID, stored.ID, stored.OccurredAt)
+	// Stored by this very call (a re-send whose first answer was lost) is
+	// not a duplicate; stored before it began is.
+	dup := stored.ID != env.ID || stored.OccurredAt.Before(start)
+	var was events.Received
+	if err := stored.DecodeData(&was); err == nil && !sameOrder(was, data) {
+		return stored.ID, dup, &ConflictError{OrderID: orderID, EventID: stored.ID, Source: stored.Source}
+	}
+	return stored.ID, dup, nil
 }
 
-// publish stores env in the stream, then records key in the ledger. In
-// that order: a crash in between re-publishes, which the Nats-Msg-Id or the
-// shipper's shipped record absorbs, rather than losing the order.
-func (in *Ingester) publish(ctx context.Context, key string, env *events.Envelope) error {
-	in.metrics.EventsIn.WithLabelValues(string(env.Stage())).Inc()
-	if err := in.pub.Publish(ctx, env); err != nil {
+// sameOrder compares what shipping an order takes: carrier, waybill,
+// products.
+func sameOrder(a, b events.Received) bool {
+	return a.DeliveryID == b.DeliveryID && a.WaybillID == b.WaybillID && slices.Equal(a.Products, b.Products)
+}
+
+// publishFirst stores env only if no event of its stage is stored for its
+// order yet, from any source; ErrDecided otherwise.
+func (in *Ingester) publishFirst(ctx context.Context, env *events.Envelope) error {
+	m, err := env.Msg()
+	if err != nil {
 		return err
 	}
-	return in.ledger.Remember(ctx, key, env.ID)
+	filter, err := events.OrderFilter(env.Stage(), env.OrderID)
+	if err != nil {
+		return err
+	}
+	pipeline.ExpectLast(m, filter, 0)
+	return in.pub.PublishEach(ctx, m)[0]
 }
 
 // Failed publishes order.failed for an order that ingest could not take in
 // (the platform refused its details), once per order.
 func (in *Ingester) Failed(ctx context.Context, source events.Source, orderID string, f events.Failed) error {
-	key := "failed." + orderID
-	if id, err := in.ledger.Seen(ctx, key); err != nil || id != "" {
-		return err
-	}
 	env, err := events.New(events.Fact{Stage: events.StageFailed, Source: source, OrderID: orderID, Key: "ingest", Data: f}, in.now())
 	if err != nil {
 		return err
 	}
-	in.log.Warn().Str("order_id", orderID).Str("event_id", env.ID).Int("errcode", f.Errcode).Str("reason", f.Reason).Msg("order failed at ingest")
-	return in.publish(ctx, key, env)
+	err = in.publishFirst(ctx, env)
+	if errors.Is(err, pipeline.ErrDecided) {
+		return nil // recorded before
+	}
+	if err == nil {
+		in.log.Warn().Str("order_id", orderID).Str("event_id", env.ID).Int("errcode", f.Errcode).Str("reason", f.Reason).Msg("order failed at ingest")
+	}
+	return err
 }

@@ -5,63 +5,36 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Bucket is the KV bucket holding the pollers' checkpoints and the set of
-// facts already published.
+// Bucket is the KV bucket holding the pollers' checkpoints.
 const Bucket = "FULFILL_INGEST"
 
-// Ledger is ingest's memory in JetStream KV: checkpoints of the pollers and
-// the keys of facts already published (value: the event id).
+// ledgerBytes bounds the bucket: one small key per poller and shop.
+const ledgerBytes = 64 << 20
+
+// Ledger is ingest's memory in JetStream KV: where each poller got to.
+// What was published is not kept here: the ORDERS stream is that record.
 type Ledger struct {
-	kv     jetstream.KeyValue
-	recent *recent
+	kv jetstream.KeyValue
 }
 
-// OpenLedger creates or updates the bucket. Entries live twice as long as
-// the stream's events, so a fact is never re-published while its event can
-// still be replayed.
-func OpenLedger(ctx context.Context, js jetstream.JetStream, replicas int, maxAge time.Duration) (*Ledger, error) {
+// OpenLedger creates or updates the bucket, bounded in size.
+func OpenLedger(ctx context.Context, js jetstream.JetStream, replicas int) (*Ledger, error) {
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      Bucket,
-		Description: "ingest checkpoints and published-fact set",
+		Description: "ingest: the pollers' checkpoints",
 		History:     1,
-		TTL:         2 * maxAge,
+		MaxBytes:    ledgerBytes,
 		Storage:     jetstream.FileStorage,
 		Replicas:    replicas,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open KV bucket %s: %w", Bucket, err)
 	}
-	return &Ledger{kv: kv, recent: newRecent(100_000)}, nil
-}
-
-// Seen returns the event id recorded under key, or "" if none.
-func (l *Ledger) Seen(ctx context.Context, key string) (string, error) {
-	if v := l.recent.get(key); v != "" {
-		return v, nil
-	}
-	e, err := l.kv.Get(ctx, key)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return "", nil
-	}
-	if err != nil {
-		return "", fmt.Errorf("ledger get %s: %w", key, err)
-	}
-	l.recent.put(key, string(e.Value()))
-	return string(e.Value()), nil
-}
-
-// Remember records that key was published as eventID.
-func (l *Ledger) Remember(ctx context.Context, key, eventID string) error {
-	if _, err := l.kv.Put(ctx, key, []byte(eventID)); err != nil {
-		return fmt.Errorf("ledger put %s: %w", key, err)
-	}
-	l.recent.put(key, eventID)
-	return nil
+	return &Ledger{kv: kv}, nil
 }
 
 // Checkpoint returns the unix time stored under name, or 0.
@@ -89,8 +62,3 @@ func (l *Ledger) SetCheckpoint(ctx context.Context, name string, t int64) error 
 	}
 	return nil
 }
-
-// OrderKey is the ledger key of an order's received event, whatever its
-// source, so an order posted to the API and polled from Channels is one
-// event.
-func OrderKey(orderID string) string { return "order." + orderID }

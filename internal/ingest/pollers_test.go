@@ -40,14 +40,21 @@ func startPollEnv(t *testing.T, cfg sandbox.Config) *pollEnv {
 	return &pollEnv{js: js, stream: stream, sb: sb, url: hs.URL}
 }
 
-// ingester opens the ledger afresh, as a restarted process would.
+// ingester is a fresh ingester, with nothing remembered, as a restarted
+// process has.
 func (e *pollEnv) ingester(t *testing.T) *ingest.Ingester {
 	t.Helper()
-	ledger, err := ingest.OpenLedger(t.Context(), e.js, 1, time.Hour)
+	return ingest.NewIngester(e.stream, pipeline.NewPublisher(e.js), time.Hour, zerolog.Nop(), service.NewMetrics())
+}
+
+// ledger opens the checkpoints' bucket.
+func (e *pollEnv) ledger(t *testing.T) *ingest.Ledger {
+	t.Helper()
+	ledger, err := ingest.OpenLedger(t.Context(), e.js, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return ingest.NewIngester(ledger, pipeline.NewPublisher(e.js), zerolog.Nop(), service.NewMetrics())
+	return ledger
 }
 
 func (e *pollEnv) count(t *testing.T, filter string) (msgs uint64, subjects int) {
@@ -73,7 +80,7 @@ func TestChannelsPollerPublishesEachOrderOnce(t *testing.T) {
 		Faults: sandbox.FaultMix{NumericIDs: 0.3}})
 	client := wechat.NewClient(wechat.StaticToken(e.sb.IssueToken()), wechat.WithBaseURL(e.url))
 	for run := range 3 {
-		p := &ingest.ChannelsPoller{Client: client, In: e.ingester(t), DeliveryID: "SF",
+		p := &ingest.ChannelsPoller{Client: client, In: e.ingester(t), Ledger: e.ledger(t), DeliveryID: "SF",
 			Lookback: 10 * 24 * time.Hour, Concurrency: 8, Log: zerolog.Nop()}
 		if err := p.Poll(t.Context()); err != nil {
 			t.Fatalf("poll %d: %v", run, err)
@@ -153,7 +160,7 @@ func TestChannelsPollerSplitsAFlashSaleSecond(t *testing.T) {
 		e.sb.AddOrder(sandbox.ScenarioOrder{}, 1)
 	}
 	client := wechat.NewClient(wechat.StaticToken(e.sb.IssueToken()), wechat.WithBaseURL(e.url))
-	p := &ingest.ChannelsPoller{Client: client, In: e.ingester(t), DeliveryID: "SF",
+	p := &ingest.ChannelsPoller{Client: client, In: e.ingester(t), Ledger: e.ledger(t), DeliveryID: "SF",
 		Lookback: time.Hour, Concurrency: 8, Log: zerolog.Nop()}
 	if err := p.Poll(t.Context()); err != nil {
 		t.Fatal(err)
@@ -237,7 +244,7 @@ func TestChannelsPollerFetchesAFewOrdersAtATime(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(t.Context(), time.Minute) // a failsafe, not a wait
 			defer cancel()
-			p := &ingest.ChannelsPoller{Client: f, In: e.ingester(t), DeliveryID: "SF",
+			p := &ingest.ChannelsPoller{Client: f, In: e.ingester(t), Ledger: e.ledger(t), DeliveryID: "SF",
 				Lookback: time.Hour, Concurrency: tt.concurrency, Log: zerolog.Nop()}
 			err := p.Poll(ctx)
 			if got := f.most.Load(); got != tt.wantMost {

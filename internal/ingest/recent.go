@@ -1,35 +1,52 @@
 package ingest
 
-import "sync"
+import (
+	"sync"
+	"time"
+)
 
-// recent remembers the ledger keys this process published or found, so
-// repeated polls of the same window skip the KV round trip. It holds at most
-// about 2×size keys: when the current generation fills, it becomes the
-// previous one and the oldest is dropped. A miss only costs a KV lookup.
+// recent remembers orders known to be received (id → event id), so
+// repeated polls of the same window skip the stream lookup. An entry is
+// only as good as the stream's memory: one older than the stream's
+// retention is forgotten, since the stream may have dropped its event. It
+// holds at most about 2×size orders: when the current generation fills, it
+// becomes the previous one and the oldest is dropped. A miss costs a
+// lookup.
 type recent struct {
 	mu        sync.Mutex
 	size      int
-	cur, prev map[string]string
+	ttl       time.Duration
+	cur, prev map[string]entry
 }
 
-func newRecent(size int) *recent {
-	return &recent{size: size, cur: make(map[string]string, size)}
+type entry struct {
+	eventID string
+	at      time.Time // when the event was stored (about)
 }
 
-func (r *recent) get(key string) string {
+func newRecent(size int, ttl time.Duration) *recent {
+	return &recent{size: size, ttl: ttl, cur: make(map[string]entry, size)}
+}
+
+// get is the event id remembered for key, or "" if none or too old at now.
+func (r *recent) get(key string, now time.Time) string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if v, ok := r.cur[key]; ok {
-		return v
+	e, ok := r.cur[key]
+	if !ok {
+		e = r.prev[key]
 	}
-	return r.prev[key]
+	if e.eventID == "" || (r.ttl > 0 && now.Sub(e.at) >= r.ttl) {
+		return ""
+	}
+	return e.eventID
 }
 
-func (r *recent) put(key, value string) {
+func (r *recent) put(key, eventID string, at time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if len(r.cur) >= r.size {
-		r.prev, r.cur = r.cur, make(map[string]string, r.size)
+		r.prev, r.cur = r.cur, make(map[string]entry, r.size)
 	}
-	r.cur[key] = value
+	r.cur[key] = entry{eventID, at}
 }

@@ -29,16 +29,18 @@ type Poller interface {
 func Run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
 	return service.Run(ctx, service.Binary{Name: config.Ingest, Summary: Summary}, args, getenv, stderr, func(ctx context.Context, b *service.Base) error {
 		c := b.Cfg
-		ledger, err := OpenLedger(ctx, b.JS, c.StreamReplicas, c.StreamMaxAge)
+		ledger, err := OpenLedger(ctx, b.JS, c.StreamReplicas)
 		if err != nil {
 			return err
 		}
 		b.Admin.AddCheck("ledger", func(ctx context.Context) error { _, err := ledger.kv.Status(ctx); return err })
-		in := NewIngester(ledger, b.Publisher(), b.Log, b.Metrics)
+		pub := b.Publisher()
+		pub.GiveUpWhenFull = true // a full stream is answered 503 (the API) or retried next poll
+		in := NewIngester(b.Stream, pub, b.Stream.CachedInfo().Config.MaxAge, b.Log, b.Metrics)
 
 		pollers := map[string]Poller{}
 		if c.HasSource("channels") {
-			pollers["channels"] = &ChannelsPoller{Client: b.WeChat(), In: in, DeliveryID: c.IngestDeliveryID,
+			pollers["channels"] = &ChannelsPoller{Client: b.WeChat(), In: in, Ledger: ledger, DeliveryID: c.IngestDeliveryID,
 				Lookback: c.IngestLookback, Concurrency: 32, Log: b.Log}
 		}
 		if c.HasSource("vvtool") {

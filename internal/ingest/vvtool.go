@@ -2,12 +2,14 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/fulfill/pipeline/internal/pipeline"
 	"github.com/fulfill/pipeline/pkg/clients/vvtool"
 	"github.com/fulfill/pipeline/pkg/events"
 )
@@ -48,9 +50,17 @@ func (p *VVToolPoller) shipping(ctx context.Context, shop string, s vvtool.Shipp
 		return nil
 	}
 	version := s.Status + "." + strconv.FormatInt(s.Modified.Unix(), 10)
-	key := "vvtool." + shop + "." + tid + "." + version
-	if seen, err := p.In.ledger.Seen(ctx, key); err != nil || seen != "" {
+	// The stream is the record: the tid's latest logistics event says
+	// whether this (status, modified) is news.
+	last, lastSeq, err := p.In.record.Last(ctx, events.StageLogistics, tid)
+	if err != nil {
 		return err
+	}
+	if last != nil {
+		var was events.Logistics
+		if err := last.DecodeData(&was); err == nil && was.Status == s.Status && !was.Modified.Before(s.Modified.Time) {
+			return nil
+		}
 	}
 	subTids := make([]string, len(s.SubTids))
 	for i, t := range s.SubTids {
@@ -64,7 +74,20 @@ func (p *VVToolPoller) shipping(ctx context.Context, shop string, s vvtool.Shipp
 	if err != nil {
 		return err
 	}
-	if err := p.In.publish(ctx, key, env); err != nil {
+	// Stored only if no other replica recorded a newer fact meanwhile.
+	m, err := env.Msg()
+	if err != nil {
+		return err
+	}
+	filter, err := events.OrderFilter(events.StageLogistics, tid)
+	if err != nil {
+		return err
+	}
+	pipeline.ExpectLast(m, filter, lastSeq)
+	p.In.metrics.EventsIn.WithLabelValues(string(events.StageLogistics)).Inc()
+	if err := p.In.pub.PublishEach(ctx, m)[0]; errors.Is(err, pipeline.ErrDecided) {
+		return nil
+	} else if err != nil {
 		return err
 	}
 	p.Log.Info().Str("order_id", tid).Str("event_id", env.ID).Str("correlation_id", env.CorrelationID).

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"errors"
 	"strconv"
+	"strings"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -13,6 +14,21 @@ import (
 // replay recorded the order's outcome first. The event must not be made
 // again; the input that led to it is settled.
 var ErrDecided = errors.New("the order's outcome was already recorded")
+
+// ErrStreamFull is returned for an event the stream refused because it is
+// full (its max bytes reached, with DiscardNew): nothing stored is dropped,
+// and nothing new is taken until old events age out or the bound is raised.
+var ErrStreamFull = errors.New("the ORDERS stream is full")
+
+// full reports whether err is the server refusing a write to a full stream.
+func full(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeStoreFailed && strings.Contains(apiErr.Description, "maximum bytes")
+}
+
+// errCodeStoreFailed is nats-server's JSStreamStoreFailedF; a full stream
+// answers it with "maximum bytes exceeded".
+const errCodeStoreFailed jetstream.ErrorCode = 10077
 
 // ExpectLast makes JetStream store m only if the last message on filter (a
 // subject with wildcards, e.g. orders.shipped.*.<order_id>) has stream

@@ -24,6 +24,10 @@ type Publisher struct {
 	// and a short one is left quickly.
 	RetryWait    time.Duration
 	MaxRetryWait time.Duration
+	// GiveUpWhenFull answers ErrStreamFull at once when the stream is full,
+	// for a caller that has someone to tell (the order API answers 503);
+	// otherwise a full stream is waited out like any passing failure.
+	GiveUpWhenFull bool
 }
 
 // NewPublisher publishes through js.
@@ -87,7 +91,7 @@ func (p *Publisher) PublishEach(ctx context.Context, msgs ...*nats.Msg) []error 
 		select {
 		case <-ctx.Done():
 			for _, i := range pending {
-				errs[i] = fmt.Errorf("publish %s (attempt %d): %w (last error: %v)", msgs[i].Subject, attempt, ctx.Err(), errs[i])
+				errs[i] = fmt.Errorf("publish %s (attempt %d): %w (last error: %w)", msgs[i].Subject, attempt, ctx.Err(), errs[i])
 			}
 			return errs
 		case <-time.After(b.NextBackOff()):
@@ -107,6 +111,8 @@ func (p *Publisher) round(ctx context.Context, msgs []*nats.Msg, pending []int, 
 			p.published(msgs[i])
 		case conflict(err):
 			errs[i] = fmt.Errorf("%w: %w", ErrDecided, err)
+		case full(err) && p.GiveUpWhenFull:
+			errs[i] = fmt.Errorf("%w: %w", ErrStreamFull, err)
 		case permanent(err):
 			errs[i] = err
 		default:

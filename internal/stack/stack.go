@@ -39,6 +39,8 @@ type Options struct {
 	Sandbox sandbox.Config
 	// Env overrides the services' environment (e.g. SHIP_CONCURRENCY).
 	Env map[string]string
+	// MaxPayload is the NATS server's max_payload; 0 means embednats'.
+	MaxPayload int32
 }
 
 // Stack is a running NATS server and sandbox.
@@ -65,7 +67,7 @@ func Start(o Options) (*Stack, error) {
 		}
 		st.DataDir, st.tempDir = d, true
 	}
-	srv, err := embednats.Start(embednats.Options{StoreDir: filepath.Join(st.DataDir, "jetstream"), Port: o.NATSPort})
+	srv, err := embednats.Start(embednats.Options{StoreDir: filepath.Join(st.DataDir, "jetstream"), Port: o.NATSPort, MaxPayload: o.MaxPayload})
 	if err != nil {
 		st.Close()
 		return nil, err

@@ -4,7 +4,54 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
+
+// Bounds of an order's fields. The platforms' values are far shorter; the
+// bounds keep every event well under the server's max payload (1 MiB by
+// default), so an order that could be taken in can always be stored at
+// every stage, and a batch of 100 in one batchGetOrder call.
+const (
+	MaxDeliveryIDLen = 64
+	MaxWaybillIDLen  = 64
+	MaxProductIDLen  = 64
+	MaxProducts      = 200
+	MaxProductCnt    = 100_000
+)
+
+// ErrInvalidField is what the payload validators' errors match (with
+// errors.Is); their text names the field and what is wrong with it.
+var ErrInvalidField = errors.New("invalid field")
+
+// fieldError is a payload validator's error.
+type fieldError struct{ msg string }
+
+func (e *fieldError) Error() string        { return e.msg }
+func (e *fieldError) Is(target error) bool { return target == ErrInvalidField }
+
+func invalid(format string, args ...any) error {
+	return &fieldError{msg: fmt.Sprintf(format, args...)}
+}
+
+// checkText refuses an empty, over-long, not UTF-8 or control-character
+// value of field.
+func checkText(field, v string, maxLen int) error {
+	switch {
+	case v == "":
+		return invalid("%s missing", field)
+	case len(v) > maxLen:
+		return invalid("%s is %d bytes, at most %d", field, len(v), maxLen)
+	case !utf8.ValidString(v):
+		return invalid("%s is not valid UTF-8", field)
+	}
+	for i, r := range v {
+		if unicode.IsControl(r) {
+			return invalid("%s has a control character (%U) at byte %d", field, r, i)
+		}
+	}
+	return nil
+}
 
 // Product is one line of an order as delivery/send wants it (the order's
 // sku_cnt becomes product_cnt).
@@ -16,13 +63,14 @@ type Product struct {
 
 // Validate checks the product line.
 func (p Product) Validate() error {
-	switch {
-	case p.ProductID == "":
-		return errors.New("product_id missing")
-	case p.SkuID == "":
-		return errors.New("sku_id missing")
-	case p.ProductCnt <= 0:
-		return fmt.Errorf("product_cnt %d must be positive", p.ProductCnt)
+	if err := checkText("product_id", p.ProductID, MaxProductIDLen); err != nil {
+		return err
+	}
+	if err := checkText("sku_id", p.SkuID, MaxProductIDLen); err != nil {
+		return err
+	}
+	if p.ProductCnt < 1 || p.ProductCnt > MaxProductCnt {
+		return invalid("product_cnt %d must be 1 to %d", p.ProductCnt, MaxProductCnt)
 	}
 	return nil
 }
@@ -38,17 +86,25 @@ type Received struct {
 	UpdateTime int64 `json:"update_time,omitempty"`
 }
 
-// Validate checks what the enricher and shipper need.
+// Validate checks what the enricher and shipper need, within the bounds.
 func (r *Received) Validate() error {
-	if r.DeliveryID == "" {
-		return errors.New("delivery_id missing")
+	if err := checkText("delivery_id", r.DeliveryID, MaxDeliveryIDLen); err != nil {
+		return err
+	}
+	if r.WaybillID != "" {
+		if err := checkText("waybill_id", r.WaybillID, MaxWaybillIDLen); err != nil {
+			return err
+		}
 	}
 	return validateProducts(r.Products)
 }
 
 func validateProducts(ps []Product) error {
 	if len(ps) == 0 {
-		return errors.New("products missing")
+		return invalid("products missing")
+	}
+	if len(ps) > MaxProducts {
+		return invalid("products: %d lines, at most %d", len(ps), MaxProducts)
 	}
 	for i, p := range ps {
 		if err := p.Validate(); err != nil {

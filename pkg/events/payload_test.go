@@ -14,7 +14,11 @@ func TestProductValidate(t *testing.T) {
 		wantErr string // substring; "" means valid
 	}{
 		{"valid", events.Product{ProductID: "p", SkuID: "s", ProductCnt: 1}, ""},
-		{"large count", events.Product{ProductID: "p", SkuID: "s", ProductCnt: 1 << 30}, ""},
+		{"largest count", events.Product{ProductID: "p", SkuID: "s", ProductCnt: events.MaxProductCnt}, ""},
+		{"count over the bound", events.Product{ProductID: "p", SkuID: "s", ProductCnt: events.MaxProductCnt + 1}, "product_cnt"},
+		{"long product id", events.Product{ProductID: strings.Repeat("1", 65), SkuID: "s", ProductCnt: 1}, "product_id is 65 bytes"},
+		{"NUL in sku id", events.Product{ProductID: "p", SkuID: "s\x00", ProductCnt: 1}, "sku_id has a control character"},
+		{"invalid UTF-8", events.Product{ProductID: "p\xff", SkuID: "s", ProductCnt: 1}, "product_id is not valid UTF-8"},
 		{"no product id", events.Product{SkuID: "s", ProductCnt: 1}, "product_id"},
 		{"no sku id", events.Product{ProductID: "p", ProductCnt: 1}, "sku_id"},
 		{"zero count", events.Product{ProductID: "p", SkuID: "s"}, "product_cnt"},
@@ -51,6 +55,10 @@ func TestReceivedValidate(t *testing.T) {
 		{"empty products", events.Received{DeliveryID: "SF", Products: []events.Product{}}, "products missing"},
 		{"second product bad", events.Received{DeliveryID: "SF", Products: []events.Product{ok, {ProductID: "p", SkuID: "s"}}}, "products[1]: product_cnt"},
 		{"first product bad", events.Received{DeliveryID: "SF", Products: []events.Product{{SkuID: "s", ProductCnt: 1}}}, "products[0]: product_id"},
+		{"delivery id of a megabyte", events.Received{DeliveryID: strings.Repeat("S", 1<<20), Products: []events.Product{ok}}, "delivery_id is 1048576 bytes, at most 64"},
+		{"NUL in delivery id", events.Received{DeliveryID: "S\x00F", Products: []events.Product{ok}}, "delivery_id has a control character"},
+		{"long waybill id", events.Received{DeliveryID: "SF", WaybillID: strings.Repeat("9", 65), Products: []events.Product{ok}}, "waybill_id is 65 bytes"},
+		{"too many products", events.Received{DeliveryID: "SF", Products: make([]events.Product, events.MaxProducts+1)}, "products: 201 lines, at most 200"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 // Stage is the pipeline step an event reports.
@@ -79,7 +80,10 @@ func ValidateOrderID(id string) error {
 		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' {
 			continue
 		}
-		return fmt.Errorf("%w: %q has %q at position %d; only [A-Za-z0-9_-] are allowed", ErrInvalidOrderID, id, c, i)
+		// Name the character, not a byte of it: 订 is one character, not
+		// the three bytes of its UTF-8 form.
+		r, _ := utf8.DecodeRuneInString(id[i:])
+		return fmt.Errorf("%w: %q has %q at position %d; only [A-Za-z0-9_-] are allowed", ErrInvalidOrderID, id, r, utf8.RuneCountInString(id[:i]))
 	}
 	return nil
 }

@@ -73,6 +73,13 @@ func TestValidateOrderID(t *testing.T) {
 	}
 }
 
+func TestValidateOrderIDNamesACharacterNotAByte(t *testing.T) {
+	err := events.ValidateOrderID("AB订单")
+	if err == nil || !strings.Contains(err.Error(), "'订' at position 2") {
+		t.Fatalf("ValidateOrderID(AB订单) = %v; want it to name '订' at position 2", err)
+	}
+}
+
 func TestValidateOrderIDErrorNamesPosition(t *testing.T) {
 	err := events.ValidateOrderID("12.34")
 	if err == nil || !strings.Contains(err.Error(), "position 2") {

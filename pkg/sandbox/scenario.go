@@ -339,6 +339,19 @@ func randString(r *rand.Rand, alphabet string, n int) string {
 	return string(b)
 }
 
+// SetWaybillPrintHTML makes batchGetOrder and getOrder answer html as the
+// print_html of the order's waybill (a platform answering a huge one, say);
+// it reports whether the order has a waybill.
+func (s *Sandbox) SetWaybillPrintHTML(orderID, html string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w, ok := s.waybills[orderID]
+	if ok {
+		w.printHTML = html
+	}
+	return ok
+}
+
 // Scenario returns the generated and added orders with their expected outcomes, in
 // the order they were created.
 func (s *Sandbox) Scenario() []ScenarioOrder {
