@@ -143,4 +143,3 @@ func TestStorageFull(t *testing.T) {
 		"STREAM_MAX_BYTES 256KiB filled with %d of %d orders terminal; the order API answered 503 %q; nothing stored was dropped (DiscardNew); after `fulfillctl stream apply --max-bytes 0` every order ended once",
 		terminalWhenFull, n, strings.TrimSpace(answer)))
 }
-
