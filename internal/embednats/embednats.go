@@ -37,6 +37,9 @@ type Options struct {
 	SyncAlways bool
 	// MaxPayload is the largest message the server takes; 0 means 8 MiB.
 	MaxPayload int32
+	// Token, or User and Password, make clients authenticate (the client
+	// URL then carries them: nats://TOKEN@host, nats://user:pass@host).
+	Token, User, Password string
 }
 
 // Start runs a server and waits until it accepts connections.
@@ -68,6 +71,7 @@ func Start(o Options) (*server.Server, error) {
 	if o.SyncAlways {
 		opts.SyncAlways = true
 	}
+	opts.Authorization, opts.Username, opts.Password = o.Token, o.User, o.Password
 	if o.ClusterName != "" {
 		opts.Cluster = server.ClusterOpts{Name: o.ClusterName, Host: o.Host, Port: o.ClusterPort}
 		opts.Routes = server.RoutesFromStr(strings.Join(o.Routes, ","))

@@ -67,8 +67,17 @@ func Connect(ctx context.Context, url, creds, name string, log zerolog.Logger) (
 		return nil, nil, fmt.Errorf("connect to NATS at %s: %w", config.RedactURLs(url), err)
 	}
 	// RetryOnFailedConnect returns before the first connection; wait for it
-	// so start-up fails clearly instead of every call timing out later.
+	// so start-up fails clearly instead of every call timing out later. A
+	// refusal of the credentials will not change by retrying: say so now.
 	for !nc.IsConnected() {
+		mu.Lock()
+		refused := errors.Is(lastErr, nats.ErrAuthorization) || errors.Is(lastErr, nats.ErrAuthExpired) || errors.Is(lastErr, nats.ErrAuthRevoked)
+		last := lastErr
+		mu.Unlock()
+		if refused {
+			nc.Close()
+			return nil, nil, fmt.Errorf("connect to NATS at %s: %w (check NATS_URL's credentials or NATS_CREDS)", config.RedactURLs(url), last)
+		}
 		select {
 		case <-ctx.Done():
 			nc.Close()

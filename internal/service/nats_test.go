@@ -126,3 +126,24 @@ func TestConnectErrorHidesPassword(t *testing.T) {
 		t.Fatalf("got %v, want an error without the password", err)
 	}
 }
+
+// Credentials the server refuses fail the start at once, naming the cause
+// and not the credentials: retrying will not change them.
+func TestConnectFailsFastOnRefusedCredentials(t *testing.T) {
+	srv, err := embednats.Start(embednats.Options{StoreDir: t.TempDir(), Token: "right-token-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	url := strings.Replace(srv.ClientURL(), "nats://", "nats://wrong-token-2@", 1)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, _, err = service.Connect(ctx, url, "", "test", zerolog.Nop())
+	if !errors.Is(err, nats.ErrAuthorization) || strings.Contains(err.Error(), "wrong-token-2") {
+		t.Fatalf("Connect with a wrong token = %v; want an authorization error without the token", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("a refused credential took %s to report", d)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -41,6 +42,9 @@ type Options struct {
 	Env map[string]string
 	// MaxPayload is the NATS server's max_payload; 0 means embednats'.
 	MaxPayload int32
+	// NATSToken, or NATSUser and NATSPassword, make NATS require
+	// authentication; NATSURL then carries them.
+	NATSToken, NATSUser, NATSPassword string
 }
 
 // Stack is a running NATS server and sandbox.
@@ -67,12 +71,20 @@ func Start(o Options) (*Stack, error) {
 		}
 		st.DataDir, st.tempDir = d, true
 	}
-	srv, err := embednats.Start(embednats.Options{StoreDir: filepath.Join(st.DataDir, "jetstream"), Port: o.NATSPort, MaxPayload: o.MaxPayload})
+	srv, err := embednats.Start(embednats.Options{StoreDir: filepath.Join(st.DataDir, "jetstream"), Port: o.NATSPort, MaxPayload: o.MaxPayload,
+		Token: o.NATSToken, User: o.NATSUser, Password: o.NATSPassword})
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
 	st.Server, st.NATSURL = srv, srv.ClientURL()
+	if u, err := url.Parse(st.NATSURL); err == nil && (o.NATSToken != "" || o.NATSUser != "") {
+		u.User = url.User(o.NATSToken)
+		if o.NATSUser != "" {
+			u.User = url.UserPassword(o.NATSUser, o.NATSPassword)
+		}
+		st.NATSURL = u.String()
+	}
 
 	addr := o.SandboxAddr
 	if addr == "" {
