@@ -1,11 +1,15 @@
 package ingest_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -16,7 +20,11 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/fulfill/pipeline/internal/ingest"
+	"github.com/fulfill/pipeline/internal/jstest"
+	"github.com/fulfill/pipeline/internal/pipeline"
+	"github.com/fulfill/pipeline/internal/service"
 	"github.com/fulfill/pipeline/pkg/events"
+	"github.com/rs/zerolog"
 )
 
 func TestDecodeOrderRequest(t *testing.T) {
@@ -422,5 +430,32 @@ func TestAPIAnswers503WhenTheStreamIsGone(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("status %d, want 503", resp.StatusCode)
+	}
+}
+
+// A body that stops arriving is answered 400 without the error's socket
+// addresses (this server's and the client's).
+func TestAPISlowBodyErrorNamesNoAddresses(t *testing.T) {
+	_, js, stream := jstest.StartStream(t)
+	in := ingest.NewIngester(stream, pipeline.NewPublisher(js), time.Hour, zerolog.Nop(), service.NewMetrics())
+	hs := httptest.NewUnstartedServer((&ingest.API{In: in, Token: testToken}).Handler())
+	hs.Config.ReadTimeout = 300 * time.Millisecond
+	hs.Start()
+	t.Cleanup(hs.Close)
+	conn, err := net.Dial("tcp", hs.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /v1/orders HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Length: 500\r\n\r\n{\"order_id\":", testToken)
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusBadRequest || strings.Contains(string(body), "127.0.0.1") || !strings.Contains(string(body), "in time") {
+		t.Fatalf("answer %d %s; want 400 saying the body did not arrive in time, without addresses", resp.StatusCode, body)
 	}
 }
