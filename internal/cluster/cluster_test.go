@@ -174,7 +174,7 @@ func (p *pipeline) start(ctx context.Context, binary string, env map[string]stri
 	run := stack.Services[binary]
 	getenv := func(k string) string { return env[k] }
 	p.wg.Go(func() {
-		err := run(ctx, []string{binary}, getenv, logs)
+		err := run(ctx, []string{binary}, getenv, logs, logs)
 		p.mu.Lock()
 		if err != nil {
 			p.errs = append(p.errs, err)

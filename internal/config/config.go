@@ -74,8 +74,8 @@ func (c *Config) HasSource(s string) bool { return slices.Contains(c.IngestSourc
 
 // Parse reads binary's variables from getenv, lets flags in args[1:]
 // override them, and checks them. Errors name the variable and fit on one
-// line. With -h or --help it prints the table to stderr and returns ErrHelp.
-func Parse(binary, summary string, args []string, getenv func(string) string, stderr io.Writer) (*Config, error) {
+// line. With -h or --help it prints the table to help and returns ErrHelp.
+func Parse(binary, summary string, args []string, getenv func(string) string, help io.Writer) (*Config, error) {
 	fs := flag.NewFlagSet(binary, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	vars := VarsFor(binary)
@@ -89,7 +89,7 @@ func Parse(binary, summary string, args []string, getenv func(string) string, st
 	}
 	if err := fs.Parse(argv); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			PrintHelp(stderr, binary, summary)
+			PrintHelp(help, binary, summary)
 			return nil, ErrHelp
 		}
 		return nil, fmt.Errorf("%w (see --help)", err)

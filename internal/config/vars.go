@@ -155,7 +155,7 @@ var Vars = []Var{
 		set: func(c *Config, v string) error { return duration(&c.ShipBackoffMax, v, time.Millisecond) }},
 	{Name: "SHIP_MAX_ELAPSED", Default: "15m", UsedBy: []string{Shipper}, Usage: "give up on transient errors after this long; the order ends failed",
 		set: func(c *Config, v string) error { return duration(&c.ShipMaxElapsed, v, time.Millisecond) }},
-	{Name: "SHIP_WAIT_DELAY", Default: "10m", UsedBy: []string{Shipper}, Usage: "redelivery delay when the platform waits on the merchant (108009, 10020115, 10020276, 606049)",
+	{Name: "SHIP_WAIT_DELAY", Default: "10m", UsedBy: []string{Shipper}, Usage: "redelivery delay of an order the platform keeps waiting (the waiting codes 45009, 108009, 606049, 10020115, 10020276; see below)",
 		set: func(c *Config, v string) error { return duration(&c.ShipWaitDelay, v, time.Millisecond) }},
 	{Name: "SHIP_WAIT_MAX_ATTEMPTS", Default: "144", UsedBy: []string{Shipper}, Usage: "waiting-on-merchant attempts before the order ends failed (144 × 10m = 1 day)",
 		set: func(c *Config, v string) error { return intIn(&c.ShipWaitMaxAttempts, v, 1, 1_000_000) }},

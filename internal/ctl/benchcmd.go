@@ -73,12 +73,16 @@ func benchCmd(ctx context.Context, e Env, args []string) error {
 // serviceCmd runs one stage service in this process, configured by the
 // environment: how bench starts services as separate processes.
 func serviceCmd(ctx context.Context, e Env, args []string) error {
-	if len(args) != 1 {
-		return fmt.Errorf("%w: service needs one of ingest, enricher, shipper", ErrUsage)
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprintln(e.Stdout, "Usage: fulfillctl service ingest|enricher|shipper [flags]   (the same as the ingest, enricher and shipper binaries; fulfillctl service shipper --help lists its settings)")
+		if len(args) == 0 {
+			return fmt.Errorf("%w: service needs one of ingest, enricher, shipper", ErrUsage)
+		}
+		return nil
 	}
 	run, ok := stack.Services[args[0]]
 	if !ok {
-		return fmt.Errorf("%w: unknown service %q", ErrUsage, args[0])
+		return fmt.Errorf("%w: unknown service %q (want ingest, enricher or shipper)", ErrUsage, args[0])
 	}
-	return run(ctx, args, e.Getenv, e.Stderr)
+	return run(ctx, args, e.Getenv, e.Stdout, e.Stderr)
 }

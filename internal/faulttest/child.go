@@ -38,7 +38,7 @@ func RunChildIfAsked() {
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	err := run(ctx, []string{name}, os.Getenv, os.Stderr)
+	err := run(ctx, []string{name}, os.Getenv, os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

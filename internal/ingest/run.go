@@ -26,8 +26,8 @@ type Poller interface {
 }
 
 // Run is the ingest binary: what cmd/ingest's main calls.
-func Run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
-	return service.Run(ctx, service.Binary{Name: config.Ingest, Summary: Summary}, args, getenv, stderr, func(ctx context.Context, b *service.Base) error {
+func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	return service.Run(ctx, service.Binary{Name: config.Ingest, Summary: Summary}, args, getenv, stdout, stderr, func(ctx context.Context, b *service.Base) error {
 		c := b.Cfg
 		ledger, err := OpenLedger(ctx, b.JS, c.StreamReplicas)
 		if err != nil {

@@ -47,7 +47,7 @@ func TestRetentionMisconfigurationRefused(t *testing.T) {
 			extra[k] = v
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		err := stack.Services[c.service](ctx, []string{c.service}, st.Getenv(extra), &bytes.Buffer{})
+		err := stack.Services[c.service](ctx, []string{c.service}, st.Getenv(extra), &bytes.Buffer{}, &bytes.Buffer{})
 		cancel()
 		if err == nil {
 			t.Fatalf("%s with %v started", c.service, c.env)

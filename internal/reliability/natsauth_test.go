@@ -78,7 +78,7 @@ func TestNATSCredentialsNeverLeak(t *testing.T) {
 			var refused bytes.Buffer
 			serr := stack.Services["enricher"](context.Background(), []string{"enricher"}, st.Getenv(map[string]string{
 				"NATS_URL": wrong, "ADMIN_ADDR": "127.0.0.1:0", "STREAM_MAX_AGE": "1m",
-			}), &refused)
+			}), &refused, &refused)
 			texts["a refused service"] = refused.String() + fmt.Sprint(serr)
 
 			if err := child.Term(); err != nil {

@@ -3,7 +3,6 @@ package reliability
 import (
 	"fmt"
 	"net/url"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -42,7 +41,7 @@ func TestNATSRestart(t *testing.T) {
 	sentAtStop := st.Sandbox.Stats().SuccessfulSends
 	<-time.After(natsOutage) // the fault itself: the server stays down this long
 	sentDuringOutage := st.Sandbox.Stats().SuccessfulSends - sentAtStop
-	srv, err := embednats.Start(embednats.Options{StoreDir: filepath.Join(st.DataDir, "jetstream"), Port: port})
+	srv, err := embednats.Start(embednats.Options{StoreDir: st.DataDir, Port: port})
 	if err != nil {
 		t.Fatalf("restart NATS on port %d: %v", port, err)
 	}

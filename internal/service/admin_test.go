@@ -1,6 +1,7 @@
 package service_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -247,5 +248,15 @@ func TestPprofOnlyWhenAsked(t *testing.T) {
 		if want := map[bool]int{false: http.StatusNotFound, true: http.StatusOK}[on]; code != want {
 			t.Errorf("ADMIN_PPROF=%v: /debug/pprof/ answered %d, want %d", on, code, want)
 		}
+	}
+}
+
+// A console log written to a pipe or a file carries no colour codes.
+func TestConsoleLogHasNoColoursOffATerminal(t *testing.T) {
+	var buf bytes.Buffer
+	log := service.NewLogger(&buf, "shipper", "info", "console")
+	log.Info().Str("order_id", "1").Msg("shipped")
+	if strings.Contains(buf.String(), "\x1b[") || !strings.Contains(buf.String(), "shipped") {
+		t.Fatalf("console log %q: want plain text", buf.String())
 	}
 }

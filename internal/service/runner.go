@@ -37,6 +37,8 @@ type Binary struct {
 	// Name is the binary's name (config.Ingest, …) and Summary its --help
 	// line.
 	Name, Summary string
+	// Help is printed after the variables by --help.
+	Help string
 	// Horizon is the longest a message may wait in the stream before this
 	// binary settles it, and what makes it up (with the variables named):
 	// the stream must keep messages at least that long, or a waiting order
@@ -47,10 +49,13 @@ type Binary struct {
 // Run is the whole life of a stage binary: parse the configuration (printing
 // --help when asked), connect, create the stream if it is missing, serve
 // the admin endpoints, run the stage until ctx ends, then drain the NATS
-// connection. A --help request returns nil.
-func Run(ctx context.Context, bin Binary, args []string, getenv func(string) string, stderr io.Writer, stage Stage) error {
+// connection. --help prints to stdout and returns nil; logs go to stderr.
+func Run(ctx context.Context, bin Binary, args []string, getenv func(string) string, stdout, stderr io.Writer, stage Stage) error {
 	binary := bin.Name
-	cfg, err := config.Parse(binary, bin.Summary, args, getenv, stderr)
+	cfg, err := config.Parse(binary, bin.Summary, args, getenv, stdout)
+	if errors.Is(err, config.ErrHelp) && bin.Help != "" {
+		fmt.Fprint(stdout, "\n"+bin.Help)
+	}
 	if errors.Is(err, config.ErrHelp) {
 		return nil
 	}

@@ -34,8 +34,8 @@ func horizon(c *config.Config) (time.Duration, string) {
 const maxAckPending = 20000
 
 // Run is the shipper binary: what cmd/shipper's main calls.
-func Run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
-	return service.Run(ctx, service.Binary{Name: config.Shipper, Summary: Summary, Horizon: horizon}, args, getenv, stderr, func(ctx context.Context, b *service.Base) error {
+func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	return service.Run(ctx, service.Binary{Name: config.Shipper, Summary: Summary, Horizon: horizon, Help: ErrcodeTable(false)}, args, getenv, stdout, stderr, func(ctx context.Context, b *service.Base) error {
 		c := b.Cfg
 		// The lease outlives its last renewal by less than the ack wait,
 		// so a dead replica's order is free again by the time JetStream

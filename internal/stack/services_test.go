@@ -19,7 +19,8 @@ func TestServicesHelpAndBadConfig(t *testing.T) {
 	for name, run := range Services {
 		t.Run(name, func(t *testing.T) {
 			var out bytes.Buffer
-			if err := run(context.Background(), []string{name, "--help"}, func(string) string { return "" }, &out); err != nil {
+			var stderr bytes.Buffer
+			if err := run(context.Background(), []string{name, "--help"}, func(string) string { return "" }, &out, &stderr); err != nil {
 				t.Fatalf("--help: %v", err)
 			}
 			for _, v := range config.VarsFor(name) {
@@ -28,7 +29,7 @@ func TestServicesHelpAndBadConfig(t *testing.T) {
 				}
 			}
 			env := map[string]string{"STREAM_REPLICAS": "many"}
-			err := run(context.Background(), []string{name}, func(k string) string { return env[k] }, &bytes.Buffer{})
+			err := run(context.Background(), []string{name}, func(k string) string { return env[k] }, &bytes.Buffer{}, &bytes.Buffer{})
 			if err == nil || !strings.Contains(err.Error(), "STREAM_REPLICAS") || strings.Contains(err.Error(), "\n") {
 				t.Fatalf("got %v, want one line naming STREAM_REPLICAS", err)
 			}
@@ -58,7 +59,7 @@ func TestServicesRefuseRetentionShorterThanTheirWaits(t *testing.T) {
 				}
 				return base[k]
 			}
-			err := Services[tt.service](context.Background(), []string{tt.service}, getenv, &bytes.Buffer{})
+			err := Services[tt.service](context.Background(), []string{tt.service}, getenv, &bytes.Buffer{}, &bytes.Buffer{})
 			if err == nil || strings.Contains(err.Error(), "\n") {
 				t.Fatalf("got %v, want a one-line refusal", err)
 			}
@@ -83,7 +84,7 @@ func TestServiceKeepsASharedStreamAndRefusesItWhenTooShort(t *testing.T) {
 	}
 	env := map[string]string{"NATS_URL": url, "ADMIN_ADDR": "127.0.0.1:0", "WECHAT_APPID": "wx", "WECHAT_APPSECRET": "s"}
 	var logs bytes.Buffer
-	err := Services["shipper"](t.Context(), []string{"shipper"}, func(k string) string { return env[k] }, &logs)
+	err := Services["shipper"](t.Context(), []string{"shipper"}, func(k string) string { return env[k] }, &logs, &logs)
 	if err == nil || !strings.Contains(err.Error(), "keeps events 1h0m0s") || !strings.Contains(err.Error(), "SHIP_WAIT_MAX_ATTEMPTS") {
 		t.Fatalf("shipper against a 1h stream: %v; want a refusal naming the stream's age and the shipper's waits", err)
 	}

@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -71,7 +70,7 @@ func Start(o Options) (*Stack, error) {
 		}
 		st.DataDir, st.tempDir = d, true
 	}
-	srv, err := embednats.Start(embednats.Options{StoreDir: filepath.Join(st.DataDir, "jetstream"), Port: o.NATSPort, MaxPayload: o.MaxPayload,
+	srv, err := embednats.Start(embednats.Options{StoreDir: st.DataDir, Port: o.NATSPort, MaxPayload: o.MaxPayload,
 		Token: o.NATSToken, User: o.NATSUser, Password: o.NATSPassword})
 	if err != nil {
 		st.Close()
@@ -151,7 +150,7 @@ func (st *Stack) Getenv(extra map[string]string) func(string) string {
 }
 
 // RunFunc is the signature of the services' Run functions.
-type RunFunc func(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error
+type RunFunc func(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error
 
 // Services are the stage binaries by name.
 var Services = map[string]RunFunc{
@@ -171,7 +170,7 @@ type Group struct {
 func (st *Stack) Go(ctx context.Context, g *Group, name string, logs io.Writer, extra map[string]string) {
 	run := Services[name]
 	g.wg.Go(func() {
-		if err := run(ctx, []string{name}, st.Getenv(extra), logs); err != nil {
+		if err := run(ctx, []string{name}, st.Getenv(extra), logs, logs); err != nil {
 			g.mu.Lock()
 			g.errs = append(g.errs, err)
 			g.mu.Unlock()

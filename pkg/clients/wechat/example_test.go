@@ -84,7 +84,9 @@ func ExampleHint() {
 	err := error(&wechat.APIError{Endpoint: wechat.EndpointDeliverySend, Code: 108009})
 	fmt.Printf("errcode %d: %s\n", wechat.Code(err), wechat.Hint(wechat.Code(err)))
 	fmt.Printf("errcode %d: %s\n", 45009, wechat.Hint(45009))
+	fmt.Printf("errcode %d: %s\n", 999999, wechat.Hint(999999))
 	// Output:
 	// errcode 108009: an after-sale request is open
-	// errcode 45009: see the platform's error table
+	// errcode 45009: daily API quota used up
+	// errcode 999999: see the platform's error table
 }

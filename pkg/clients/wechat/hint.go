@@ -1,9 +1,21 @@
 package wechat
 
+import (
+	"cmp"
+	"slices"
+)
+
 // hints says, for the delivery/send codes of the platform's error table, what
 // went wrong in words an operator can act on.
 var hints = map[int]string{
 	-1:        "platform busy",
+	40001:     "access token invalid",
+	40014:     "access token not valid",
+	42001:     "access token expired",
+	45009:     "daily API quota used up",
+	45011:     "per-minute API quota reached",
+	606046:    "the order cannot be shipped by this method",
+	268545001: "SN code invalid",
 	40097:     "request parameters invalid",
 	47001:     "request body malformed",
 	48001:     "the app is not authorised for delivery/send",
@@ -37,4 +49,26 @@ func Hint(code int) string {
 		return h
 	}
 	return "see the platform's error table"
+}
+
+// Errcode is a platform errcode this package knows: its class and what it
+// means.
+type Errcode struct {
+	Code  int
+	Class Class
+	Hint  string
+}
+
+// Errcodes lists the errcodes this package knows, by class then code: the
+// table the shipper's documentation and --help are generated from, so they
+// say what Classify does.
+func Errcodes() []Errcode {
+	out := make([]Errcode, 0, len(hints))
+	for code, h := range hints {
+		out = append(out, Errcode{Code: code, Class: classifyCode(code), Hint: h})
+	}
+	slices.SortFunc(out, func(a, b Errcode) int {
+		return cmp.Or(cmp.Compare(a.Class, b.Class), cmp.Compare(a.Code, b.Code))
+	})
+	return out
 }

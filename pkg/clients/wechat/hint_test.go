@@ -10,6 +10,13 @@ func TestHint(t *testing.T) {
 		want string
 	}{
 		{-1, "platform busy"},
+		{40001, "access token invalid"},
+		{40014, "access token not valid"},
+		{42001, "access token expired"},
+		{45009, "daily API quota used up"},
+		{45011, "per-minute API quota reached"},
+		{606046, "the order cannot be shipped by this method"},
+		{268545001, "SN code invalid"},
 		{40097, "request parameters invalid"},
 		{47001, "request body malformed"},
 		{48001, "the app is not authorised for delivery/send"},
@@ -38,8 +45,7 @@ func TestHint(t *testing.T) {
 		want string
 	}{
 		{0, unknown},
-		{40001, unknown}, // a token code: the client refreshes, nobody reads a hint
-		{45009, unknown},
+		{40013, unknown},
 		{999999, unknown},
 	}...)
 	for _, tt := range tests {
@@ -50,5 +56,21 @@ func TestHint(t *testing.T) {
 	// Every described code is in the table above: a new one needs its test.
 	if len(hints) != len(known) {
 		t.Errorf("%d codes described, %d tested", len(hints), len(known))
+	}
+}
+
+// Errcodes says what Classify does with each known code, ordered by class.
+func TestErrcodesFollowClassify(t *testing.T) {
+	list := Errcodes()
+	if len(list) != len(hints) {
+		t.Fatalf("%d errcodes listed, %d described", len(list), len(hints))
+	}
+	for i, e := range list {
+		if got := Classify(&APIError{Code: e.Code}); got != e.Class {
+			t.Errorf("errcode %d listed as %s, Classify says %s", e.Code, e.Class, got)
+		}
+		if i > 0 && (list[i-1].Class > e.Class || list[i-1].Class == e.Class && list[i-1].Code >= e.Code) {
+			t.Errorf("not ordered by class then code at %d: %v %v", i, list[i-1], e)
+		}
 	}
 }
