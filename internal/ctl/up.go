@@ -19,6 +19,7 @@ import (
 
 	"github.com/fulfill/pipeline/internal/stack"
 	"github.com/fulfill/pipeline/internal/tally"
+	"github.com/fulfill/pipeline/pkg/clients/wechat"
 	"github.com/fulfill/pipeline/pkg/events"
 	"github.com/fulfill/pipeline/pkg/sandbox"
 )
@@ -39,27 +40,29 @@ func faultMix(name string) (sandbox.FaultMix, error) {
 
 // upOptions are up's flags.
 type upOptions struct {
-	orders    int
-	untilDone bool
-	dataDir   string
-	faults    string
-	mix       sandbox.FaultMix
-	seed      int64
-	shippers  int
-	natsPort  int
-	stall     time.Duration
+	orders      int
+	untilDone   bool
+	dataDir     string
+	faults      string
+	mix         sandbox.FaultMix
+	seed        int64
+	shippers    int
+	natsPort    int
+	sandboxAddr string
+	stall       time.Duration
 }
 
 func parseUp(e Env, args []string) (*upOptions, bool, error) {
-	fs := newFlags(e, "up", "[--orders N] [--until-done] [--data-dir DIR] [--faults default|none]")
+	fs := newFlags(e, "up", "[--orders N] [--until-done] [--data-dir DIR] [--faults default|none] [--seed S] [--shippers N] [--nats-port P] [--sandbox-addr A] [--stall D]")
 	o := &upOptions{}
 	fs.IntVar(&o.orders, "orders", 500, "demo orders the sandbox serves")
 	fs.BoolVar(&o.untilDone, "until-done", false, "exit once every order is shipped or failed: 0 if none was lost")
-	fs.StringVar(&o.dataDir, "data-dir", "", "JetStream storage directory (default: a fresh temporary directory, removed at exit)")
+	fs.StringVar(&o.dataDir, "data-dir", "", "keep the stream here (a standalone nats-server opens it with -sd DIR) with the services' log and the sandbox's dates, so a rerun resumes (default: a temporary directory, removed after a successful run)")
 	fs.StringVar(&o.faults, "faults", "default", "fault mix of the sandbox: default (transient, permanent, waiting, cancelled…) or none")
 	fs.Int64Var(&o.seed, "seed", 1, "scenario seed")
 	fs.IntVar(&o.shippers, "shippers", 1, "shipper replicas")
 	fs.IntVar(&o.natsPort, "nats-port", 4222, "NATS port (a free port if this one is taken)")
+	fs.StringVar(&o.sandboxAddr, "sandbox-addr", "127.0.0.1:0", "the sandbox's listen address (default: a free loopback port)")
 	fs.DurationVar(&o.stall, "stall", time.Minute, "with --until-done: give up when nothing progresses for this long")
 	if done, err := parse(fs, args); done || err != nil {
 		return nil, done, err
@@ -78,17 +81,33 @@ func parseUp(e Env, args []string) (*upOptions, bool, error) {
 // up runs the whole pipeline in this process: start the stack, run the
 // services until every order is terminal (or ctx ends), then print the
 // summary read back from the stream.
-func up(ctx context.Context, e Env, args []string) error {
+func up(ctx context.Context, e Env, args []string) (runErr error) {
 	o, done, err := parseUp(e, args)
 	if done || err != nil {
 		return err
 	}
-	st, err := startUpStack(o)
+	dir, keep := o.dataDir, o.dataDir != ""
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "fulfill-up-*"); err != nil {
+			return fmt.Errorf("data dir: %w", err)
+		}
+	}
+	st, err := startUpStack(o, dir)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	logPath := filepath.Join(st.DataDir, "services.log")
+	defer func() {
+		st.Close()
+		switch {
+		case keep:
+			fmt.Fprintf(e.Stdout, "\nThe stream and logs stay in %s: nats-server -js -sd %s serves it again (then nats stream info ORDERS), and up --data-dir %s resumes it.\n", dir, dir, dir)
+		case runErr != nil:
+			fmt.Fprintf(e.Stdout, "\nThe run failed: its stream and log stay in %s (nats-server -js -sd %s serves the stream).\n", dir, dir)
+		default:
+			_ = os.RemoveAll(dir)
+		}
+	}()
+	logPath := filepath.Join(dir, "services.log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		return fmt.Errorf("service log: %w", err)
@@ -122,20 +141,28 @@ func up(ctx context.Context, e Env, args []string) error {
 	return finishUp(e, o, js, st, p, waitErr, svcErr)
 }
 
-// startUpStack starts NATS (on the asked port if it is free) and the
-// sandbox.
-func startUpStack(o *upOptions) (*stack.Stack, error) {
+// startUpStack starts NATS (on the asked port if it is free) with its
+// store in dir, and the sandbox, dated as it was when dir was used before.
+func startUpStack(o *upOptions, dir string) (*stack.Stack, error) {
 	port := o.natsPort
 	if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err != nil {
 		port = 0
 	} else {
 		l.Close()
 	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	sb := sandbox.Config{Seed: o.seed, Orders: o.orders, Faults: o.mix}
+	if err := applySandboxState(filepath.Join(dir, "sandbox.json"), &sb, time.Now()); err != nil {
+		return nil, err
+	}
 	return stack.Start(stack.Options{
-		DataDir:  o.dataDir,
-		NATSPort: port,
-		Sandbox:  sandbox.Config{Seed: o.seed, Orders: o.orders, Faults: o.mix},
-		Env:      map[string]string{"INGEST_SOURCES": "channels,vvtool"},
+		DataDir:     dir,
+		NATSPort:    port,
+		SandboxAddr: o.sandboxAddr,
+		Sandbox:     sb,
+		Env:         map[string]string{"INGEST_SOURCES": "channels,vvtool"},
 	})
 }
 
@@ -149,6 +176,7 @@ func finishUp(e Env, o *upOptions, js jetstream.JetStream, st *stack.Stack, p *p
 		return err
 	}
 	lost := summary(e.Stdout, tl, st.Sandbox.Scenario(), time.Since(p.start))
+	fmt.Fprintf(e.Stdout, "Sandbox: %s\n", st.Sandbox.Stats().Mistakes())
 	if svcErr != nil {
 		return fmt.Errorf("services: %w", svcErr)
 	}
@@ -169,14 +197,27 @@ func isTerminal(w io.Writer) bool {
 }
 
 // progress shows received / enriched / shipped / failed as the stream has
-// them, with the rate and the platform's retry codes.
+// them, with the recent rate and the platform's codes (retried, refused).
 type progress struct {
 	w     io.Writer
 	tty   bool
 	sb    *sandbox.Sandbox
 	want  int
 	start time.Time
+
+	samples  []sample // terminal counts of the last rateWindow
+	lastLine string
 }
+
+// sample is the number of terminal orders at a moment.
+type sample struct {
+	at       time.Time
+	terminal int
+}
+
+// rateWindow is how far back the progress line's orders/s looks: a rate
+// since the start would decay while the pipeline idles.
+const rateWindow = 5 * time.Second
 
 // run refreshes the progress line until ctx ends or, with untilDone, until
 // every scenario order is terminal (or nothing moved for stall).
@@ -195,13 +236,17 @@ func (p *progress) run(ctx context.Context, js jetstream.JetStream, untilDone bo
 			if terminal != lastTerminal {
 				lastTerminal, lastChange = terminal, time.Now()
 			}
-			if p.tty || time.Since(lastPrint) >= 2*time.Second {
-				p.print(counts, terminal)
+			// On a terminal the line is redrawn in place; in a file or a
+			// pipe a line is written when something changed (at most every
+			// 2 s), or every 10 s to show the run is alive.
+			since := time.Since(lastPrint)
+			if line := p.line(counts, terminal); p.tty || (line != p.lastLine && since >= 2*time.Second) || since >= 10*time.Second {
+				p.print(line)
 				lastPrint = time.Now()
 			}
 			if untilDone && terminal >= p.want {
 				if tl, err := tally.Read(ctx, js); err == nil && p.allTerminal(tl) {
-					p.print(counts, terminal)
+					p.print(p.line(counts, terminal))
 					if p.tty {
 						fmt.Fprintln(p.w)
 					}
@@ -235,10 +280,23 @@ func (p *progress) allTerminal(tl *tally.Tally) bool {
 	return tl.AllTerminal(ids)
 }
 
-func (p *progress) print(c map[string]int, terminal int) {
-	rate := float64(terminal) / max(time.Since(p.start).Seconds(), 0.001)
-	line := fmt.Sprintf("received %d/%d | enriched %d | shipped %d | failed %d | logistics %d | %.0f orders/s | retries %s",
-		c["received"], p.want, c["enriched"], c["shipped"], c["failed"], c["logistics"], rate, retries(p.sb))
+// line is the progress line for the counts: the rate is over the last
+// rateWindow.
+func (p *progress) line(c map[string]int, terminal int) string {
+	now := time.Now()
+	p.samples = append(p.samples, sample{now, terminal})
+	for len(p.samples) > 1 && now.Sub(p.samples[1].at) >= rateWindow {
+		p.samples = p.samples[1:]
+	}
+	first := p.samples[0]
+	rate := float64(terminal-first.terminal) / max(now.Sub(first.at).Seconds(), 0.5)
+	retried, refused := platformCodes(p.sb)
+	return fmt.Sprintf("received %d/%d | enriched %d | shipped %d | failed %d | logistics %d | %.0f orders/s | retried %s | refused %s",
+		c["received"], p.want, c["enriched"], c["shipped"], c["failed"], c["logistics"], rate, retried, refused)
+}
+
+func (p *progress) print(line string) {
+	p.lastLine = line
 	if p.tty {
 		fmt.Fprintf(p.w, "\r\033[K%s", line)
 		return
@@ -246,9 +304,11 @@ func (p *progress) print(c map[string]int, terminal int) {
 	fmt.Fprintln(p.w, line)
 }
 
-// retries lists the non-zero errcodes the platform answered delivery/send
-// and batchGetOrder with, e.g. "100003×12 -1×4".
-func retries(sb *sandbox.Sandbox) string {
+// platformCodes lists the non-zero errcodes the platform answered
+// delivery/send and batchGetOrder with, split into those the pipeline
+// retries (transient, token, waiting: e.g. "100003×12 -1×4") and those it
+// took as final (already shipped, permanent).
+func platformCodes(sb *sandbox.Sandbox) (retried, refused string) {
 	stats := sb.Stats()
 	agg := map[int]int{}
 	for _, ep := range []string{sandbox.EndpointDeliverySend, sandbox.EndpointBatchGetOrder} {
@@ -258,17 +318,33 @@ func retries(sb *sandbox.Sandbox) string {
 			}
 		}
 	}
-	if len(agg) == 0 {
-		return "none"
-	}
 	codes := make([]int, 0, len(agg))
 	for c := range agg {
 		codes = append(codes, c)
 	}
 	sort.Ints(codes)
-	parts := make([]string, len(codes))
-	for i, c := range codes {
-		parts[i] = strconv.Itoa(c) + "×" + strconv.Itoa(agg[c])
+	var again, final []string
+	for _, c := range codes {
+		part := strconv.Itoa(c) + "×" + strconv.Itoa(agg[c])
+		// The sandbox records a raw HTTP answer as minus its status, and a
+		// caller gone (a timeout) as CodeClientGone.
+		answer := &wechat.APIError{Code: c}
+		if c <= -100 {
+			answer = &wechat.APIError{HTTPStatus: -c}
+		}
+		switch class := wechat.Classify(answer); {
+		case c == sandbox.CodeClientGone, class == wechat.ClassTransient, class == wechat.ClassToken, class == wechat.ClassWait:
+			again = append(again, part)
+		default:
+			final = append(final, part)
+		}
+	}
+	return orNone(again), orNone(final)
+}
+
+func orNone(parts []string) string {
+	if len(parts) == 0 {
+		return "none"
 	}
 	return strings.Join(parts, " ")
 }

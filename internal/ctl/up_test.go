@@ -7,6 +7,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rs/zerolog"
+
+	"github.com/fulfill/pipeline/internal/embednats"
+	"github.com/fulfill/pipeline/internal/service"
+	"github.com/fulfill/pipeline/internal/tally"
+	"github.com/fulfill/pipeline/pkg/events"
 	"github.com/fulfill/pipeline/pkg/sandbox"
 )
 
@@ -71,5 +77,51 @@ func TestEveryCommandHasHelp(t *testing.T) {
 		if s := out.String(); strings.Count(s, "Usage:") != 1 || !strings.Contains(s, "Flags:\n  -") {
 			t.Errorf("%v printed:\n%s", args, s)
 		}
+	}
+}
+
+// up --data-dir DIR leaves a store a standalone nats-server opens with -sd
+// DIR, and a rerun on it resumes: the same sandbox facts at the same times,
+// so nothing is received or logged twice.
+func TestUpDataDirIsTheStoreDir(t *testing.T) {
+	dir := t.TempDir()
+	run := func() string {
+		t.Helper()
+		var out bytes.Buffer
+		env := Env{Getenv: func(string) string { return "" }, Stdout: &out, Stderr: &out}
+		args := []string{"fulfillctl", "up", "--until-done", "--orders", "60", "--nats-port", "0", "--data-dir", dir}
+		if err := Run(context.Background(), args, env); err != nil {
+			t.Fatalf("up: %v\n%s", err, out.String())
+		}
+		return out.String()
+	}
+	first := run()
+	if !strings.Contains(first, "nats-server -js -sd "+dir) {
+		t.Errorf("up does not say how to serve the kept stream:\n%s", first)
+	}
+	// A server of our own on DIR finds the stream.
+	srv, err := embednats.Start(embednats.Options{StoreDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, js, err := service.Connect(t.Context(), srv.ClientURL(), "", "test", zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tl, err := tally.Read(t.Context(), js)
+	nc.Close()
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	if err != nil {
+		t.Fatalf("a server on %s: %v", dir, err)
+	}
+	received, logistics := tl.Messages[events.StageReceived], tl.Messages[events.StageLogistics]
+	if received != 60 || logistics == 0 {
+		t.Fatalf("the stream in %s holds %d received and %d logistics events; want 60 and some", dir, received, logistics)
+	}
+	second := run()
+	want := fmt.Sprintf("Stream: %d received, ", received)
+	if !strings.Contains(second, want) || !strings.Contains(second, fmt.Sprintf(", %d logistics events", logistics)) {
+		t.Errorf("the rerun on the same data dir added events (want %q and %d logistics):\n%s", want, logistics, second)
 	}
 }

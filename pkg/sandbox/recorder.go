@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"slices"
 	"time"
@@ -24,26 +25,34 @@ type Call struct {
 
 // Stats counts what the sandbox saw. Maps are keyed by endpoint name.
 type Stats struct {
-	Calls    map[string]int         // per endpoint
-	ErrCodes map[string]map[int]int // per endpoint, per answered errcode (0 included)
+	Calls    map[string]int         `json:"calls"`    // per endpoint
+	ErrCodes map[string]map[int]int `json:"errcodes"` // per endpoint, per answered errcode (0 included)
 
-	SuccessfulSends int // delivery/send answered 0
-	DuplicateSends  int // delivery/send answered 109001 (order already shipped)
+	SuccessfulSends int `json:"successful_sends"` // delivery/send answered 0
+	DuplicateSends  int `json:"second_shipments"` // delivery/send answered 109001 (order already shipped)
 	// ConcurrentSends counts delivery/send calls for an order while another call for it
 	// was in flight (answered 100003).
-	ConcurrentSends int
+	ConcurrentSends int `json:"concurrent_sends"`
 	// ForceRefreshTooSoon counts stable_token calls with force_refresh=true within 30 s
 	// of the previous one (answered normally).
-	ForceRefreshTooSoon int
+	ForceRefreshTooSoon int `json:"force_refresh_too_soon"`
 
-	MaxBatchSize int // largest batchGetOrder order_list seen
-	BatchOver100 int // batchGetOrder calls with more than 100 items (answered 40097)
+	MaxBatchSize int `json:"max_batch_size"`   // largest batchGetOrder order_list seen
+	BatchOver100 int `json:"batches_over_100"` // batchGetOrder calls with more than 100 items (answered 40097)
 
-	VVMaxPerSecond   int // most vv-tool requests seen in any sliding second
-	VVRateViolations int // vv-tool requests beyond 10 in a sliding second (answered code 202)
+	VVMaxPerSecond   int `json:"vvtool_max_per_second"`  // most vv-tool requests seen in any sliding second
+	VVRateViolations int `json:"vvtool_rate_violations"` // vv-tool requests beyond 10 in a sliding second (answered code 202)
 
-	ListWindowTooLong int // order/list/get with a time range over 7 days (answered 40097)
-	NextKeyMismatch   int // order/list/get answered 606006
+	ListWindowTooLong int `json:"list_window_too_long"` // order/list/get with a time range over 7 days (answered 40097)
+	NextKeyMismatch   int `json:"next_key_mismatches"`  // order/list/get answered 606006
+}
+
+// Mistakes is one line of what the real platform would have punished, for
+// a person: concurrent sends, second shipments, batches over 100, windows
+// over 7 days, next_key mismatches, force_refresh abuse, vv-tool bursts.
+func (st Stats) Mistakes() string {
+	return fmt.Sprintf("concurrent sends %d, second shipments (109001) %d, batches over 100 %d, list windows over 7 days %d, next_key mismatches %d, force_refresh within 30 s %d, vv-tool requests over 10/s %d",
+		st.ConcurrentSends, st.DuplicateSends, st.BatchOver100, st.ListWindowTooLong, st.NextKeyMismatch, st.ForceRefreshTooSoon, st.VVRateViolations)
 }
 
 // recorder keeps the calls and the counters; guarded by Sandbox.mu.

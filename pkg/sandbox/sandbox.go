@@ -72,6 +72,17 @@ type Config struct {
 	MaxOrdersPerWindow int              // order/list/get answers 31042 when the window holds more orders than this; default 1000
 	Latency            time.Duration    // added to every business call; default 0
 	Now                func() time.Time // the clock (token expiry, windows, rates, update_time); default time.Now
+	// Epoch is the moment the scenario is dated from: orders updated in
+	// the 23 h before it, vv-tool shippings created in the 7 days before
+	// it. Zero means the sandbox's start. A sandbox restarted with the same
+	// Epoch serves the same facts at the same times, so a poller that saw
+	// them does not see them as new.
+	Epoch time.Time
+	// Served is how many of the Orders a sandbox with this Epoch served
+	// before (a restart with more orders): the orders beyond it are dated
+	// at this sandbox's start, after anything a poller checkpointed, so it
+	// finds them.
+	Served int
 }
 
 // withDefaults returns cfg with the zero fields filled in.
@@ -154,8 +165,17 @@ func New(cfg Config) *Sandbox {
 // now is the sandbox clock (Config.Now).
 func (s *Sandbox) now() time.Time { return s.cfg.Now() }
 
+// StatsPath serves Stats as JSON (GET): what the sandbox saw, including the
+// caller mistakes the real platform punishes.
+const StatsPath = "/sandbox/stats"
+
 // ServeHTTP routes a request to the endpoint its path names; unknown paths answer 404.
 func (s *Sandbox) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == StatsPath && r.Method == http.MethodGet {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(s.Stats())
+		return
+	}
 	ep, ok := paths[r.URL.Path]
 	if !ok {
 		http.NotFound(w, r)

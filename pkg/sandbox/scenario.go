@@ -147,18 +147,26 @@ func (s *Sandbox) generate() {
 	seed := uint64(s.cfg.Seed)
 	r := rand.New(rand.NewPCG(seed, 0x6f72646572)) // "order"
 	now := s.now()
+	epoch := s.cfg.Epoch
+	if epoch.IsZero() {
+		epoch = now
+	}
 	n := s.cfg.Orders
-	classes := assignClasses(r, n, s.cfg.Faults)
-	numeric := assignShare(r, n, s.cfg.Faults.NumericIDs)
-	const span = 23 * time.Hour // update_time in (now-23h-1m, now-1m]: a 24 h lookback sees all
-	for i := range n {
-		upd := now.Add(-time.Minute - time.Duration(r.Int64N(int64(span)))).Unix()
-		o := ScenarioOrder{
-			OrderID:    strconv.FormatUint(BaseOrderID+uint64(i), 10),
-			DeliveryID: s.cfg.DeliveryID,
-			Fault:      classes[i],
-		}
-		s.addLocked(r, o, 1+r.IntN(3), upd, numeric[i], false)
+	// A restart with more orders than were served draws the earlier ones
+	// exactly as before, and the new ones from a stream of their own.
+	first := n
+	if s.cfg.Served > 0 && s.cfg.Served < n {
+		first = s.cfg.Served
+	}
+	s.drawOrders(r, 0, first, func() int64 {
+		const span = 23 * time.Hour // update_time in (epoch-23h-1m, epoch-1m]: a 24 h lookback sees all
+		return epoch.Add(-time.Minute - time.Duration(r.Int64N(int64(span)))).Unix()
+	})
+	if first < n {
+		// New since the earlier sandbox: dated at this one's start, after
+		// what its pollers checkpointed.
+		rn := rand.New(rand.NewPCG(seed, 0x6e6577)) // "new"
+		s.drawOrders(rn, first, n, func() int64 { return now.Unix() })
 	}
 	// Indexed once, sorted, rather than by n insertions.
 	s.byUpdate = make([]*order, 0, len(s.orders))
@@ -168,7 +176,23 @@ func (s *Sandbox) generate() {
 	slices.SortFunc(s.byUpdate, cmpOrders)
 	s.nextSeq = uint64(n)
 	s.rng = r
-	s.generateVV(rand.New(rand.NewPCG(seed, 0x7676746f6f6c)), now) // "vvtool"
+	s.generateVV(rand.New(rand.NewPCG(seed, 0x7676746f6f6c)), epoch) // "vvtool"
+}
+
+// drawOrders adds the orders with index from to to-1, with r's fault classes
+// and id kinds (exact shares of the range) and update times from upd.
+func (s *Sandbox) drawOrders(r *rand.Rand, from, to int, upd func() int64) {
+	classes := assignClasses(r, to-from, s.cfg.Faults)
+	numeric := assignShare(r, to-from, s.cfg.Faults.NumericIDs)
+	for i := from; i < to; i++ {
+		t := upd()
+		o := ScenarioOrder{
+			OrderID:    strconv.FormatUint(BaseOrderID+uint64(i), 10),
+			DeliveryID: s.cfg.DeliveryID,
+			Fault:      classes[i-from],
+		}
+		s.addLocked(r, o, 1+r.IntN(3), t, numeric[i-from], false)
+	}
 }
 
 // assignClasses gives each of n orders a fault class with the exact shares of mix.

@@ -180,3 +180,4 @@ func TestAddOrder(t *testing.T) {
 		t.Fatalf("added order not listed: %v", ids)
 	}
 }
+
