@@ -180,4 +180,3 @@ func TestAddOrder(t *testing.T) {
 		t.Fatalf("added order not listed: %v", ids)
 	}
 }
-
