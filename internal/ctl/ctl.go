@@ -5,16 +5,22 @@ package ctl
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 )
 
 // ErrUsage marks a command line that could not be understood; the message
 // says what was wrong.
 var ErrUsage = errors.New("usage")
+
+// ErrNotDone marks a command that ran but did not do all it was asked (an
+// order named for a re-drive that was not re-driven); fulfillctl exits 1.
+var ErrNotDone = errors.New("not done")
 
 // Env is what every subcommand gets from main.
 type Env struct {
@@ -34,6 +40,7 @@ func commands() []command {
 		{"up", "run everything in one process on embedded JetStream and the sandbox", up},
 		{"sandbox", "serve the platform sandbox alone", serveSandbox},
 		{"status", "stream and consumer figures: counts per stage, lag, redeliveries", status},
+		{"order", "where is this order? its whole history, its state and what to do next", order},
 		{"dlq", "list (dlq list) and re-drive (dlq redrive) orders whose latest terminal event is failed", dlq},
 		{"replay", "re-drive a stage's input events of a time window", replay},
 		{"stream", "stream apply: change the shared ORDERS stream's replicas, max age or max bytes (services never do)", stream},
@@ -115,4 +122,21 @@ func (l *listFlag) Set(v string) error {
 		}
 	}
 	return nil
+}
+
+// writeJSON prints v as indented JSON, with <, > and & as themselves (the
+// subjects orders.received.> read as they are written).
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}
+
+// plural is "1 order", "2 orders".
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return strconv.Itoa(n) + " " + word + "s"
 }

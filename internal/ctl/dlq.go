@@ -2,11 +2,11 @@ package ctl
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"slices"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -46,6 +46,9 @@ func (f dlqFilter) parse(now time.Time) (redrive.Filter, error) {
 	if err != nil {
 		return out, fmt.Errorf("%w: %v", ErrUsage, err)
 	}
+	if f.source != "" && !events.Source(f.source).Valid() {
+		return out, fmt.Errorf("%w: --source %q: want channels, vvtool or api", ErrUsage, f.source)
+	}
 	out.Since, out.Source = since, events.Source(f.source)
 	if f.errcode != "" {
 		code, err := strconv.Atoi(f.errcode)
@@ -61,7 +64,7 @@ func (f dlqFilter) parse(now time.Time) (redrive.Filter, error) {
 type dlqEntry struct {
 	OrderID  string           `json:"order_id"`
 	Source   string           `json:"source"`
-	Stage    events.Component `json:"stage"`
+	FailedIn events.Component `json:"failed_in"`
 	Errcode  int              `json:"errcode"`
 	Errmsg   string           `json:"errmsg"`
 	Attempts int              `json:"attempts"`
@@ -97,7 +100,7 @@ func dlqList(ctx context.Context, e Env, args []string) error {
 	for _, o := range orders {
 		en := dlqEntry{OrderID: o.OrderID, Source: string(o.Source), FailedAt: o.LastTerminalAt}
 		if o.LastFailed != nil {
-			en.Stage, en.Errcode, en.Errmsg, en.Attempts, en.Reason = o.LastFailed.Stage, o.LastFailed.Errcode,
+			en.FailedIn, en.Errcode, en.Errmsg, en.Attempts, en.Reason = o.LastFailed.Stage, o.LastFailed.Errcode,
 				o.LastFailed.Errmsg, o.LastFailed.Attempts, o.LastFailed.Reason
 		}
 		if o.LastFailedEvent != nil {
@@ -110,20 +113,18 @@ func dlqList(ctx context.Context, e Env, args []string) error {
 
 func printDLQ(w io.Writer, entries []dlqEntry, asJSON bool) error {
 	if asJSON {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(entries)
+		return writeJSON(w, entries)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ORDER_ID\tSOURCE\tSTAGE\tERRCODE\tATTEMPTS\tFAILED_AT\tERRMSG")
+	fmt.Fprintln(tw, "ORDER_ID\tSOURCE\tFAILED_IN\tERRCODE\tATTEMPTS\tFAILED_AT\tERRMSG")
 	for _, en := range entries {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\n", en.OrderID, en.Source, en.Stage, en.Errcode, en.Attempts,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\n", en.OrderID, en.Source, en.FailedIn, en.Errcode, en.Attempts,
 			en.FailedAt.UTC().Format(time.RFC3339), en.Errmsg)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintf(w, "\n%d failed orders\n", len(entries))
+	_, err := fmt.Fprintf(w, "\n%s\n", plural(len(entries), "failed order"))
 	return err
 }
 
@@ -143,6 +144,11 @@ func dlqRedrive(ctx context.Context, e Env, args []string) error {
 	}
 	if *all == (len(ids) > 0) {
 		return fmt.Errorf("%w: dlq redrive needs exactly one of --order-id or --all", ErrUsage)
+	}
+	for _, id := range ids {
+		if err := events.ValidateOrderID(id); err != nil {
+			return fmt.Errorf("%w: --order-id: %v", ErrUsage, err)
+		}
 	}
 	filter, err := f.parse(time.Now())
 	if err != nil {
@@ -171,5 +177,21 @@ func dlqRedrive(ctx context.Context, e Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	return printResults(e.Stdout, results, *asJSON)
+	if err := printResults(e.Stdout, results, *asJSON); err != nil {
+		return err
+	}
+	// Every order named must have been re-driven: a script re-driving a
+	// list hears it when one was not.
+	var missed []string
+	for _, id := range ids {
+		if !slices.ContainsFunc(results, func(r redrive.Result) bool {
+			return r.OrderID == id && (r.Action == redrive.ActionRedrive || r.Action == redrive.ActionWouldDrive)
+		}) {
+			missed = append(missed, id)
+		}
+	}
+	if len(missed) > 0 {
+		return fmt.Errorf("%w: %s not re-driven: %s", ErrNotDone, plural(len(missed), "named order"), strings.Join(missed, ", "))
+	}
+	return nil
 }

@@ -76,7 +76,7 @@ func TestOutageThenRedrive(t *testing.T) {
 		t.Fatalf("dlq list has %d orders, want %d", len(listed), orders)
 	}
 	for _, en := range listed {
-		if en.Stage != "shipper" || en.Errcode != -1 || en.Attempts < 1 || !strings.Contains(en.Reason, "SHIP_MAX_ELAPSED") {
+		if en.FailedIn != "shipper" || en.Errcode != -1 || en.Attempts < 1 || !strings.Contains(en.Reason, "SHIP_MAX_ELAPSED") {
 			t.Fatalf("dlq entry %+v: want stage shipper, errcode -1 and a reason naming SHIP_MAX_ELAPSED", en)
 		}
 	}

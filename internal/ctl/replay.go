@@ -2,7 +2,6 @@ package ctl
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -13,10 +12,12 @@ import (
 )
 
 func replay(ctx context.Context, e Env, args []string) error {
-	fs := newFlags(e, "replay", "--stage enricher|shipper --since D|T [--until T] [--source S] [--order-id ID…] [--dry-run] [--json]")
+	fs := newFlags(e, "replay", "--stage enricher|shipper (--since D|T [--until T] | --from-seq N [--to-seq M]) [--source S] [--order-id ID…] [--dry-run] [--json]")
 	stageName := fs.String("stage", "", "the stage to re-drive: enricher (its input: received events) or shipper (enriched events)")
-	sinceV := fs.String("since", "", "start of the window: a duration ago (1h) or an RFC 3339 time (required)")
+	sinceV := fs.String("since", "", "start of the window: a duration ago (1h) or an RFC 3339 time (this or --from-seq)")
 	untilV := fs.String("until", "", "end of the window: an RFC 3339 time or a duration ago (default now)")
+	fromSeq := fs.Uint64("from-seq", 0, "start of the window by stream sequence (instead of --since)")
+	toSeq := fs.Uint64("to-seq", 0, "end of the sequence window (default the last)")
 	source := fs.String("source", "", "only events of this source (channels, vvtool, api)")
 	dry := fs.Bool("dry-run", false, "print what would be re-driven, publish nothing")
 	asJSON := fs.Bool("json", false, "print JSON")
@@ -29,17 +30,26 @@ func replay(ctx context.Context, e Env, args []string) error {
 	if !ok {
 		return fmt.Errorf("%w: replay --stage must be enricher or shipper", ErrUsage)
 	}
-	if *sinceV == "" {
-		return fmt.Errorf("%w: replay needs --since", ErrUsage)
-	}
-	now := time.Now()
-	since, err := parseSince(*sinceV, now)
-	if err != nil {
-		return fmt.Errorf("%w: %v", ErrUsage, err)
-	}
-	until, err := parseUntil(*untilV, now)
-	if err != nil {
-		return fmt.Errorf("%w: %v", ErrUsage, err)
+	w := redrive.Window{Stage: stage, Source: events.Source(*source), OrderIDs: ids, DryRun: *dry, FromSeq: *fromSeq, ToSeq: *toSeq}
+	switch {
+	case (*sinceV == "") == (*fromSeq == 0):
+		return fmt.Errorf("%w: replay needs one window: --since (a time) or --from-seq (a stream sequence)", ErrUsage)
+	case *fromSeq > 0 && *untilV != "", *sinceV != "" && *toSeq > 0:
+		return fmt.Errorf("%w: replay takes --since with --until, or --from-seq with --to-seq", ErrUsage)
+	case *toSeq > 0 && *toSeq < *fromSeq:
+		return fmt.Errorf("%w: replay --to-seq %d is before --from-seq %d", ErrUsage, *toSeq, *fromSeq)
+	case *sinceV != "":
+		now := time.Now()
+		var err error
+		if w.Since, err = parseSince(*sinceV, now); err != nil {
+			return fmt.Errorf("%w: %v", ErrUsage, err)
+		}
+		if w.Until, err = parseUntil(*untilV, now); err != nil {
+			return fmt.Errorf("%w: %v", ErrUsage, err)
+		}
+		if !w.Until.After(w.Since) {
+			return fmt.Errorf("%w: replay --until %s is not after --since %s", ErrUsage, w.Until.Format(time.RFC3339), w.Since.Format(time.RFC3339))
+		}
 	}
 	if *source != "" && !events.Source(*source).Valid() {
 		return fmt.Errorf("%w: --source %q: want channels, vvtool or api", ErrUsage, *source)
@@ -59,8 +69,7 @@ func replay(ctx context.Context, e Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	results, err := r.Replay(ctx, redrive.Window{Stage: stage, Since: since, Until: until,
-		Source: events.Source(*source), OrderIDs: ids, DryRun: *dry})
+	results, err := r.Replay(ctx, w)
 	if err != nil {
 		return err
 	}
@@ -70,15 +79,13 @@ func replay(ctx context.Context, e Env, args []string) error {
 // printResults writes a re-drive report as a table or as JSON.
 func printResults(w io.Writer, results []redrive.Result, asJSON bool) error {
 	if asJSON {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
 		if results == nil {
 			results = []redrive.Result{}
 		}
-		return enc.Encode(results)
+		return writeJSON(w, results)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ORDER_ID\tSOURCE\tSTAGE\tACTION\tNEW_EVENT_ID\tREASON")
+	fmt.Fprintln(tw, "ORDER_ID\tSOURCE\tINPUT_STAGE\tACTION\tNEW_EVENT_ID\tREASON")
 	counts := map[redrive.Action]int{}
 	for _, r := range results {
 		counts[r.Action]++
@@ -87,7 +94,7 @@ func printResults(w io.Writer, results []redrive.Result, asJSON bool) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintf(w, "\n%d orders: %d re-driven, %d would be re-driven (dry run), %d already shipped, %d skipped\n",
-		len(results), counts[redrive.ActionRedrive], counts[redrive.ActionWouldDrive], counts[redrive.ActionSkipShipped], counts[redrive.ActionSkip])
+	_, err := fmt.Fprintf(w, "\n%s: %d re-driven, %d would be re-driven (dry run), %d already shipped, %d skipped\n",
+		plural(len(results), "order"), counts[redrive.ActionRedrive], counts[redrive.ActionWouldDrive], counts[redrive.ActionSkipShipped], counts[redrive.ActionSkip])
 	return err
 }

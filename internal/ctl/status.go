@@ -2,9 +2,9 @@ package ctl
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -27,9 +27,7 @@ func status(ctx context.Context, e Env, args []string) error {
 		return err
 	}
 	if *asJSON {
-		enc := json.NewEncoder(e.Stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
+		return writeJSON(e.Stdout, rep)
 	}
 	return printStatus(e.Stdout, rep)
 }
@@ -48,11 +46,18 @@ func printStatus(w io.Writer, r *tally.StatusReport) error {
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "STAGE\tMESSAGES\tORDERS")
+	fmt.Fprintln(tw, "STAGE\tMESSAGES\tORDERS\tUNUSABLE")
 	for _, st := range r.Stages {
-		fmt.Fprintf(tw, "%s\t%d\t%d\n", st.Stage, st.Messages, st.Orders)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\n", st.Stage, st.Messages, st.Orders, st.Unusable)
 	}
 	tw.Flush()
+	fmt.Fprintf(w, "\nOrders shipped more than once: %d\n", r.ShippedTwice)
+	fmt.Fprintf(w, "At the shipper (enriched, no terminal event yet): %d, of them %d for more than %s (parked by the platform's waiting codes, or stuck)",
+		r.AtShipper, r.ParkedCount, tally.ParkedAfter)
+	if len(r.Parked) > 0 {
+		fmt.Fprintf(w, ": %s (fulfillctl order ID says why)", strings.Join(r.Parked, " "))
+	}
+	fmt.Fprintln(w)
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "CONSUMER\tFILTER\tPENDING\tACK_PENDING\tREDELIVERED\tWAITING\tLAST_ACTIVE")

@@ -55,6 +55,13 @@ func TestUsageErrors(t *testing.T) {
 		{"replay", "--stage", "shipper"},
 		{"replay", "--stage", "shipper", "--since", "yesterday"},
 		{"replay", "--stage", "shipper", "--since", "1h", "--order-id", "1.2"},
+		{"replay", "--stage", "shipper", "--since", "1h", "--until", "2h"},
+		{"replay", "--stage", "shipper", "--since", "1h", "--from-seq", "5"},
+		{"replay", "--stage", "shipper", "--from-seq", "9", "--to-seq", "3"},
+		{"replay", "--stage", "shipper", "--since", "1h", "--source", "bogus"},
+		{"dlq", "list", "--source", "bogus"},
+		{"dlq", "redrive", "--all", "--source", "bogus"},
+		{"dlq", "redrive", "--order-id", "a.b"},
 	} {
 		var out bytes.Buffer
 		env := Env{Getenv: func(string) string { return "nats://127.0.0.1:1" }, Stdout: &out, Stderr: &out}

@@ -10,6 +10,7 @@ package redrive
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -38,7 +39,7 @@ type Result struct {
 	Source  string `json:"source"`
 	// Stage is the stage of the event re-driven (received: through the
 	// enricher; enriched: through the shipper).
-	Stage      string `json:"stage"`
+	Stage      string `json:"input_stage"`
 	Action     Action `json:"action"`
 	Reason     string `json:"reason,omitempty"`
 	Original   string `json:"original_event_id,omitempty"`
@@ -69,6 +70,9 @@ type Window struct {
 	// enriched (through the shipper).
 	Stage        events.Stage
 	Since, Until time.Time
+	// FromSeq and ToSeq bound the window by stream sequence instead (0:
+	// unbounded).
+	FromSeq, ToSeq uint64
 	// Source, if set, keeps only events of that source.
 	Source events.Source
 	// OrderIDs, if set, keeps only those orders.
@@ -97,7 +101,8 @@ func (r *Redriver) Replay(ctx context.Context, w Window) ([]Result, error) {
 	}
 	latest := map[string]*events.Envelope{}
 	var order []string
-	err := tally.Scan(ctx, r.stream, filters, w.Since, w.Until, func(m jetstream.Msg, _ *jetstream.MsgMetadata) {
+	win := tally.Window{Since: w.Since, Until: w.Until, FromSeq: w.FromSeq, ToSeq: w.ToSeq}
+	err := tally.ScanWindow(ctx, r.stream, filters, win, func(m jetstream.Msg, _ *jetstream.MsgMetadata) {
 		env, err := events.Decode(m.Data())
 		if err != nil || m.Headers().Get(events.HeaderRedriveOf) != "" {
 			return
@@ -226,7 +231,7 @@ func (r *Redriver) drive(ctx context.Context, orig *events.Envelope, key string,
 		return res, err
 	}
 	res.NewEventID = cp.ID
-	last, _, err := r.record.Last(ctx, orig.Stage(), orig.OrderID)
+	last, lastSeq, err := r.record.Last(ctx, orig.Stage(), orig.OrderID)
 	if err != nil {
 		return res, err
 	}
@@ -243,9 +248,22 @@ func (r *Redriver) drive(ctx context.Context, orig *events.Envelope, key string,
 		return res, err
 	}
 	m.Header.Set(events.HeaderRedriveOf, orig.ID)
+	// Stored only if no other event of the stage arrived since it was read:
+	// of two re-drives running at once, one stores the copy and the other
+	// reports it skipped, so the reports add up to what the stream holds.
+	filter, err := events.OrderFilter(orig.Stage(), orig.OrderID)
+	if err != nil {
+		return res, err
+	}
+	pipeline.ExpectLast(m, filter, lastSeq)
 	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if err := r.pub.PublishMsgs(pctx, m); err != nil {
+	err = r.pub.PublishEach(pctx, m)[0]
+	if errors.Is(err, pipeline.ErrDecided) {
+		res.Action, res.Reason = ActionSkip, "another re-drive or the pipeline stored an event of this order meanwhile; run it again to re-drive from there"
+		return res, nil
+	}
+	if err != nil {
 		return res, fmt.Errorf("re-drive %s: %w", orig.OrderID, err)
 	}
 	res.Action = ActionRedrive

@@ -1,6 +1,7 @@
 package redrive_test
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -167,5 +168,42 @@ func TestRedriveFailed(t *testing.T) {
 	}
 	if a := byOrder(again); a["FS"].Action != redrive.ActionSkip || a["FE"].Action != redrive.ActionSkip {
 		t.Errorf("second re-drive of the same failures: %+v", again)
+	}
+}
+
+// A window by stream sequence re-drives the orders whose input event lies
+// in it, and only those.
+func TestReplayBySequence(t *testing.T) {
+	_, js, s := jstest.StartStream(t)
+	history(t, js, events.SourceChannels, map[string]string{"A": ""})
+	info, err := s.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mid := info.State.LastSeq
+	history(t, js, events.SourceChannels, map[string]string{"B": ""})
+	r, err := redrive.New(t.Context(), js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		from, to uint64
+		want     []string
+	}{
+		{1, mid, []string{"A"}},
+		{mid + 1, 0, []string{"B"}},
+		{1, 0, []string{"A", "B"}},
+	} {
+		res, err := r.Replay(t.Context(), redrive.Window{Stage: events.StageEnriched, FromSeq: tt.from, ToSeq: tt.to, DryRun: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, x := range res {
+			got = append(got, x.OrderID)
+		}
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("window %d..%d re-drove %v, want %v", tt.from, tt.to, got, tt.want)
+		}
 	}
 }

@@ -320,9 +320,8 @@ func (s *Shipper) ship(ctx, callCtx context.Context, md *jetstream.MsgMetadata, 
 		Clock:               backoff.SystemClock,
 	}
 	b.Reset()
-	prior := int(md.NumDelivered) - 1
+	attempts := int(md.NumDelivered)
 	for calls := 1; ; calls++ {
-		attempts := prior + calls
 		settled, lastFailed, err := s.check(callCtx, env, md)
 		if err != nil {
 			log.Warn().Err(err).Msg("order record lookup failed; retrying later")
@@ -345,18 +344,18 @@ func (s *Shipper) ship(ctx, callCtx context.Context, md *jetstream.MsgMetadata, 
 		switch class {
 		case wechat.ClassOK, wechat.ClassAlreadyDone:
 			shipped := events.Shipped{DeliveryID: data.DeliveryID, WaybillID: data.WaybillID,
-				Attempts: attempts, AlreadyShipped: class == wechat.ClassAlreadyDone}
+				Attempts: attempts, Calls: calls, AlreadyShipped: class == wechat.ClassAlreadyDone}
 			out, err := env.Next(events.StageShipped, shipped, s.now())
 			if err != nil {
-				return s.failed(env, code, err, attempts, "could not build the shipped event: "+err.Error(), lastFailed, log)
+				return s.failed(env, code, err, attempts, calls, "could not build the shipped event: "+err.Error(), lastFailed, log)
 			}
-			log.Info().Int("attempts", attempts).Bool("already_shipped", shipped.AlreadyShipped).Msg("shipped")
+			log.Info().Int("attempts", attempts).Int("calls", calls).Bool("already_shipped", shipped.AlreadyShipped).Msg("shipped")
 			// The server stores it only if the order has no shipped event
 			// yet, whichever replica or copy gets there first.
 			return s.terminal(out, events.StageShipped, 0, log)
 		case wechat.ClassWait:
 			if int(md.NumDelivered) >= s.opts.WaitMaxAttempts {
-				return s.failed(env, code, err, attempts, fmt.Sprintf(
+				return s.failed(env, code, err, attempts, calls, fmt.Sprintf(
 					"the platform kept the order waiting on the merchant (errcode %d: %s) for %d attempts; resolve it in the shop back office, then run fulfillctl dlq redrive --order-id %s",
 					code, wechat.Hint(code), attempts, env.OrderID), lastFailed, log)
 			}
@@ -364,7 +363,7 @@ func (s *Shipper) ship(ctx, callCtx context.Context, md *jetstream.MsgMetadata, 
 			s.metrics.Retries.WithLabelValues(fmt.Sprint(code)).Inc()
 			return outcome{retry: s.opts.WaitDelay}
 		case wechat.ClassPermanent:
-			return s.failed(env, code, err, attempts, fmt.Sprintf(
+			return s.failed(env, code, err, attempts, calls, fmt.Sprintf(
 				"delivery/send refused the order (%s); fix the cause, then run fulfillctl dlq redrive --order-id %s",
 				describe(code, err), env.OrderID), lastFailed, log)
 		}
@@ -372,9 +371,9 @@ func (s *Shipper) ship(ctx, callCtx context.Context, md *jetstream.MsgMetadata, 
 		s.metrics.Retries.WithLabelValues(fmt.Sprint(code)).Inc()
 		d := b.NextBackOff()
 		if d == backoff.Stop {
-			return s.failed(env, code, err, attempts, fmt.Sprintf(
-				"the platform answered transient errors for longer than SHIP_MAX_ELAPSED (%s, %d attempts, last errcode %d); run fulfillctl dlq redrive --order-id %s once it recovers",
-				s.opts.MaxElapsed, attempts, code, env.OrderID), lastFailed, log)
+			return s.failed(env, code, err, attempts, calls, fmt.Sprintf(
+				"the platform answered transient errors for longer than SHIP_MAX_ELAPSED (%s, %d calls, last errcode %d); run fulfillctl dlq redrive --order-id %s once it recovers",
+				s.opts.MaxElapsed, calls, code, env.OrderID), lastFailed, log)
 		}
 		log.Debug().Err(err).Int("errcode", code).Dur("retry_in", d).Msg("transient error; retrying")
 		if !s.wait(ctx, d) {
@@ -414,7 +413,7 @@ func (s *Shipper) wait(ctx context.Context, d time.Duration) bool {
 // failed is the order.failed outcome; lastFailed is the sequence of the
 // order's latest failed event when the record was read, which must still be
 // the latest for this one to be stored.
-func (s *Shipper) failed(env *events.Envelope, code int, err error, attempts int, reason string, lastFailed uint64, log zerolog.Logger) outcome {
+func (s *Shipper) failed(env *events.Envelope, code int, err error, attempts, calls int, reason string, lastFailed uint64, log zerolog.Logger) outcome {
 	errmsg := ""
 	var apiErr *wechat.APIError
 	if errors.As(err, &apiErr) {
@@ -426,12 +425,12 @@ func (s *Shipper) failed(env *events.Envelope, code int, err error, attempts int
 		errmsg = err.Error()
 	}
 	out, berr := pipeline.Failed(env, events.Failed{Stage: events.ComponentShipper, Errcode: code, Errmsg: errmsg,
-		Attempts: attempts, Reason: reason}, s.now())
+		Attempts: attempts, Calls: calls, Reason: reason}, s.now())
 	if berr != nil {
 		log.Error().Err(berr).Msg("build failed event")
 		return outcome{nak: true}
 	}
-	log.Warn().Int("errcode", code).Str("errmsg", errmsg).Int("attempts", attempts).Str("reason", reason).Msg("order failed")
+	log.Warn().Int("errcode", code).Str("errmsg", errmsg).Int("attempts", attempts).Int("calls", calls).Str("reason", reason).Msg("order failed")
 	return s.terminal(out, events.StageFailed, lastFailed, log)
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -16,6 +17,16 @@ type StatusReport struct {
 	Stream    StreamStatus     `json:"stream"`
 	Stages    []StageStatus    `json:"stages"`
 	Consumers []ConsumerStatus `json:"consumers"`
+	// ShippedTwice counts orders with more than one shipped event: 0 unless
+	// the exactly-once promise broke.
+	ShippedTwice int `json:"shipped_twice"`
+	// AtShipper counts orders enriched and not yet shipped or failed;
+	// Parked lists (some of) those enriched more than ParkedAfter ago.
+	AtShipper int      `json:"at_shipper"`
+	Parked    []string `json:"parked,omitempty"`
+	// ParkedCount is how many of AtShipper are parked (Parked lists at
+	// most 20).
+	ParkedCount int `json:"parked_count"`
 }
 
 // StreamStatus is the ORDERS stream's state and health.
@@ -39,7 +50,18 @@ type StageStatus struct {
 	Stage    string `json:"stage"`
 	Messages uint64 `json:"messages"`
 	Orders   int    `json:"orders"`
+	// Unusable counts messages on subjects not of the grammar.
+	Unusable uint64 `json:"unusable,omitempty"`
 }
+
+// ParkedAfter is how long an order may sit at the shipper before status
+// lists it: longer than any call and backoff of a healthy run, so what is
+// listed waits on the platform (the waiting errcodes) or is stuck.
+const ParkedAfter = 5 * time.Minute
+
+// maxParkedLookups bounds the direct gets status makes to date the orders at
+// the shipper.
+const maxParkedLookups = 2000
 
 // ConsumerStatus is one durable consumer's figures.
 type ConsumerStatus struct {
@@ -79,20 +101,36 @@ func Status(ctx context.Context, js jetstream.JetStream) (*StatusReport, error) 
 			rep.Stream.Healthy, rep.Stream.Health = false, "no leader"
 		}
 	}
-	subjects := append([]string{}, stageFilters()...)
-	for _, f := range subjects {
+	orders := map[events.Stage]map[string]int{} // stage → order id → messages
+	for _, f := range stageFilters() {
 		si, err := s.Info(ctx, jetstream.WithSubjectFilter(f))
 		if err != nil {
 			return nil, fmt.Errorf("stream %s subjects %s: %w", events.StreamName, f, err)
 		}
-		st := StageStatus{Stage: stageName(f), Orders: len(si.State.Subjects)}
-		for _, n := range si.State.Subjects {
+		st := StageStatus{Stage: stageName(f)}
+		ids := map[string]int{}
+		for subject, n := range si.State.Subjects {
 			st.Messages += n
+			stage, _, id, err := events.ParseSubject(subject)
+			if err != nil {
+				// Not of the grammar (a poison message): a message, not
+				// an order.
+				st.Unusable += n
+				continue
+			}
+			ids[id] += int(n)
+			orders[stage] = ids
 		}
-		if f == events.DeadLetterSubject {
-			st.Orders = 0
-		}
+		st.Orders = len(ids)
 		rep.Stages = append(rep.Stages, st)
+	}
+	for _, n := range orders[events.StageShipped] {
+		if n > 1 {
+			rep.ShippedTwice++
+		}
+	}
+	if err := rep.atTheShipper(ctx, s, orders, time.Now()); err != nil {
+		return nil, err
 	}
 	for _, name := range []string{events.ConsumerEnricher, events.ConsumerShipper} {
 		c, err := s.Consumer(ctx, name)
@@ -131,4 +169,38 @@ func stageName(filter string) string {
 		}
 	}
 	return "deadletter"
+}
+
+// atTheShipper counts the orders enriched but not decided, and finds those
+// that have sat there longer than ParkedAfter (dating up to
+// maxParkedLookups of them by their latest enriched event).
+func (r *StatusReport) atTheShipper(ctx context.Context, s jetstream.Stream, orders map[events.Stage]map[string]int, now time.Time) error {
+	var waiting []string
+	for id := range orders[events.StageEnriched] {
+		if orders[events.StageShipped][id] == 0 && orders[events.StageFailed][id] == 0 {
+			waiting = append(waiting, id)
+		}
+	}
+	sort.Strings(waiting)
+	r.AtShipper = len(waiting)
+	for _, id := range waiting[:min(len(waiting), maxParkedLookups)] {
+		f, err := events.OrderFilter(events.StageEnriched, id)
+		if err != nil {
+			continue
+		}
+		m, err := s.GetLastMsgForSubject(ctx, f)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("date order %s: %w", id, err)
+		}
+		if now.Sub(m.Time) > ParkedAfter {
+			r.ParkedCount++
+			if len(r.Parked) < 20 {
+				r.Parked = append(r.Parked, id)
+			}
+		}
+	}
+	return nil
 }

@@ -93,6 +93,22 @@ func Read(ctx context.Context, js jetstream.JetStream) (*Tally, error) {
 // [since, until] (zero values: unbounded), up to the last message present
 // when it starts, in stream order.
 func Scan(ctx context.Context, s jetstream.Stream, filters []string, since, until time.Time, fn func(jetstream.Msg, *jetstream.MsgMetadata)) error {
+	return scan(ctx, s, Window{Since: since, Until: until}, filters, fn)
+}
+
+// Window bounds a scan by stream time or by stream sequence (zero values:
+// unbounded).
+type Window struct {
+	Since, Until   time.Time
+	FromSeq, ToSeq uint64
+}
+
+// ScanWindow is Scan over a time or sequence window.
+func ScanWindow(ctx context.Context, s jetstream.Stream, filters []string, w Window, fn func(jetstream.Msg, *jetstream.MsgMetadata)) error {
+	return scan(ctx, s, w, filters, fn)
+}
+
+func scan(ctx context.Context, s jetstream.Stream, w Window, filters []string, fn func(jetstream.Msg, *jetstream.MsgMetadata)) error {
 	info, err := s.Info(ctx)
 	if err != nil {
 		return fmt.Errorf("stream info: %w", err)
@@ -101,9 +117,18 @@ func Scan(ctx context.Context, s jetstream.Stream, filters []string, since, unti
 		return nil
 	}
 	last := info.State.LastSeq
+	if w.ToSeq > 0 {
+		last = min(last, w.ToSeq)
+	}
 	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: filters, DeliverPolicy: jetstream.DeliverAllPolicy}
-	if !since.IsZero() {
-		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &since
+	switch {
+	case w.FromSeq > 0:
+		if w.FromSeq > last {
+			return nil
+		}
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, w.FromSeq
+	case !w.Since.IsZero():
+		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &w.Since
 	}
 	cons, err := s.OrderedConsumer(ctx, cfg)
 	if err != nil {
@@ -129,7 +154,7 @@ func Scan(ctx context.Context, s jetstream.Stream, filters []string, since, unti
 		if err != nil {
 			return fmt.Errorf("read stream: %w", err)
 		}
-		if md.Sequence.Stream > last || (!until.IsZero() && md.Timestamp.After(until)) {
+		if md.Sequence.Stream > last || (!w.Until.IsZero() && md.Timestamp.After(w.Until)) {
 			return nil
 		}
 		fn(m, md)

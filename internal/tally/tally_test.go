@@ -171,3 +171,35 @@ func TestStatusCountsStagesAndConsumers(t *testing.T) {
 		t.Errorf("consumers %+v, want the enricher with 1 pending (the shipper's is not created)", rep.Consumers)
 	}
 }
+
+// status counts orders, not subjects: a poison subject is an unusable
+// message, not an order; an order shipped twice is counted; an enriched
+// order without a terminal event is at the shipper.
+func TestStatusCountsOrdersNotSubjects(t *testing.T) {
+	_, js, _ := jstest.StartStream(t)
+	rcv := mustNew(t, events.Fact{Stage: events.StageReceived, Source: events.SourceAPI, OrderID: "1",
+		Data: events.Received{DeliveryID: "SF", Products: []events.Product{{ProductID: "1", SkuID: "2", ProductCnt: 1}}}})
+	enr := must(t)(rcv.Next(events.StageEnriched, events.Enriched{DeliveryID: "SF", WaybillID: "W"}, t0))
+	enr2 := mustNew(t, events.Fact{Stage: events.StageEnriched, Source: events.SourceChannels, OrderID: "2", Data: events.Enriched{DeliveryID: "SF", WaybillID: "W"}})
+	s1 := must(t)(enr.Next(events.StageShipped, events.Shipped{DeliveryID: "SF"}, t0))
+	s1b := must(t)(enr.Copy("x", t0))
+	s1c := must(t)(s1b.Next(events.StageShipped, events.Shipped{DeliveryID: "SF"}, t0))
+	if err := pipeline.NewPublisher(js).Publish(t.Context(), rcv, enr, enr2, s1, s1b, s1c); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(t.Context(), "orders.received.api.1.2", []byte("poison")); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := tally.Status(t.Context(), js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range rep.Stages {
+		if st.Stage == "received" && (st.Orders != 1 || st.Messages != 2 || st.Unusable != 1) {
+			t.Errorf("received: %+v; want 1 order, 2 messages, 1 unusable", st)
+		}
+	}
+	if rep.ShippedTwice != 1 || rep.AtShipper != 1 || rep.ParkedCount != 0 {
+		t.Errorf("shipped twice %d, at shipper %d, parked %d; want 1, 1 (order 2), 0 (just enriched)", rep.ShippedTwice, rep.AtShipper, rep.ParkedCount)
+	}
+}

@@ -145,7 +145,11 @@ func (e *Enriched) Validate() error {
 type Shipped struct {
 	DeliveryID string `json:"delivery_id"`
 	WaybillID  string `json:"waybill_id"`
-	Attempts   int    `json:"attempts"`
+	// Attempts counts the deliveries of the order's input to the stage
+	// (redeliveries after a wait, a crash, a busy lease included); Calls
+	// the platform calls of the delivery that ended the order.
+	Attempts int `json:"attempts"`
+	Calls    int `json:"calls,omitempty"`
 	// AlreadyShipped is set when the platform answered 109001: the order was
 	// shipped by an earlier attempt whose result was lost (a crash, a
 	// timeout), so this is a success, not a second shipment.
@@ -155,10 +159,13 @@ type Shipped struct {
 // Failed is the payload of order.failed, a terminal event.
 type Failed struct {
 	// Stage is the component that gave up.
-	Stage    Component `json:"stage"`
-	Errcode  int       `json:"errcode"`
-	Errmsg   string    `json:"errmsg"`
-	Attempts int       `json:"attempts"`
+	Stage   Component `json:"stage"`
+	Errcode int       `json:"errcode"`
+	Errmsg  string    `json:"errmsg"`
+	// Attempts counts the deliveries of the order's input to the stage;
+	// Calls the platform calls of the delivery that ended it (shipper).
+	Attempts int `json:"attempts"`
+	Calls    int `json:"calls,omitempty"`
 	// Reason says what happened and what a person can do about it.
 	Reason string `json:"reason"`
 	// Raw holds the original message bytes when they could not be parsed

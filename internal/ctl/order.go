@@ -1,0 +1,154 @@
+package ctl
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/fulfill/pipeline/internal/tally"
+	"github.com/fulfill/pipeline/pkg/events"
+)
+
+// order is fulfillctl order ID: where is this order? Its whole history from
+// the stream, its state, and what to do next.
+func order(ctx context.Context, e Env, args []string) error {
+	fs := newFlags(e, "order", "ORDER_ID [--json]")
+	asJSON := fs.Bool("json", false, "print JSON")
+	// The id comes first, as people type it; flags may follow.
+	var id string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		id, args = args[0], args[1:]
+	}
+	if done, err := parse(fs, args); done || err != nil {
+		return err
+	}
+	if id == "" {
+		return fmt.Errorf("%w: order needs an order id", ErrUsage)
+	}
+	if err := events.ValidateOrderID(id); err != nil {
+		return fmt.Errorf("%w: %v", ErrUsage, err)
+	}
+	nc, js, err := connect(ctx, e)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	h, err := tally.ReadHistory(ctx, js, id)
+	if err != nil {
+		return err
+	}
+	next := nextStep(h)
+	if *asJSON {
+		if err := writeJSON(e.Stdout, struct {
+			*tally.History
+			Next string `json:"next"`
+		}{h, next}); err != nil {
+			return err
+		}
+	} else if err := printHistory(e.Stdout, h, next); err != nil {
+		return err
+	}
+	if h.State == tally.StateUnknown {
+		return fmt.Errorf("%w: order %s has no event in the stream", ErrNotDone, id)
+	}
+	return nil
+}
+
+// printHistory writes the history as a table, the state and the next step.
+func printHistory(w io.Writer, h *tally.History, next string) error {
+	fmt.Fprintf(w, "Order %s: %s\n", h.OrderID, h.State)
+	if len(h.Steps) > 0 {
+		fmt.Fprintln(w)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "SEQ\tOCCURRED_AT\tSTAGE\tSOURCE\tEVENT_ID\tDETAIL")
+		for _, s := range h.Steps {
+			at, id := "", ""
+			if s.Event != nil {
+				at, id = s.Event.OccurredAt.UTC().Format(time.RFC3339), s.Event.ID
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", s.Seq, at, s.Stage, s.Source, id, detail(s))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	_, err := fmt.Fprintf(w, "\nNext: %s\n", next)
+	return err
+}
+
+// detail is what a step says beyond its stage.
+func detail(s tally.Step) string {
+	var parts []string
+	if s.Unreadable != "" {
+		parts = append(parts, "unreadable: "+s.Unreadable)
+	}
+	if s.CopyOf != "" {
+		parts = append(parts, "copy of "+s.CopyOf)
+	}
+	switch {
+	case s.Failed != nil:
+		f := s.Failed
+		parts = append(parts, fmt.Sprintf("in %s, errcode %d, %s: %s", f.Stage, f.Errcode, plural(f.Attempts, "attempt"), f.Reason))
+	case s.Shipped != nil:
+		sh := s.Shipped
+		d := fmt.Sprintf("waybill %s of %s, %s", sh.WaybillID, sh.DeliveryID, plural(sh.Attempts, "attempt"))
+		if sh.AlreadyShipped {
+			d += ", already shipped (109001)"
+		}
+		parts = append(parts, d)
+	case s.Event != nil && s.Stage == events.StageEnriched:
+		var d events.Enriched
+		if s.Event.DecodeData(&d) == nil {
+			parts = append(parts, fmt.Sprintf("waybill %s of %s", d.WaybillID, d.DeliveryID))
+		}
+	case s.Event != nil && s.Stage == events.StageReceived:
+		var d events.Received
+		if s.Event.DecodeData(&d) == nil {
+			parts = append(parts, fmt.Sprintf("carrier %s, %s", d.DeliveryID, plural(len(d.Products), "product")))
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+// nextStep says what an operator does about an order in its state.
+func nextStep(h *tally.History) string {
+	id := h.OrderID
+	var lastFailed *events.Failed
+	var firstAt time.Time
+	for _, s := range h.Steps {
+		if s.Failed != nil {
+			lastFailed = s.Failed
+		}
+		if firstAt.IsZero() && s.Event != nil {
+			firstAt = s.StoredAt
+		}
+	}
+	since := firstAt.UTC().Format(time.RFC3339)
+	switch h.State {
+	case tally.StateShipped:
+		return "nothing: the order is shipped."
+	case tally.StateFailed:
+		reason := "see the failed event above"
+		if lastFailed != nil {
+			reason = lastFailed.Reason
+		}
+		return fmt.Sprintf("it failed in %s: %s. Once the cause is fixed: fulfillctl dlq redrive --order-id %s", failedIn(lastFailed), reason, id)
+	case tally.StateRedriven:
+		return "it failed and was re-driven: the copy is on its way; run fulfillctl order " + id + " again to follow it."
+	case tally.StateReceived:
+		return fmt.Sprintf("it waits for the enricher (fulfillctl status shows its lag). If it stays here: fulfillctl replay --stage enricher --order-id %s --since %s", id, since)
+	case tally.StateEnriched:
+		return fmt.Sprintf("it waits for the shipper: a delivery/send under way, backing off, or parked while the platform waits on the merchant (errcodes 45009, 108009, 606049, 10020115, 10020276). If it stays here longer than SHIP_WAIT_DELAY: fulfillctl replay --stage shipper --order-id %s --since %s", id, since)
+	}
+	return "no event of this order is in the stream: it was never received, or it is older than the stream's max age. Check it in the shop back office, or post it to POST /v1/orders."
+}
+
+func failedIn(f *events.Failed) string {
+	if f == nil || f.Stage == "" {
+		return "the pipeline"
+	}
+	return string(f.Stage)
+}

@@ -1,0 +1,120 @@
+package tally
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/fulfill/pipeline/pkg/events"
+)
+
+// Step is one event of an order's history.
+type Step struct {
+	Seq      uint64           `json:"seq"`
+	StoredAt time.Time        `json:"stored_at"`
+	Subject  string           `json:"subject"`
+	Stage    events.Stage     `json:"stage"`
+	Source   events.Source    `json:"source"`
+	Event    *events.Envelope `json:"event,omitempty"`
+	// CopyOf is the event a re-drive or replay copied, for a copy.
+	CopyOf string `json:"copy_of,omitempty"`
+	// Failed is the payload of a failed event, Shipped of a shipped one.
+	Failed  *events.Failed  `json:"failed,omitempty"`
+	Shipped *events.Shipped `json:"shipped,omitempty"`
+	// Unreadable says why the message could not be decoded.
+	Unreadable string `json:"unreadable,omitempty"`
+}
+
+// State is where an order is, as its history says.
+type State string
+
+// The states of an order.
+const (
+	StateUnknown  State = "unknown"   // no event in the stream
+	StateReceived State = "received"  // waiting for the enricher
+	StateEnriched State = "enriched"  // waiting for the shipper
+	StateShipped  State = "shipped"   // terminal
+	StateFailed   State = "failed"    // terminal, may be re-driven
+	StateRedriven State = "re-driven" // failed, and a copy of its input is on its way
+)
+
+// History is an order's events from every source, in stream order.
+type History struct {
+	OrderID string `json:"order_id"`
+	Steps   []Step `json:"events"`
+	State   State  `json:"state"`
+}
+
+// ReadHistory reads every event of orderID (its received, enriched,
+// shipped, failed and logistics events, originals and copies).
+func ReadHistory(ctx context.Context, js jetstream.JetStream, orderID string) (*History, error) {
+	if err := events.ValidateOrderID(orderID); err != nil {
+		return nil, err
+	}
+	s, err := js.Stream(ctx, events.StreamName)
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", events.StreamName, err)
+	}
+	filters := make([]string, 0, len(events.Stages))
+	for _, st := range events.Stages {
+		f, err := events.OrderFilter(st, orderID)
+		if err != nil {
+			return nil, err
+		}
+		filters = append(filters, f)
+	}
+	h := &History{OrderID: orderID}
+	err = Scan(ctx, s, filters, time.Time{}, time.Time{}, func(m jetstream.Msg, md *jetstream.MsgMetadata) {
+		step := Step{Seq: md.Sequence.Stream, StoredAt: md.Timestamp, Subject: m.Subject(), CopyOf: m.Headers().Get(events.HeaderRedriveOf)}
+		step.Stage, step.Source, _, _ = events.ParseSubject(m.Subject())
+		env, err := events.Decode(m.Data())
+		if err != nil {
+			step.Unreadable = err.Error()
+		} else {
+			step.Event = env
+			switch env.Stage() {
+			case events.StageFailed:
+				var f events.Failed
+				if env.DecodeData(&f) == nil {
+					step.Failed = &f
+				}
+			case events.StageShipped:
+				var sh events.Shipped
+				if env.DecodeData(&sh) == nil {
+					step.Shipped = &sh
+				}
+			}
+		}
+		h.Steps = append(h.Steps, step)
+	})
+	if err != nil {
+		return nil, err
+	}
+	h.State = h.state()
+	return h, nil
+}
+
+// state follows the history: the latest terminal event decides, unless an
+// input event came after a failure (a re-drive under way); a shipped event
+// is final whatever follows.
+func (h *History) state() State {
+	st := StateUnknown
+	for _, s := range h.Steps {
+		switch s.Stage {
+		case events.StageShipped:
+			return StateShipped
+		case events.StageFailed:
+			st = StateFailed
+		case events.StageReceived, events.StageEnriched:
+			switch st {
+			case StateFailed, StateRedriven:
+				st = StateRedriven
+			default:
+				st = State(s.Stage)
+			}
+		}
+	}
+	return st
+}
