@@ -296,7 +296,7 @@ func awaitTerminal(t *testing.T, js jetstream.JetStream, want []sandbox.Scenario
 // once.
 func TestPipelineSurvivesLosingStreamLeader(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs a three-node cluster and a failover for about a minute")
+		t.Skip("runs a three-node cluster and a failover (15–40 s with the race detector on 2 cores)")
 	}
 	const orders = 800
 	c := startCluster(t, "n1", "n2", "n3")

@@ -132,10 +132,13 @@ func nextStep(h *tally.History) string {
 		return "nothing: the order is shipped."
 	case tally.StateFailed:
 		reason := "see the failed event above"
-		if lastFailed != nil {
+		if lastFailed != nil && lastFailed.Reason != "" {
 			reason = lastFailed.Reason
 		}
-		return fmt.Sprintf("it failed in %s: %s. Once the cause is fixed: fulfillctl dlq redrive --order-id %s", failedIn(lastFailed), reason, id)
+		if !strings.Contains(reason, "dlq redrive") {
+			reason += "; once the cause is fixed: fulfillctl dlq redrive --order-id " + id
+		}
+		return fmt.Sprintf("it failed in %s: %s.", failedIn(lastFailed), reason)
 	case tally.StateRedriven:
 		return "it failed and was re-driven: the copy is on its way; run fulfillctl order " + id + " again to follow it."
 	case tally.StateReceived:
