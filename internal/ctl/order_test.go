@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -120,5 +121,38 @@ func TestOrderHistory(t *testing.T) {
 	}
 	if bytes.Contains(out.Bytes(), []byte(`\u003e`)) || bytes.Contains(out.Bytes(), []byte(`\u0026`)) {
 		t.Error("--json escapes > or &")
+	}
+}
+
+// dlq redrive --order-id exits non-zero when a named order was not
+// re-driven (not failed, or unknown), after re-driving the others.
+func TestDLQRedriveNamedOrderNotInTheList(t *testing.T) {
+	_, js, _ := jstest.StartStream(t)
+	publishHistory(t, js)
+	rcv, err := events.New(events.Fact{Stage: events.StageReceived, Source: events.SourceAPI, OrderID: "F",
+		Data: events.Received{DeliveryID: "SF", Products: []events.Product{{ProductID: "1", SkuID: "2", ProductCnt: 1}}}}, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed, err := rcv.Next(events.StageFailed, events.Failed{Stage: events.ComponentEnricher, Errcode: 9300507}, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pipeline.NewPublisher(js).Publish(t.Context(), rcv, failed); err != nil {
+		t.Fatal(err)
+	}
+	url := js.Conn().ConnectedUrl()
+	var out bytes.Buffer
+	env := Env{Getenv: func(k string) string { return map[string]string{"NATS_URL": url}[k] }, Stdout: &out, Stderr: &out}
+	err = Run(context.Background(), []string{"fulfillctl", "dlq", "redrive", "--order-id", "F", "--order-id", "S", "--json"}, env)
+	if !errors.Is(err, ErrNotDone) || !strings.Contains(err.Error(), "S") || strings.Contains(err.Error(), "F,") {
+		t.Fatalf("dlq redrive of F (failed) and S (shipped): %v; want ErrNotDone naming S", err)
+	}
+	if !strings.Contains(out.String(), `"order_id": "F"`) || !strings.Contains(out.String(), `"action": "redrive"`) {
+		t.Errorf("F was not re-driven:\n%s", out.String())
+	}
+	out.Reset()
+	if err := Run(context.Background(), []string{"fulfillctl", "dlq", "redrive", "--order-id", "NOPE"}, env); !errors.Is(err, ErrNotDone) {
+		t.Errorf("dlq redrive of an unknown order: %v, want ErrNotDone", err)
 	}
 }

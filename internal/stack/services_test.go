@@ -23,6 +23,9 @@ func TestServicesHelpAndBadConfig(t *testing.T) {
 			if err := run(context.Background(), []string{name, "--help"}, func(string) string { return "" }, &out, &stderr); err != nil {
 				t.Fatalf("--help: %v", err)
 			}
+			if stderr.Len() > 0 {
+				t.Errorf("--help wrote to stderr (it is output: stdout): %q", stderr.String())
+			}
 			for _, v := range config.VarsFor(name) {
 				if !strings.Contains(out.String(), v.Name) {
 					t.Errorf("--help does not list %s", v.Name)
