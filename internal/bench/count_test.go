@@ -15,15 +15,15 @@ import (
 // other stages, and is done at want.
 func TestCounters(t *testing.T) {
 	publish := []string{
-		"orders.received.api.A",
-		"orders.enriched.api.A",
-		"orders.shipped.api.A",
-		"orders.shipped.api.A", // again: counted once
-		"orders.received.vvtool.B",
-		"orders.failed.vvtool.B",
-		"orders.logistics.vvtool.B",
-		"orders.received.channels.C",
-		"orders.shipped.channels.C",
+		"orders.received.api.default.A",
+		"orders.enriched.api.default.A",
+		"orders.shipped.api.default.A",
+		"orders.shipped.api.default.A", // again: counted once
+		"orders.received.vvtool.default.B",
+		"orders.failed.vvtool.default.B",
+		"orders.logistics.vvtool.default.B",
+		"orders.received.channels.default.C",
+		"orders.shipped.channels.default.C",
 	}
 	tests := []struct {
 		name  string
@@ -31,10 +31,10 @@ func TestCounters(t *testing.T) {
 		want  []string
 	}{
 		{"terminal", countTerminal,
-			[]string{"orders.shipped.api.A", "orders.failed.vvtool.B", "orders.shipped.channels.C"}},
+			[]string{"orders.shipped.api.default.A", "orders.failed.vvtool.default.B", "orders.shipped.channels.default.C"}},
 		{"received", func(nc *nats.Conn, want int) (*counter, error) {
 			return countSubjects(nc, want, events.FilterSubject(events.StageReceived))
-		}, []string{"orders.received.api.A", "orders.received.vvtool.B", "orders.received.channels.C"}},
+		}, []string{"orders.received.api.default.A", "orders.received.vvtool.default.B", "orders.received.channels.default.C"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -72,7 +72,7 @@ func TestCounters(t *testing.T) {
 func TestStoredAt(t *testing.T) {
 	_, js, s := jstest.StartStream(t)
 	ctx := context.Background()
-	for _, subj := range []string{"orders.received.channels.A1", "orders.received.api.A2", "orders.shipped.channels.A1"} {
+	for _, subj := range []string{"orders.received.channels.default.A1", "orders.received.api.default.A2", "orders.shipped.channels.default.A1"} {
 		if _, err := js.Publish(ctx, subj, []byte("{}")); err != nil {
 			t.Fatal(err)
 		}
@@ -82,9 +82,9 @@ func TestStoredAt(t *testing.T) {
 		id      string
 		subject string // whose stored time is wanted; "" for an error
 	}{
-		{events.StageReceived, "A1", "orders.received.channels.A1"},
-		{events.StageReceived, "A2", "orders.received.api.A2"},
-		{events.StageShipped, "A1", "orders.shipped.channels.A1"},
+		{events.StageReceived, "A1", "orders.received.channels.default.A1"},
+		{events.StageReceived, "A2", "orders.received.api.default.A2"},
+		{events.StageShipped, "A1", "orders.shipped.channels.default.A1"},
 		{events.StageShipped, "A2", ""},
 		{events.StageShipped, "A.1", ""},
 	}

@@ -204,9 +204,13 @@ func latencyPhase(ctx context.Context, st *stack.Stack, js jetstream.JetStream, 
 			ids = append(ids, o.OrderID)
 		}
 	}
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		keys[i] = events.OrderKey(events.DefaultShop, id)
+	}
 	wctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
-	if _, err := tally.Watch(wctx, js, 500*time.Millisecond, func(t *tally.Tally) bool { return t.AllTerminal(ids) }); err != nil {
+	if _, err := tally.Watch(wctx, js, 500*time.Millisecond, func(t *tally.Tally) bool { return t.AllTerminal(keys) }); err != nil {
 		return LatencyFigures{}, err
 	}
 	s, err := js.Stream(ctx, events.StreamName)
@@ -231,7 +235,7 @@ func latencyPhase(ctx context.Context, st *stack.Stack, js jetstream.JetStream, 
 
 // storedAt is when the stream stored the latest event of stage for order id.
 func storedAt(ctx context.Context, s jetstream.Stream, stage events.Stage, id string) (time.Time, error) {
-	filter, err := events.OrderFilter(stage, id)
+	filter, err := events.OrderFilter(stage, events.DefaultShop, id)
 	if err != nil {
 		return time.Time{}, err
 	}

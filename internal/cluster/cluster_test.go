@@ -259,7 +259,7 @@ func awaitTerminal(t *testing.T, js jetstream.JetStream, want []sandbox.Scenario
 	done := func(tl *tally.Tally) int {
 		n := 0
 		for _, o := range want {
-			if s := tl.Orders[o.OrderID]; s != nil && s.Latest != "" {
+			if s := tl.Orders[faulttest.Key(o)]; s != nil && s.Latest != "" {
 				n++
 			}
 		}
@@ -400,7 +400,7 @@ func checkExactlyOnce(t *testing.T, sb *sandbox.Sandbox, tl *tally.Tally, want [
 	var problems []string
 	outcomes := map[sandbox.Outcome]int{}
 	for _, o := range want {
-		s := tl.Orders[o.OrderID]
+		s := tl.Orders[faulttest.Key(o)]
 		if s == nil {
 			problems = append(problems, fmt.Sprintf("%s (%s): no event at all", o.OrderID, o.Fault))
 			continue

@@ -12,6 +12,8 @@ import (
 	"io"
 	"strconv"
 	"strings"
+
+	"github.com/fulfill/pipeline/pkg/events"
 )
 
 // ErrUsage marks a command line that could not be understood; the message
@@ -74,6 +76,22 @@ func printHelp(w io.Writer) {
 	fmt.Fprintln(w, "\nEnvironment (all commands but up and sandbox):")
 	fmt.Fprintln(w, "  NATS_URL    NATS server URLs, comma-separated (default nats://127.0.0.1:4222)")
 	fmt.Fprintln(w, "  NATS_CREDS  path to a NATS .creds file (default unset)")
+}
+
+// shopFlag adds --shop, which limits a command to one shop's orders.
+func (fs *flagSet) shopFlag(what string) *string {
+	return fs.String("shop", "", what+" of this shop only (default: every shop)")
+}
+
+// checkShop refuses a --shop that cannot be a shop id.
+func checkShop(shop string) error {
+	if shop == "" {
+		return nil
+	}
+	if err := events.ValidateShopID(shop); err != nil {
+		return fmt.Errorf("%w: --shop: %v", ErrUsage, err)
+	}
+	return nil
 }
 
 // flagSet is a subcommand's flags, with its usage line.

@@ -34,6 +34,7 @@ func dlq(ctx context.Context, e Env, args []string) error {
 
 // dlqFilter is the filter flags of dlq list and dlq redrive.
 type dlqFilter struct {
+	shop    string
 	since   string
 	source  string
 	errcode string
@@ -49,7 +50,10 @@ func (f dlqFilter) parse(now time.Time) (redrive.Filter, error) {
 	if f.source != "" && !events.Source(f.source).Valid() {
 		return out, fmt.Errorf("%w: --source %q: want channels, vvtool or api", ErrUsage, f.source)
 	}
-	out.Since, out.Source = since, events.Source(f.source)
+	if err := checkShop(f.shop); err != nil {
+		return out, err
+	}
+	out.Since, out.Source, out.Shop = since, events.Source(f.source), f.shop
 	if f.errcode != "" {
 		code, err := strconv.Atoi(f.errcode)
 		if err != nil {
@@ -62,6 +66,7 @@ func (f dlqFilter) parse(now time.Time) (redrive.Filter, error) {
 
 // dlqEntry is one failed order in dlq list.
 type dlqEntry struct {
+	Shop     string           `json:"shop"`
 	OrderID  string           `json:"order_id"`
 	Source   string           `json:"source"`
 	FailedIn events.Component `json:"failed_in"`
@@ -74,9 +79,10 @@ type dlqEntry struct {
 }
 
 func dlqList(ctx context.Context, e Env, args []string) error {
-	fs := newFlags(e, "dlq list", "[--json] [--since D|T] [--source S] [--errcode C]")
+	fs := newFlags(e, "dlq list", "[--json] [--shop S] [--since D|T] [--source S] [--errcode C]")
 	var f dlqFilter
 	asJSON := fs.Bool("json", false, "print JSON")
+	fs.StringVar(&f.shop, "shop", "", "only orders of this shop (default: every shop)")
 	fs.StringVar(&f.since, "since", "", "only orders that failed since a duration ago (1h) or an RFC 3339 time")
 	fs.StringVar(&f.source, "source", "", "only orders of this source (channels, vvtool, api)")
 	fs.StringVar(&f.errcode, "errcode", "", "only orders that failed with this platform errcode")
@@ -98,7 +104,7 @@ func dlqList(ctx context.Context, e Env, args []string) error {
 	}
 	entries := make([]dlqEntry, 0, len(orders))
 	for _, o := range orders {
-		en := dlqEntry{OrderID: o.OrderID, Source: string(o.Source), FailedAt: o.LastTerminalAt}
+		en := dlqEntry{Shop: o.Shop, OrderID: o.OrderID, Source: string(o.Source), FailedAt: o.LastTerminalAt}
 		if o.LastFailed != nil {
 			en.FailedIn, en.Errcode, en.Errmsg, en.Attempts, en.Reason = o.LastFailed.Stage, o.LastFailed.Errcode,
 				o.LastFailed.Errmsg, o.LastFailed.Attempts, o.LastFailed.Reason
@@ -116,9 +122,9 @@ func printDLQ(w io.Writer, entries []dlqEntry, asJSON bool) error {
 		return writeJSON(w, entries)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ORDER_ID\tSOURCE\tFAILED_IN\tERRCODE\tATTEMPTS\tFAILED_AT\tERRMSG")
+	fmt.Fprintln(tw, "SHOP\tORDER_ID\tSOURCE\tFAILED_IN\tERRCODE\tATTEMPTS\tFAILED_AT\tERRMSG")
 	for _, en := range entries {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\n", en.OrderID, en.Source, en.FailedIn, en.Errcode, en.Attempts,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", en.Shop, en.OrderID, en.Source, en.FailedIn, en.Errcode, en.Attempts,
 			en.FailedAt.UTC().Format(time.RFC3339), en.Errmsg)
 	}
 	if err := tw.Flush(); err != nil {
@@ -129,13 +135,14 @@ func printDLQ(w io.Writer, entries []dlqEntry, asJSON bool) error {
 }
 
 func dlqRedrive(ctx context.Context, e Env, args []string) error {
-	fs := newFlags(e, "dlq redrive", "(--order-id ID… | --all) [--since D|T] [--source S] [--errcode C] [--dry-run] [--json]")
+	fs := newFlags(e, "dlq redrive", "(--order-id ID… | --all) [--shop S] [--since D|T] [--source S] [--errcode C] [--dry-run] [--json]")
 	var f dlqFilter
 	var ids listFlag
 	all := fs.Bool("all", false, "re-drive every failed order (that matches the filters)")
 	dry := fs.Bool("dry-run", false, "print what would be re-driven, publish nothing")
 	asJSON := fs.Bool("json", false, "print JSON")
 	fs.Var(&ids, "order-id", "re-drive this order (repeatable, or comma-separated)")
+	fs.StringVar(&f.shop, "shop", "", "only orders of this shop (default: every shop)")
 	fs.StringVar(&f.since, "since", "", "only orders that failed since a duration ago (1h) or an RFC 3339 time")
 	fs.StringVar(&f.source, "source", "", "only orders of this source (channels, vvtool, api)")
 	fs.StringVar(&f.errcode, "errcode", "", "only orders that failed with this platform errcode")

@@ -15,8 +15,9 @@ import (
 // order is fulfillctl order ID: where is this order? Its whole history from
 // the stream, its state, and what to do next.
 func order(ctx context.Context, e Env, args []string) error {
-	fs := newFlags(e, "order", "ORDER_ID [--json]")
+	fs := newFlags(e, "order", "ORDER_ID [--shop S] [--json]")
 	asJSON := fs.Bool("json", false, "print JSON")
+	shop := fs.String("shop", "", "the order's shop (needed only when several shops use the id)")
 	// The id comes first, as people type it; flags may follow.
 	var id string
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
@@ -31,12 +32,15 @@ func order(ctx context.Context, e Env, args []string) error {
 	if err := events.ValidateOrderID(id); err != nil {
 		return fmt.Errorf("%w: %v", ErrUsage, err)
 	}
+	if err := checkShop(*shop); err != nil {
+		return err
+	}
 	nc, js, err := connect(ctx, e)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	h, err := tally.ReadHistory(ctx, js, id)
+	h, err := tally.ReadHistory(ctx, js, *shop, id)
 	if err != nil {
 		return err
 	}
@@ -59,7 +63,11 @@ func order(ctx context.Context, e Env, args []string) error {
 
 // printHistory writes the history as a table, the state and the next step.
 func printHistory(w io.Writer, h *tally.History, next string) error {
-	fmt.Fprintf(w, "Order %s: %s\n", h.OrderID, h.State)
+	if h.Shop != "" {
+		fmt.Fprintf(w, "Order %s of shop %s: %s\n", h.OrderID, h.Shop, h.State)
+	} else {
+		fmt.Fprintf(w, "Order %s: %s\n", h.OrderID, h.State)
+	}
 	if len(h.Steps) > 0 {
 		fmt.Fprintln(w)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -115,7 +123,12 @@ func detail(s tally.Step) string {
 
 // nextStep says what an operator does about an order in its state.
 func nextStep(h *tally.History) string {
+	// The order's id, with its shop when that is not the default one, as
+	// the commands below take it.
 	id := h.OrderID
+	if h.Shop != "" && h.Shop != events.DefaultShop {
+		id += " --shop " + h.Shop
+	}
 	var lastFailed *events.Failed
 	var firstAt time.Time
 	for _, s := range h.Steps {

@@ -34,7 +34,7 @@ func publishHistory(t *testing.T, js jetstream.JetStream) {
 	products := []events.Product{{ProductID: "10", SkuID: "20", ProductCnt: 1}, {ProductID: "11", SkuID: "21", ProductCnt: 2}}
 	var msgs []*events.Envelope
 	for _, id := range []string{"S", "R"} {
-		rcv := ok(events.New(events.Fact{Stage: events.StageReceived, Source: events.SourceChannels, OrderID: id,
+		rcv := ok(events.New(events.Fact{Shop: events.DefaultShop, Stage: events.StageReceived, Source: events.SourceChannels, OrderID: id,
 			Data: events.Received{DeliveryID: "SF", Products: products}}, at(0)))
 		enr := ok(rcv.Next(events.StageEnriched, events.Enriched{DeliveryID: "SF", WaybillID: "SF100" + id, Products: products}, at(1)))
 		msgs = append(msgs, rcv, enr)
@@ -129,7 +129,7 @@ func TestOrderHistory(t *testing.T) {
 func TestDLQRedriveNamedOrderNotInTheList(t *testing.T) {
 	_, js, _ := jstest.StartStream(t)
 	publishHistory(t, js)
-	rcv, err := events.New(events.Fact{Stage: events.StageReceived, Source: events.SourceAPI, OrderID: "F",
+	rcv, err := events.New(events.Fact{Shop: events.DefaultShop, Stage: events.StageReceived, Source: events.SourceAPI, OrderID: "F",
 		Data: events.Received{DeliveryID: "SF", Products: []events.Product{{ProductID: "1", SkuID: "2", ProductCnt: 1}}}}, t0)
 	if err != nil {
 		t.Fatal(err)

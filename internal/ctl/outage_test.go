@@ -64,9 +64,13 @@ func TestOutageThenRedrive(t *testing.T) {
 	for _, o := range st.Sandbox.Scenario() {
 		ids = append(ids, o.OrderID)
 	}
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		keys[i] = events.OrderKey(events.DefaultShop, id)
+	}
 
 	watch(t, js, "every order to fail during the outage", func(tl *tally.Tally) bool {
-		return tl.AllTerminal(ids) && tl.Terminal(events.StageFailed) == orders
+		return tl.AllTerminal(keys) && tl.Terminal(events.StageFailed) == orders
 	})
 	var listed []dlqEntry
 	if err := json.Unmarshal([]byte(fulfillctl(t, st, "dlq", "list", "--json")), &listed); err != nil {
@@ -103,7 +107,7 @@ func TestOutageThenRedrive(t *testing.T) {
 		if n := st.Sandbox.Sends(id); n != 1 {
 			t.Errorf("order %s: %d successful sends, want 1", id, n)
 		}
-		o := tl.Orders[id]
+		o := tl.Order(events.DefaultShop, id)
 		if o.Shipped != 1 || o.Failed != 1 {
 			t.Errorf("order %s: %d shipped and %d failed events, want 1 and 1", id, o.Shipped, o.Failed)
 		}

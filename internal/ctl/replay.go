@@ -12,13 +12,14 @@ import (
 )
 
 func replay(ctx context.Context, e Env, args []string) error {
-	fs := newFlags(e, "replay", "--stage enricher|shipper (--since D|T [--until T] | --from-seq N [--to-seq M]) [--source S] [--order-id ID…] [--dry-run] [--json]")
+	fs := newFlags(e, "replay", "--stage enricher|shipper (--since D|T [--until T] | --from-seq N [--to-seq M]) [--source S] [--shop S] [--order-id ID…] [--dry-run] [--json]")
 	stageName := fs.String("stage", "", "the stage to re-drive: enricher (its input: received events) or shipper (enriched events)")
 	sinceV := fs.String("since", "", "start of the window: a duration ago (1h) or an RFC 3339 time (this or --from-seq)")
 	untilV := fs.String("until", "", "end of the window: an RFC 3339 time or a duration ago (default now)")
 	fromSeq := fs.Uint64("from-seq", 0, "start of the window by stream sequence (instead of --since)")
 	toSeq := fs.Uint64("to-seq", 0, "end of the sequence window (default the last)")
 	source := fs.String("source", "", "only events of this source (channels, vvtool, api)")
+	shop := fs.shopFlag("only events")
 	dry := fs.Bool("dry-run", false, "print what would be re-driven, publish nothing")
 	asJSON := fs.Bool("json", false, "print JSON")
 	var ids listFlag
@@ -30,7 +31,7 @@ func replay(ctx context.Context, e Env, args []string) error {
 	if !ok {
 		return fmt.Errorf("%w: replay --stage must be enricher or shipper", ErrUsage)
 	}
-	w := redrive.Window{Stage: stage, Source: events.Source(*source), OrderIDs: ids, DryRun: *dry, FromSeq: *fromSeq, ToSeq: *toSeq}
+	w := redrive.Window{Stage: stage, Source: events.Source(*source), Shop: *shop, OrderIDs: ids, DryRun: *dry, FromSeq: *fromSeq, ToSeq: *toSeq}
 	switch {
 	case (*sinceV == "") == (*fromSeq == 0):
 		return fmt.Errorf("%w: replay needs one window: --since (a time) or --from-seq (a stream sequence)", ErrUsage)
@@ -53,6 +54,9 @@ func replay(ctx context.Context, e Env, args []string) error {
 	}
 	if *source != "" && !events.Source(*source).Valid() {
 		return fmt.Errorf("%w: --source %q: want channels, vvtool or api", ErrUsage, *source)
+	}
+	if err := checkShop(*shop); err != nil {
+		return err
 	}
 	for _, id := range ids {
 		if err := events.ValidateOrderID(id); err != nil {
@@ -85,11 +89,11 @@ func printResults(w io.Writer, results []redrive.Result, asJSON bool) error {
 		return writeJSON(w, results)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ORDER_ID\tSOURCE\tINPUT_STAGE\tACTION\tNEW_EVENT_ID\tREASON")
+	fmt.Fprintln(tw, "SHOP\tORDER_ID\tSOURCE\tINPUT_STAGE\tACTION\tNEW_EVENT_ID\tREASON")
 	counts := map[redrive.Action]int{}
 	for _, r := range results {
 		counts[r.Action]++
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.OrderID, r.Source, r.Stage, r.Action, r.NewEventID, r.Reason)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Shop, r.OrderID, r.Source, r.Stage, r.Action, r.NewEventID, r.Reason)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -12,9 +12,13 @@ import (
 )
 
 func status(ctx context.Context, e Env, args []string) error {
-	fs := newFlags(e, "status", "[--json]")
+	fs := newFlags(e, "status", "[--shop S] [--json]")
 	asJSON := fs.Bool("json", false, "print JSON")
+	shop := fs.shopFlag("stage and order figures")
 	if done, err := parse(fs, args); done || err != nil {
+		return err
+	}
+	if err := checkShop(*shop); err != nil {
 		return err
 	}
 	nc, js, err := connect(ctx, e)
@@ -22,7 +26,7 @@ func status(ctx context.Context, e Env, args []string) error {
 		return err
 	}
 	defer nc.Close()
-	rep, err := tally.Status(ctx, js)
+	rep, err := tally.Status(ctx, js, *shop)
 	if err != nil {
 		return err
 	}

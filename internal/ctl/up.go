@@ -226,7 +226,7 @@ func (p *progress) run(ctx context.Context, js jetstream.JetStream, untilDone bo
 	defer tick.Stop()
 	lastPrint, lastChange, lastTerminal := time.Time{}, time.Now(), -1
 	for {
-		rep, err := tally.Status(ctx, js)
+		rep, err := tally.Status(ctx, js, "")
 		if err == nil {
 			counts := map[string]int{}
 			for _, s := range rep.Stages {
@@ -275,7 +275,7 @@ func (p *progress) run(ctx context.Context, js jetstream.JetStream, untilDone bo
 func (p *progress) allTerminal(tl *tally.Tally) bool {
 	ids := make([]string, 0, p.want)
 	for _, o := range p.sb.Scenario() {
-		ids = append(ids, o.OrderID)
+		ids = append(ids, events.OrderKey(events.DefaultShop, o.OrderID))
 	}
 	return tl.AllTerminal(ids)
 }
@@ -364,7 +364,7 @@ func summary(w io.Writer, tl *tally.Tally, want []sandbox.ScenarioOrder, took ti
 		}
 		r.orders++
 		total.orders++
-		s := tl.Orders[o.OrderID]
+		s := tl.Order(events.DefaultShop, o.OrderID)
 		switch {
 		case s == nil || s.Latest == "":
 			r.lost++

@@ -86,13 +86,13 @@ func TestAlreadyShippedAndBatchRetry(t *testing.T) {
 	tl := faulttest.WaitTerminal(t, js, want, time.Minute, logs)
 
 	for _, o := range want {
-		s := tl.Orders[o.OrderID]
+		s := tl.Orders[faulttest.Key(o)]
 		if s.Latest != events.StageShipped || len(s.Terminals) != 1 {
 			t.Fatalf("order %s: latest %q with %d terminal events; want shipped once (batch errors must be retried)", o.OrderID, s.Latest, len(s.Terminals))
 		}
 	}
 	var shipped events.Shipped
-	if err := tl.Orders[first.OrderID].Terminals[0].DecodeData(&shipped); err != nil {
+	if err := tl.Orders[faulttest.Key(first)].Terminals[0].DecodeData(&shipped); err != nil {
 		t.Fatal(err)
 	}
 	if !shipped.AlreadyShipped || st.Sandbox.Sends(first.OrderID) != 1 {

@@ -41,7 +41,7 @@ type Options struct {
 // Record is what the enricher reads of an order before recording it
 // failed: its latest event of a stage and that event's stream sequence.
 type Record interface {
-	Last(ctx context.Context, stage events.Stage, orderID string) (*events.Envelope, uint64, error)
+	Last(ctx context.Context, stage events.Stage, shop, orderID string) (*events.Envelope, uint64, error)
 }
 
 // Enricher consumes order.received and attaches waybills.
@@ -149,8 +149,8 @@ func (e *Enricher) process(ctx context.Context, batch []jetstream.Msg) {
 		}
 		if int(it.md.NumDelivered) > e.opts.MaxDeliveries {
 			outs = append(outs, settlement{it, e.failed(it, 0, "", fmt.Sprintf(
-				"batchGetOrder kept failing transiently for %d deliveries; run fulfillctl dlq redrive --order-id %s once the platform recovers",
-				it.md.NumDelivered-1, it.env.OrderID))})
+				"batchGetOrder kept failing transiently for %d deliveries; run %s once the platform recovers",
+				it.md.NumDelivered-1, pipeline.RedriveCommand(it.env)))})
 			continue
 		}
 		items = append(items, it)
@@ -198,8 +198,8 @@ func (e *Enricher) store(ctx context.Context, outs []settlement) []settlement {
 			_ = o.it.msg.Nak()
 		case errors.Is(err, nats.ErrMaxPayload) && o.out.Stage() != events.StageFailed:
 			unstorable = append(unstorable, settlement{o.it, e.failed(o.it, 0, "event too large", fmt.Sprintf(
-				"the %s event is %d bytes, more than the NATS server's max payload takes (the platform's waybill data, print_html, is too large to carry); raise max_payload or fix the waybill, then run fulfillctl dlq redrive --order-id %s",
-				o.out.Type, len(msgs[i].Data), o.it.env.OrderID))})
+				"the %s event is %d bytes, more than the NATS server's max payload takes (the platform's waybill data, print_html, is too large to carry); raise max_payload or fix the waybill, then run %s",
+				o.out.Type, len(msgs[i].Data), pipeline.RedriveCommand(o.it.env)))})
 		default:
 			o.it.log.Error().Err(err).Str("event", o.out.Type).Msg("publish; the order will be redelivered")
 			_ = o.it.msg.Nak()
@@ -219,7 +219,7 @@ func (e *Enricher) message(ctx context.Context, o settlement) (*nats.Msg, error)
 		return m, err
 	}
 	id := o.it.env.OrderID
-	shipped, _, err := e.record.Last(ctx, events.StageShipped, id)
+	shipped, _, err := e.record.Last(ctx, events.StageShipped, o.it.env.Shop, id)
 	if err != nil {
 		return nil, err
 	}
@@ -227,7 +227,7 @@ func (e *Enricher) message(ctx context.Context, o settlement) (*nats.Msg, error)
 		o.it.log.Info().Str("shipped_event_id", shipped.ID).Msg("order already shipped; not recording a failure")
 		return nil, nil
 	}
-	failed, seq, err := e.record.Last(ctx, events.StageFailed, id)
+	failed, seq, err := e.record.Last(ctx, events.StageFailed, o.it.env.Shop, id)
 	if err != nil {
 		return nil, err
 	}
@@ -235,7 +235,7 @@ func (e *Enricher) message(ctx context.Context, o settlement) (*nats.Msg, error)
 		o.it.log.Info().Str("failed_event_id", failed.ID).Msg("order failed after this message was stored; not recording it again")
 		return nil, nil
 	}
-	filter, err := events.OrderFilter(events.StageFailed, id)
+	filter, err := events.OrderFilter(events.StageFailed, o.it.env.Shop, id)
 	if err != nil {
 		return nil, err
 	}
@@ -278,7 +278,7 @@ func (e *Enricher) enrich(ctx context.Context, items []item) []settlement {
 		}
 		for _, it := range items {
 			outs = append(outs, settlement{it, e.failed(it, code, errText(err), fmt.Sprintf(
-				"batchGetOrder refused the call (errcode %d); fix the cause, then run fulfillctl dlq redrive --order-id %s", code, it.env.OrderID))})
+				"batchGetOrder refused the call (errcode %d); fix the cause, then run %s", code, pipeline.RedriveCommand(it.env)))})
 		}
 		return outs
 	}
@@ -319,8 +319,8 @@ func (e *Enricher) one(it item, w *wechat.Waybill) (*events.Envelope, bool) {
 			return nil, true
 		}
 		return e.failed(it, code, w.Errmsg, fmt.Sprintf(
-			"batchGetOrder answered errcode %d for this order (%s); fix the waybill, then run fulfillctl dlq redrive --order-id %s",
-			code, w.Errmsg, it.env.OrderID)), false
+			"batchGetOrder answered errcode %d for this order (%s); fix the waybill, then run %s",
+			code, w.Errmsg, pipeline.RedriveCommand(it.env))), false
 	}
 	if w.OrderStatus == wechat.WaybillStatusCancelled {
 		return e.failed(it, 0, "waybill cancelled", fmt.Sprintf(

@@ -38,7 +38,7 @@ type fakeRecord map[events.Stage]struct {
 	seq uint64
 }
 
-func (r fakeRecord) Last(_ context.Context, stage events.Stage, _ string) (*events.Envelope, uint64, error) {
+func (r fakeRecord) Last(_ context.Context, stage events.Stage, _, _ string) (*events.Envelope, uint64, error) {
 	return r[stage].env, r[stage].seq, nil
 }
 
@@ -46,7 +46,7 @@ func (r fakeRecord) Last(_ context.Context, stage events.Stage, _ string) (*even
 // at stream sequence 100.
 func received(t *testing.T, id string, delivered uint64) (item, *jstest.Msg) {
 	t.Helper()
-	env, err := events.New(events.Fact{Stage: events.StageReceived, Source: events.SourceChannels, OrderID: id,
+	env, err := events.New(events.Fact{Shop: events.DefaultShop, Stage: events.StageReceived, Source: events.SourceChannels, OrderID: id,
 		Data: events.Received{DeliveryID: "SF", Products: []events.Product{{ProductID: "1", SkuID: "2", ProductCnt: 1}}}}, t0)
 	if err != nil {
 		t.Fatal(err)
@@ -202,7 +202,7 @@ func TestFailedEventObeysTheRecord(t *testing.T) {
 	cp, _ := it.env.Copy("redrive:1", t0)
 	shipped, _ := enr.Next(events.StageShipped, events.Shipped{DeliveryID: "SF"}, t0)
 	sameChain, _ := cp.Next(events.StageFailed, events.Failed{Stage: events.ComponentEnricher}, t0)
-	other, _ := events.New(events.Fact{Stage: events.StageFailed, Source: events.SourceAPI, OrderID: "F1", Data: events.Failed{}}, t0)
+	other, _ := events.New(events.Fact{Shop: events.DefaultShop, Stage: events.StageFailed, Source: events.SourceAPI, OrderID: "F1", Data: events.Failed{}}, t0)
 	type rec = struct {
 		env *events.Envelope
 		seq uint64

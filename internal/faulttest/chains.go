@@ -26,7 +26,8 @@ type Chains struct {
 	TerminalsSeen int
 }
 
-// CheckChains reads every event of the orders ids from the stream, in
+// CheckChains reads every event of the orders keys (events.OrderKey) from
+// the stream, in
 // stream order, and asserts the exactly-once promise as the stream shows
 // it: no order has more than one order.shipped event, and every terminal
 // event after an order's first one follows an input event (received or
@@ -53,11 +54,12 @@ func CheckChains(t testing.TB, js jetstream.JetStream, ids []string) Chains {
 	}
 	chains := map[string][]step{}
 	err = tally.Scan(ctx, s, nil, time.Time{}, time.Time{}, func(m jetstream.Msg, md *jetstream.MsgMetadata) {
-		stage, _, id, err := events.ParseSubject(m.Subject())
-		if err != nil || !want[id] {
+		stage, _, shop, id, err := events.ParseSubject(m.Subject())
+		key := events.OrderKey(shop, id)
+		if err != nil || !want[key] {
 			return
 		}
-		chains[id] = append(chains[id], step{md.Sequence.Stream, stage, m.Headers().Get(events.HeaderRedriveOf) != ""})
+		chains[key] = append(chains[id], step{md.Sequence.Stream, stage, m.Headers().Get(events.HeaderRedriveOf) != ""})
 	})
 	if err != nil {
 		t.Fatal(err)

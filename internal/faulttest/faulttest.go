@@ -88,20 +88,23 @@ func Connect(t testing.TB, url string) (*nats.Conn, jetstream.JetStream) {
 	return nc, js
 }
 
-// OrderIDs lists the ids of orders.
-func OrderIDs(orders []sandbox.ScenarioOrder) []string {
-	ids := make([]string, len(orders))
+// Key is the tally key (events.OrderKey) of a scenario order.
+func Key(o sandbox.ScenarioOrder) string { return events.OrderKey(events.DefaultShop, o.OrderID) }
+
+// OrderKeys lists the tally keys of orders.
+func OrderKeys(orders []sandbox.ScenarioOrder) []string {
+	keys := make([]string, len(orders))
 	for i, o := range orders {
-		ids[i] = o.OrderID
+		keys[i] = Key(o)
 	}
-	return ids
+	return keys
 }
 
 // WaitTerminal watches the stream until every one of want has a terminal
 // event, or fails the test at the deadline with the end of logs.
 func WaitTerminal(t testing.TB, js jetstream.JetStream, want []sandbox.ScenarioOrder, deadline time.Duration, logs fmt.Stringer) *tally.Tally {
 	t.Helper()
-	ids := OrderIDs(want)
+	ids := OrderKeys(want)
 	return WaitStream(t, js, deadline, logs, fmt.Sprintf("all %d orders to reach a terminal state", len(ids)),
 		func(tl *tally.Tally) bool { return tl.AllTerminal(ids) })
 }
@@ -150,7 +153,7 @@ type Result struct {
 func Count(sb *sandbox.Sandbox, tl *tally.Tally, orders []sandbox.ScenarioOrder) Result {
 	r := Result{Orders: len(orders), Overlaps: sb.Stats().ConcurrentSends}
 	for _, o := range orders {
-		s := tl.Orders[o.OrderID]
+		s := tl.Orders[Key(o)]
 		switch {
 		case s == nil || s.Latest == "":
 			r.Lost++
@@ -223,7 +226,7 @@ func CheckOutcomes(t testing.TB, st *stack.Stack, tl *tally.Tally, want []sandbo
 	var problems []string
 	for _, o := range want {
 		byFault[o.Fault]++
-		s := tl.Orders[o.OrderID]
+		s := tl.Orders[Key(o)]
 		if s == nil {
 			problems = append(problems, fmt.Sprintf("%s (%s): no events at all", o.OrderID, o.Fault))
 			continue

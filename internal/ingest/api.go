@@ -3,6 +3,7 @@ package ingest
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -10,7 +11,9 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -25,6 +28,9 @@ const MaxBodyBytes = 1 << 20
 
 // OrderRequest is the body of POST /v1/orders.
 type OrderRequest struct {
+	// Shop is the shop the order belongs to; it may be left out when the
+	// deployment serves one shop or the bearer token is a shop's own.
+	Shop       string           `json:"shop,omitempty"`
 	OrderID    string           `json:"order_id"`
 	DeliveryID string           `json:"delivery_id"`
 	WaybillID  string           `json:"waybill_id,omitempty"`
@@ -34,6 +40,7 @@ type OrderRequest struct {
 // OrderResponse is the 202 answer.
 type OrderResponse struct {
 	EventID   string `json:"event_id"`
+	Shop      string `json:"shop"`
 	OrderID   string `json:"order_id"`
 	Duplicate bool   `json:"duplicate"`
 }
@@ -50,10 +57,13 @@ type APIError struct {
 // order before answering 503 (retry).
 const DefaultStoreTimeout = 10 * time.Second
 
-// API is the order HTTP API: POST /v1/orders with a bearer token.
+// API is the order HTTP API: POST /v1/orders with a bearer token. Token
+// (INGEST_API_TOKEN) may post for every shop; a shop's own token (SetShops)
+// only for that shop.
 type API struct {
 	In    *Ingester
 	Token string
+	shops atomic.Pointer[apiShops]
 	// StoreTimeout bounds the wait for JetStream to store an order, so a
 	// client hears 503 (and retries) while NATS is away instead of hanging
 	// until the write timeout; 0 means DefaultStoreTimeout.
@@ -80,16 +90,75 @@ func (a *API) NewServer() *http.Server {
 	}
 }
 
-func (a *API) authorised(r *http.Request) bool {
-	scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return false
+// apiShops is what the API knows of the shops: which it serves and whose
+// own token is which, by the token's SHA-256 so that looking one up takes
+// the same time whatever the token shares with another.
+type apiShops struct {
+	ids     []string
+	served  map[string]bool
+	byToken map[[sha256.Size]byte]string
+}
+
+// SetShops sets the shops the API serves, each with its own API token or
+// "" for none; it is called again on every registry reload. Before the
+// first call the API serves the one shop events.DefaultShop.
+func (a *API) SetShops(tokens map[string]string) {
+	s := &apiShops{served: make(map[string]bool, len(tokens)), byToken: make(map[[sha256.Size]byte]string)}
+	for id, tok := range tokens {
+		s.ids = append(s.ids, id)
+		s.served[id] = true
+		if tok != "" {
+			s.byToken[sha256.Sum256([]byte(tok))] = id
+		}
 	}
-	return subtle.ConstantTimeCompare([]byte(got), []byte(a.Token)) == 1
+	slices.Sort(s.ids)
+	a.shops.Store(s)
+}
+
+func (a *API) currentShops() *apiShops {
+	if s := a.shops.Load(); s != nil {
+		return s
+	}
+	return &apiShops{ids: []string{events.DefaultShop}, served: map[string]bool{events.DefaultShop: true}}
+}
+
+// authorise names the shop a bearer token is limited to: "" for the global
+// token, which may post for any shop. ok is false for no or a wrong token.
+func (a *API) authorise(r *http.Request, shops *apiShops) (scope string, ok bool) {
+	scheme, got, found := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !found || !strings.EqualFold(scheme, "Bearer") || got == "" {
+		return "", false
+	}
+	if a.Token != "" && subtle.ConstantTimeCompare([]byte(got), []byte(a.Token)) == 1 {
+		return "", true
+	}
+	shop, ok := shops.byToken[sha256.Sum256([]byte(got))]
+	return shop, ok
+}
+
+// shopOf is the shop an order is for: the body's, else the token's own
+// shop, else the only shop served. It answers the HTTP status to refuse
+// with otherwise.
+func (s *apiShops) shopOf(asked, scope string) (string, int, error) {
+	switch {
+	case asked == "" && scope != "":
+		return scope, 0, nil
+	case asked == "" && len(s.ids) == 1:
+		return s.ids[0], 0, nil
+	case asked == "":
+		return "", http.StatusBadRequest, fmt.Errorf("shop is required: this deployment serves %d shops", len(s.ids))
+	case scope != "" && asked != scope:
+		return "", http.StatusForbidden, fmt.Errorf("this token is shop %s's own and may not post for shop %s", scope, asked)
+	case !s.served[asked]:
+		return "", http.StatusNotFound, fmt.Errorf("shop %s is not one this deployment serves", asked)
+	}
+	return asked, 0, nil
 }
 
 func (a *API) postOrder(w http.ResponseWriter, r *http.Request) {
-	if !a.authorised(r) {
+	shops := a.currentShops()
+	scope, ok := a.authorise(r, shops)
+	if !ok {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="fulfill"`)
 		writeJSON(w, http.StatusUnauthorized, APIError{Error: "missing or wrong bearer token"})
 		return
@@ -115,13 +184,18 @@ func (a *API) postOrder(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, APIError{Error: err.Error(), Field: field})
 		return
 	}
+	shop, status, err := shops.shopOf(req.Shop, scope)
+	if err != nil {
+		writeJSON(w, status, APIError{Error: err.Error(), Field: "shop"})
+		return
+	}
 	timeout := a.StoreTimeout
 	if timeout <= 0 {
 		timeout = DefaultStoreTimeout
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
-	id, dup, err := a.In.Received(ctx, events.SourceAPI, req.OrderID, events.Received{
+	id, dup, err := a.In.Received(ctx, events.SourceAPI, shop, req.OrderID, events.Received{
 		DeliveryID: req.DeliveryID, WaybillID: req.WaybillID, Products: req.Products,
 	})
 	var conflict *ConflictError
@@ -133,20 +207,20 @@ func (a *API) postOrder(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusRequestEntityTooLarge, APIError{Error: "the order's event is larger than the NATS server's max payload; it can never be stored"})
 		return
 	case errors.Is(err, pipeline.ErrStreamFull):
-		a.In.log.Error().Err(err).Str("order_id", req.OrderID).Msg("the ORDERS stream is full")
+		a.In.log.Error().Err(err).Str("shop", shop).Str("order_id", req.OrderID).Msg("the ORDERS stream is full")
 		writeJSON(w, http.StatusServiceUnavailable, APIError{Error: "the ORDERS stream is full (STREAM_MAX_BYTES): nothing more can be taken in until old events age out or the operator raises the bound; retry later"})
 		return
 	case err != nil:
-		a.In.log.Error().Err(err).Str("order_id", req.OrderID).Msg("publish order from API")
+		a.In.log.Error().Err(err).Str("shop", shop).Str("order_id", req.OrderID).Msg("publish order from API")
 		writeJSON(w, http.StatusServiceUnavailable, APIError{Error: "the order could not be stored; retry"})
 		return
 	}
-	writeJSON(w, http.StatusAccepted, OrderResponse{EventID: id, OrderID: req.OrderID, Duplicate: dup})
+	writeJSON(w, http.StatusAccepted, OrderResponse{EventID: id, Shop: shop, OrderID: req.OrderID, Duplicate: dup})
 }
 
 // orderRequestKeys are the field names of an OrderRequest body, by path.
 var orderRequestKeys = map[string][]string{
-	"":           {"order_id", "delivery_id", "waybill_id", "products"},
+	"":           {"shop", "order_id", "delivery_id", "waybill_id", "products"},
 	"products[]": {"product_id", "sku_id", "product_cnt"},
 }
 
@@ -179,6 +253,11 @@ func DecodeOrderRequest(body []byte) (*OrderRequest, string, error) {
 	}
 	if key, err := checkKeys(body, orderRequestKeys); err != nil {
 		return nil, key, err
+	}
+	if req.Shop != "" {
+		if err := events.ValidateShopID(req.Shop); err != nil {
+			return nil, "shop", err
+		}
 	}
 	if err := events.ValidateOrderID(req.OrderID); err != nil {
 		return nil, "order_id", err

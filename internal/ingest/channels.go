@@ -35,6 +35,8 @@ const (
 // ChannelsPoller finds orders awaiting shipment with order/list/get and
 // publishes each once, with its products from order/get.
 type ChannelsPoller struct {
+	// Shop is the shop the polled Channels account belongs to.
+	Shop        string
 	Client      Orders
 	In          *Ingester
 	Ledger      *Ledger
@@ -44,13 +46,21 @@ type ChannelsPoller struct {
 	Log         zerolog.Logger
 }
 
-const checkpointChannels = "channels"
+// checkpoint is the ledger key of the shop's Channels checkpoint; the
+// default shop keeps the key of the single-shop versions, so an upgrade
+// resumes where it stopped.
+func (p *ChannelsPoller) checkpoint() string {
+	if p.Shop == events.DefaultShop {
+		return "channels"
+	}
+	return "channels." + p.Shop
+}
 
 // Poll reads every window from the checkpoint (or Lookback ago) to now and
 // moves the checkpoint after each window whose orders were all published.
 func (p *ChannelsPoller) Poll(ctx context.Context) error {
 	now := p.In.now()
-	cp, err := p.Ledger.Checkpoint(ctx, checkpointChannels)
+	cp, err := p.Ledger.Checkpoint(ctx, p.checkpoint())
 	if err != nil {
 		return err
 	}
@@ -66,7 +76,7 @@ func (p *ChannelsPoller) Poll(ctx context.Context) error {
 		if err := p.window(ctx, ws.Unix(), we.Unix(), nil); err != nil {
 			return err
 		}
-		if err := p.Ledger.SetCheckpoint(ctx, checkpointChannels, we.Unix()); err != nil {
+		if err := p.Ledger.SetCheckpoint(ctx, p.checkpoint(), we.Unix()); err != nil {
 			return err
 		}
 	}
@@ -157,14 +167,14 @@ func (p *ChannelsPoller) order(ctx context.Context, id string) error {
 		p.Log.Error().Err(err).Msg("order/list/get returned an id that cannot be a subject; skipped")
 		return nil
 	}
-	if known, err := p.In.Known(ctx, id); err != nil || known != "" {
+	if known, err := p.In.Known(ctx, p.Shop, id); err != nil || known != "" {
 		return err
 	}
 	o, err := p.Client.GetOrder(ctx, id)
 	switch wechat.Classify(err) {
 	case wechat.ClassOK:
 	case wechat.ClassPermanent:
-		return p.In.Failed(ctx, events.SourceChannels, id, events.Failed{
+		return p.In.Failed(ctx, events.SourceChannels, p.Shop, id, events.Failed{
 			Stage: events.ComponentIngest, Errcode: wechat.Code(err), Errmsg: err.Error(), Attempts: 1,
 			Reason: "order/get refused the order, so its products are unknown; check the order in the shop back office, then post it to POST /v1/orders",
 		})
@@ -181,12 +191,12 @@ func (p *ChannelsPoller) order(ctx context.Context, id string) error {
 	}
 	data := events.Received{DeliveryID: p.DeliveryID, Products: products, OrderStatus: o.Status, UpdateTime: o.UpdateTime}
 	if err := data.Validate(); err != nil {
-		return p.In.Failed(ctx, events.SourceChannels, id, events.Failed{
+		return p.In.Failed(ctx, events.SourceChannels, p.Shop, id, events.Failed{
 			Stage: events.ComponentIngest, Errmsg: err.Error(), Attempts: 1,
 			Reason: "order/get returned an order that cannot be shipped as it is (" + err.Error() + "); check it in the shop back office",
 		})
 	}
-	_, _, err = p.In.Received(ctx, events.SourceChannels, id, data)
+	_, _, err = p.In.Received(ctx, events.SourceChannels, p.Shop, id, data)
 	var conflict *ConflictError
 	if errors.As(err, &conflict) {
 		// Posted to the API first with other content: that one stands.

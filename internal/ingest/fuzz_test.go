@@ -57,7 +57,7 @@ func FuzzDecodeOrderRequest(f *testing.F) {
 		if err := r.Validate(); err != nil {
 			t.Fatalf("accepted request does not make a valid received payload: %v", err)
 		}
-		if _, err := events.New(events.Fact{Stage: events.StageReceived, Source: events.SourceAPI, OrderID: req.OrderID, Data: r}, fixedNow); err != nil {
+		if _, err := events.New(events.Fact{Shop: events.DefaultShop, Stage: events.StageReceived, Source: events.SourceAPI, OrderID: req.OrderID, Data: r}, fixedNow); err != nil {
 			t.Fatalf("accepted request does not make an event: %v", err)
 		}
 	})

@@ -108,4 +108,4 @@ func orderBody(orderID string) []byte {
 	return b
 }
 
-func subjectOf(orderID string) string { return "orders.received.api." + orderID }
+func subjectOf(orderID string) string { return "orders.received.api.default." + orderID }

@@ -18,6 +18,7 @@ import (
 // ConflictError answers an order taken in before with other content (a
 // different carrier, waybill or products): the first one stands.
 type ConflictError struct {
+	Shop    string
 	OrderID string
 	// EventID and Source are the received event that stands.
 	EventID string
@@ -25,7 +26,7 @@ type ConflictError struct {
 }
 
 func (e *ConflictError) Error() string {
-	return fmt.Sprintf("order %s was already received (event %s, from %s) with other content; the first stands", e.OrderID, e.EventID, e.Source)
+	return fmt.Sprintf("order %s of shop %s was already received (event %s, from %s) with other content; the first stands", e.OrderID, e.Shop, e.EventID, e.Source)
 }
 
 // Ingester publishes what the pollers and the HTTP API bring in, once per
@@ -53,15 +54,16 @@ func NewIngester(stream jetstream.Stream, pub *pipeline.Publisher, retention tim
 
 // Known returns the id of the order's received event, or "" if the
 // stream has none: what a poller asks before fetching an order's details.
-func (in *Ingester) Known(ctx context.Context, orderID string) (string, error) {
-	if id := in.known.get(orderID, in.now()); id != "" {
+func (in *Ingester) Known(ctx context.Context, shop, orderID string) (string, error) {
+	key := events.OrderKey(shop, orderID)
+	if id := in.known.get(key, in.now()); id != "" {
 		return id, nil
 	}
-	env, _, err := in.record.Last(ctx, events.StageReceived, orderID)
+	env, _, err := in.record.Last(ctx, events.StageReceived, shop, orderID)
 	if err != nil || env == nil {
 		return "", err
 	}
-	in.known.put(orderID, env.ID, env.OccurredAt)
+	in.known.put(key, env.ID, env.OccurredAt)
 	return env.ID, nil
 }
 
@@ -69,37 +71,37 @@ func (in *Ingester) Known(ctx context.Context, orderID string) (string, error) {
 // one already. It returns the event id (the stored one for a duplicate)
 // and whether the order was taken in before this call; and a
 // *ConflictError when it was, with other content.
-func (in *Ingester) Received(ctx context.Context, source events.Source, orderID string, data events.Received) (string, bool, error) {
+func (in *Ingester) Received(ctx context.Context, source events.Source, shop, orderID string, data events.Received) (string, bool, error) {
 	start := in.now()
-	env, err := events.New(events.Fact{Stage: events.StageReceived, Source: source, OrderID: orderID, Data: data}, start)
+	env, err := events.New(events.Fact{Stage: events.StageReceived, Source: source, Shop: shop, OrderID: orderID, Data: data}, start)
 	if err != nil {
 		return "", false, err
 	}
 	in.metrics.EventsIn.WithLabelValues(string(events.StageReceived)).Inc()
 	err = in.publishFirst(ctx, env)
 	if err == nil {
-		in.known.put(orderID, env.ID, start)
-		in.log.Info().Str("order_id", orderID).Str("event_id", env.ID).Str("correlation_id", env.CorrelationID).
+		in.known.put(env.Key(), env.ID, start)
+		in.log.Info().Str("shop", shop).Str("order_id", orderID).Str("event_id", env.ID).Str("correlation_id", env.CorrelationID).
 			Str("source", string(source)).Msg("order received")
 		return env.ID, false, nil
 	}
 	if !errors.Is(err, pipeline.ErrDecided) {
 		return "", false, err
 	}
-	stored, _, err := in.record.Last(ctx, events.StageReceived, orderID)
+	stored, _, err := in.record.Last(ctx, events.StageReceived, shop, orderID)
 	if err != nil {
 		return "", false, err
 	}
 	if stored == nil {
 		return "", false, fmt.Errorf("order %s: the server refused its received event, but the stream has none", orderID)
 	}
-	in.known.put(orderID, stored.ID, stored.OccurredAt)
+	in.known.put(env.Key(), stored.ID, stored.OccurredAt)
 	// Stored by this very call (a re-send whose first answer was lost) is
 	// not a duplicate; stored before it began is.
 	dup := stored.ID != env.ID || stored.OccurredAt.Before(start)
 	var was events.Received
 	if err := stored.DecodeData(&was); err == nil && !sameOrder(was, data) {
-		return stored.ID, dup, &ConflictError{OrderID: orderID, EventID: stored.ID, Source: stored.Source}
+		return stored.ID, dup, &ConflictError{Shop: shop, OrderID: orderID, EventID: stored.ID, Source: stored.Source}
 	}
 	return stored.ID, dup, nil
 }
@@ -117,7 +119,7 @@ func (in *Ingester) publishFirst(ctx context.Context, env *events.Envelope) erro
 	if err != nil {
 		return err
 	}
-	filter, err := events.OrderFilter(env.Stage(), env.OrderID)
+	filter, err := events.OrderFilter(env.Stage(), env.Shop, env.OrderID)
 	if err != nil {
 		return err
 	}
@@ -127,8 +129,8 @@ func (in *Ingester) publishFirst(ctx context.Context, env *events.Envelope) erro
 
 // Failed publishes order.failed for an order that ingest could not take in
 // (the platform refused its details), once per order.
-func (in *Ingester) Failed(ctx context.Context, source events.Source, orderID string, f events.Failed) error {
-	env, err := events.New(events.Fact{Stage: events.StageFailed, Source: source, OrderID: orderID, Key: "ingest", Data: f}, in.now())
+func (in *Ingester) Failed(ctx context.Context, source events.Source, shop, orderID string, f events.Failed) error {
+	env, err := events.New(events.Fact{Stage: events.StageFailed, Source: source, Shop: shop, OrderID: orderID, Key: "ingest", Data: f}, in.now())
 	if err != nil {
 		return err
 	}
@@ -137,7 +139,7 @@ func (in *Ingester) Failed(ctx context.Context, source events.Source, orderID st
 		return nil // recorded before
 	}
 	if err == nil {
-		in.log.Warn().Str("order_id", orderID).Str("event_id", env.ID).Int("errcode", f.Errcode).Str("reason", f.Reason).Msg("order failed at ingest")
+		in.log.Warn().Str("shop", shop).Str("order_id", orderID).Str("event_id", env.ID).Int("errcode", f.Errcode).Str("reason", f.Reason).Msg("order failed at ingest")
 	}
 	return err
 }

@@ -38,7 +38,7 @@ func TestOneReceivedEventPerOrderWhateverTheSource(t *testing.T) {
 	for i := range 24 {
 		wg.Go(func() {
 			src := []events.Source{events.SourceChannels, events.SourceAPI}[i%2]
-			id, dup, err := replicas[i%3].Received(t.Context(), src, "RACE-7", data)
+			id, dup, err := replicas[i%3].Received(t.Context(), src, events.DefaultShop, "RACE-7", data)
 			if err != nil {
 				t.Error(err)
 				return
@@ -60,7 +60,7 @@ func TestOneReceivedEventPerOrderWhateverTheSource(t *testing.T) {
 		t.Fatalf("%d received events, %d event ids answered, %d answers said first; want 1, 1, 1", info.State.Msgs, len(ids), firsts)
 	}
 	// The other source, with other content, hears that the first stands.
-	_, _, err = newIn().Received(t.Context(), events.SourceAPI, "RACE-7", events.Received{DeliveryID: "YTO", Products: someProducts})
+	_, _, err = newIn().Received(t.Context(), events.SourceAPI, events.DefaultShop, "RACE-7", events.Received{DeliveryID: "YTO", Products: someProducts})
 	var conflict *ingest.ConflictError
 	if !errors.As(err, &conflict) || !ids[conflict.EventID] {
 		t.Fatalf("other content: %v, want a ConflictError naming the stored event", err)

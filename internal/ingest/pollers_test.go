@@ -80,7 +80,7 @@ func TestChannelsPollerPublishesEachOrderOnce(t *testing.T) {
 		Faults: sandbox.FaultMix{NumericIDs: 0.3}})
 	client := wechat.NewClient(wechat.StaticToken(e.sb.IssueToken()), wechat.WithBaseURL(e.url))
 	for run := range 3 {
-		p := &ingest.ChannelsPoller{Client: client, In: e.ingester(t), Ledger: e.ledger(t), DeliveryID: "SF",
+		p := &ingest.ChannelsPoller{Shop: events.DefaultShop, Client: client, In: e.ingester(t), Ledger: e.ledger(t), DeliveryID: "SF",
 			Lookback: 10 * 24 * time.Hour, Concurrency: 8, Log: zerolog.Nop()}
 		if err := p.Poll(t.Context()); err != nil {
 			t.Fatalf("poll %d: %v", run, err)
@@ -100,7 +100,7 @@ func TestChannelsPollerPublishesEachOrderOnce(t *testing.T) {
 	if got := st.Calls[sandbox.EndpointOrderGet]; got != orders {
 		t.Errorf("%d order/get calls, want one per order (%d): later polls must skip known orders", got, orders)
 	}
-	m, err := e.stream.GetLastMsgForSubject(t.Context(), "orders.received.channels."+e.sb.Scenario()[0].OrderID)
+	m, err := e.stream.GetLastMsgForSubject(t.Context(), "orders.received.channels.default."+e.sb.Scenario()[0].OrderID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +130,7 @@ func TestVVToolPollerStaysUnderTenPerSecond(t *testing.T) {
 	errs := make(chan error, 3)
 	for range 3 { // three pollers of one account at once
 		go func() {
-			p := &ingest.VVToolPoller{Client: client, In: in, ShopIDs: shops, Lookback: 90 * 24 * time.Hour, Log: zerolog.Nop()}
+			p := &ingest.VVToolPoller{Shop: events.DefaultShop, Client: client, In: in, ShopIDs: shops, Lookback: 90 * 24 * time.Hour, Log: zerolog.Nop()}
 			errs <- p.Poll(ctx)
 		}()
 	}
@@ -160,7 +160,7 @@ func TestChannelsPollerSplitsAFlashSaleSecond(t *testing.T) {
 		e.sb.AddOrder(sandbox.ScenarioOrder{}, 1)
 	}
 	client := wechat.NewClient(wechat.StaticToken(e.sb.IssueToken()), wechat.WithBaseURL(e.url))
-	p := &ingest.ChannelsPoller{Client: client, In: e.ingester(t), Ledger: e.ledger(t), DeliveryID: "SF",
+	p := &ingest.ChannelsPoller{Shop: events.DefaultShop, Client: client, In: e.ingester(t), Ledger: e.ledger(t), DeliveryID: "SF",
 		Lookback: time.Hour, Concurrency: 8, Log: zerolog.Nop()}
 	if err := p.Poll(t.Context()); err != nil {
 		t.Fatal(err)
@@ -244,7 +244,7 @@ func TestChannelsPollerFetchesAFewOrdersAtATime(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(t.Context(), time.Minute) // a failsafe, not a wait
 			defer cancel()
-			p := &ingest.ChannelsPoller{Client: f, In: e.ingester(t), Ledger: e.ledger(t), DeliveryID: "SF",
+			p := &ingest.ChannelsPoller{Shop: events.DefaultShop, Client: f, In: e.ingester(t), Ledger: e.ledger(t), DeliveryID: "SF",
 				Lookback: time.Hour, Concurrency: tt.concurrency, Log: zerolog.Nop()}
 			err := p.Poll(ctx)
 			if got := f.most.Load(); got != tt.wantMost {

@@ -15,6 +15,7 @@ import (
 	"github.com/fulfill/pipeline/internal/config"
 	"github.com/fulfill/pipeline/internal/service"
 	"github.com/fulfill/pipeline/pkg/clients/vvtool"
+	"github.com/fulfill/pipeline/pkg/events"
 )
 
 // Summary is the one-line description of the binary for --help.
@@ -40,14 +41,14 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 		pollers := map[string]Poller{}
 		if c.HasSource("channels") {
-			pollers["channels"] = &ChannelsPoller{Client: b.WeChat(), In: in, Ledger: ledger, DeliveryID: c.IngestDeliveryID,
+			pollers["channels"] = &ChannelsPoller{Shop: events.DefaultShop, Client: b.WeChat(), In: in, Ledger: ledger, DeliveryID: c.IngestDeliveryID,
 				Lookback: c.IngestLookback, Concurrency: 32, Log: b.Log}
 		}
 		if c.HasSource("vvtool") {
 			client := vvtool.NewClient(c.VVToolToken, vvtool.WithBaseURL(c.VVToolAPIBase),
 				vvtool.WithHTTPClient(&http.Client{Timeout: 10 * time.Second, Transport: service.Transport()}),
 				vvtool.WithObserver(func(code int, d time.Duration) { b.Metrics.ObserveAPI("vvtool/detail", code, d) }))
-			pollers["vvtool"] = &VVToolPoller{Client: client, In: in, ShopIDs: c.VVToolShopIDs, Lookback: c.IngestLookback, Log: b.Log}
+			pollers["vvtool"] = &VVToolPoller{Shop: events.DefaultShop, Client: client, In: in, ShopIDs: c.VVToolShopIDs, Lookback: c.IngestLookback, Log: b.Log}
 		}
 
 		var wg sync.WaitGroup

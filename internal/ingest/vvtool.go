@@ -23,6 +23,8 @@ type Shippings interface {
 // modified) of each shop's logistics orders. The client's account-wide
 // limiter keeps every shop and page under 10 requests a second.
 type VVToolPoller struct {
+	// Shop is the shop the vv-tool account belongs to.
+	Shop     string
 	Client   Shippings
 	In       *Ingester
 	ShopIDs  []string
@@ -52,7 +54,7 @@ func (p *VVToolPoller) shipping(ctx context.Context, shop string, s vvtool.Shipp
 	version := s.Status + "." + strconv.FormatInt(s.Modified.Unix(), 10)
 	// The stream is the record: the tid's latest logistics event says
 	// whether this (status, modified) is news.
-	last, lastSeq, err := p.In.record.Last(ctx, events.StageLogistics, tid)
+	last, lastSeq, err := p.In.record.Last(ctx, events.StageLogistics, p.Shop, tid)
 	if err != nil {
 		return err
 	}
@@ -66,7 +68,7 @@ func (p *VVToolPoller) shipping(ctx context.Context, shop string, s vvtool.Shipp
 	for i, t := range s.SubTids {
 		subTids[i] = string(t)
 	}
-	env, err := events.New(events.Fact{Stage: events.StageLogistics, Source: events.SourceVVTool, OrderID: tid, Key: version,
+	env, err := events.New(events.Fact{Stage: events.StageLogistics, Source: events.SourceVVTool, Shop: p.Shop, OrderID: tid, Key: version,
 		Data: events.Logistics{
 			ShopID: shop, Tid: tid, OrderCode: s.OrderCode, Status: s.Status, CompanyName: s.CompanyName,
 			OutSid: s.OutSid, ItemTitle: s.ItemTitle, SubTids: subTids, Created: s.Created.Time, Modified: s.Modified.Time,
@@ -79,7 +81,7 @@ func (p *VVToolPoller) shipping(ctx context.Context, shop string, s vvtool.Shipp
 	if err != nil {
 		return err
 	}
-	filter, err := events.OrderFilter(events.StageLogistics, tid)
+	filter, err := events.OrderFilter(events.StageLogistics, p.Shop, tid)
 	if err != nil {
 		return err
 	}

@@ -31,7 +31,7 @@ func full(err error) bool {
 const errCodeStoreFailed jetstream.ErrorCode = 10077
 
 // ExpectLast makes JetStream store m only if the last message on filter (a
-// subject with wildcards, e.g. orders.shipped.*.<order_id>) has stream
+// subject with wildcards, e.g. orders.shipped.*.<shop>.<order_id>) has stream
 // sequence seq, 0 meaning "none at all". The server checks it atomically
 // with the write, so of two replicas racing to record an order's outcome
 // exactly one succeeds whatever they read before.

@@ -24,7 +24,7 @@ func TestExpectLastRefusesASecondShippedEvent(t *testing.T) {
 	if first.ID == second.ID || first.Subject() == second.Subject() {
 		t.Fatalf("the two shipped events must differ in id and subject: %s %s", first.Subject(), second.Subject())
 	}
-	filter, err := events.OrderFilter(events.StageShipped, "42")
+	filter, err := events.OrderFilter(events.StageShipped, events.DefaultShop, "42")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +58,7 @@ func TestExpectLastRefusesASecondShippedEvent(t *testing.T) {
 	}
 	// A failed event expecting the failed record it read is stored once:
 	// the second writer, having read the same (empty) record, is refused.
-	ffilter, _ := events.OrderFilter(events.StageFailed, "42")
+	ffilter, _ := events.OrderFilter(events.StageFailed, events.DefaultShop, "42")
 	f1 := newEnv(t, events.StageFailed, events.SourceChannels, "42", events.Failed{Stage: "shipper"}, rcv, "")
 	f2 := newEnv(t, events.StageFailed, events.SourceChannels, "42", events.Failed{Stage: "shipper"}, copyOf, "")
 	m1, _ := f1.Msg()

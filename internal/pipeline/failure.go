@@ -50,9 +50,9 @@ func PoisonMsg(msg jetstream.Msg, stage events.Component, cause error, now time.
 		OriginalSubject: msg.Subject(),
 		OriginalSeq:     seq,
 	}
-	_, source, orderID, err := events.ParseSubject(msg.Subject())
+	_, source, shop, orderID, err := events.ParseSubject(msg.Subject())
 	if err == nil {
-		env, err := events.New(events.Fact{Stage: events.StageFailed, Source: source, OrderID: orderID,
+		env, err := events.New(events.Fact{Stage: events.StageFailed, Source: source, Shop: shop, OrderID: orderID,
 			Key: "poison-" + strconv.FormatUint(seq, 10), Data: f}, now)
 		if err != nil {
 			return nil, err
@@ -87,4 +87,15 @@ func (p *Publisher) SetAside(ctx context.Context, msg jetstream.Msg, stage event
 		return
 	}
 	_ = msg.Term()
+}
+
+// RedriveCommand is the fulfillctl command that re-drives the order of e,
+// for the reason of its failed event: the shop is named unless it is the
+// default one.
+func RedriveCommand(e *events.Envelope) string {
+	cmd := "fulfillctl dlq redrive --order-id " + e.OrderID
+	if e.Shop != events.DefaultShop {
+		cmd += " --shop " + e.Shop
+	}
+	return cmd
 }

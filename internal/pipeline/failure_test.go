@@ -49,7 +49,7 @@ func next(t *testing.T, c jetstream.Consumer) jetstream.Msg {
 func TestPoisonMsgValidSubject(t *testing.T) {
 	_, js, s := startStream(t)
 	raw := []byte("not JSON \x00\xff{")
-	msg := fetchOne(t, js, s, "orders.received.api.3704612354559743232", raw)
+	msg := fetchOne(t, js, s, "orders.received.api.default.3704612354559743232", raw)
 	md, err := msg.Metadata()
 	if err != nil {
 		t.Fatal(err)
@@ -59,8 +59,8 @@ func TestPoisonMsgValidSubject(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if pm.Subject != "orders.failed.api.3704612354559743232" {
-		t.Errorf("subject = %q, want orders.failed.api.3704612354559743232", pm.Subject)
+	if pm.Subject != "orders.failed.api.default.3704612354559743232" {
+		t.Errorf("subject = %q, want orders.failed.api.default.3704612354559743232", pm.Subject)
 	}
 	msgID := pm.Header.Get(jetstream.MsgIDHeader)
 	if msgID == "" {
@@ -101,14 +101,14 @@ func TestPoisonMsgValidSubject(t *testing.T) {
 	if err := p.PublishMsgs(t.Context(), pm, pm2); err != nil {
 		t.Fatal(err)
 	}
-	if n := countOn(t, s, "orders.failed.api.3704612354559743232"); n != 1 {
+	if n := countOn(t, s, "orders.failed.api.default.3704612354559743232"); n != 1 {
 		t.Errorf("%d failed records stored, want 1", n)
 	}
 }
 
 func TestPoisonMsgSameSeqOnRedelivery(t *testing.T) {
 	_, js, s := startStream(t)
-	msg := fetchOne(t, js, s, "orders.enriched.channels.5", []byte(`{"version":9}`))
+	msg := fetchOne(t, js, s, "orders.enriched.channels.default.5", []byte(`{"version":9}`))
 	pm1, err := pipeline.PoisonMsg(msg, "shipper", events.ErrUnsupportedVersion, t0)
 	if err != nil {
 		t.Fatal(err)
@@ -137,7 +137,7 @@ func TestPoisonMsgSameSeqOnRedelivery(t *testing.T) {
 	if a, b := pm1.Header.Get(jetstream.MsgIDHeader), pm2.Header.Get(jetstream.MsgIDHeader); a != b {
 		t.Fatalf("redelivery changed the Nats-Msg-Id: %q vs %q", a, b)
 	}
-	if pm1.Subject != "orders.failed.channels.5" {
+	if pm1.Subject != "orders.failed.channels.default.5" {
 		t.Errorf("subject %q", pm1.Subject)
 	}
 }
@@ -145,8 +145,8 @@ func TestPoisonMsgSameSeqOnRedelivery(t *testing.T) {
 func TestPoisonMsgDifferentSeqDifferentID(t *testing.T) {
 	_, js, s := startStream(t)
 	// The same bytes on the same subject twice are two messages to keep.
-	m1 := fetchOne(t, js, s, "orders.received.vvtool.T1", []byte("x"))
-	m2 := fetchOne(t, js, s, "orders.received.vvtool.T1", []byte("x"))
+	m1 := fetchOne(t, js, s, "orders.received.vvtool.default.T1", []byte("x"))
+	m2 := fetchOne(t, js, s, "orders.received.vvtool.default.T1", []byte("x"))
 	p1, err := pipeline.PoisonMsg(m1, "enricher", errors.New("bad"), t0)
 	if err != nil {
 		t.Fatal(err)
@@ -161,7 +161,7 @@ func TestPoisonMsgDifferentSeqDifferentID(t *testing.T) {
 	if err := pipeline.NewPublisher(js).PublishMsgs(t.Context(), p1, p2); err != nil {
 		t.Fatal(err)
 	}
-	if n := countOn(t, s, "orders.failed.vvtool.T1"); n != 2 {
+	if n := countOn(t, s, "orders.failed.vvtool.default.T1"); n != 2 {
 		t.Fatalf("%d failed records, want 2", n)
 	}
 }
@@ -169,12 +169,12 @@ func TestPoisonMsgDifferentSeqDifferentID(t *testing.T) {
 func TestPoisonMsgInvalidSubjectGoesToDeadLetter(t *testing.T) {
 	_, js, s := startStream(t)
 	for _, subject := range []string{
-		"orders.received.api.1.2",      // an order id with a dot split the subject
+		"orders.received.api.default.1.2",      // an order id with a dot split the subject
 		"orders.bogus",                 // not of the grammar
 		"orders.received.shopify.1",    // unknown source
-		"orders.received.api.订单",       // non-ASCII order id
+		"orders.received.api.default.订单",       // non-ASCII order id
 		"orders.packed.channels.1",     // unknown stage
-		"orders.received.channels.a-b", // valid: control case, not a dead letter
+		"orders.received.channels.default.a-b", // valid: control case, not a dead letter
 	} {
 		t.Run(subject, func(t *testing.T) {
 			raw := []byte("raw:" + subject)
@@ -184,8 +184,8 @@ func TestPoisonMsgInvalidSubjectGoesToDeadLetter(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if subject == "orders.received.channels.a-b" {
-				if pm.Subject != "orders.failed.channels.a-b" {
+			if subject == "orders.received.channels.default.a-b" {
+				if pm.Subject != "orders.failed.channels.default.a-b" {
 					t.Fatalf("valid subject went to %q", pm.Subject)
 				}
 				return
@@ -232,7 +232,7 @@ func TestFailedAnswersItsCause(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.Subject() != "orders.failed.channels.F-1" || f.CausationID != rcv.ID || f.CorrelationID != rcv.CorrelationID {
+	if f.Subject() != "orders.failed.channels.default.F-1" || f.CausationID != rcv.ID || f.CorrelationID != rcv.CorrelationID {
 		t.Errorf("failed event %+v", f)
 	}
 	f2, _ := pipeline.Failed(rcv, events.Failed{Stage: "enricher", Errcode: 1}, t0.Add(time.Hour))
@@ -249,7 +249,7 @@ func TestFailedAnswersItsCause(t *testing.T) {
 func TestPoisonMsgFitsMaxPayload(t *testing.T) {
 	nc, js, s := startStream(t)
 	raw := bytes.Repeat([]byte("A"), int(nc.MaxPayload())-1024)
-	msg := fetchOne(t, js, s, "orders.received.api.BIG", raw)
+	msg := fetchOne(t, js, s, "orders.received.api.default.BIG", raw)
 	pm, err := pipeline.PoisonMsg(msg, "enricher", errors.New("bad"), t0)
 	if err != nil {
 		t.Fatal(err)

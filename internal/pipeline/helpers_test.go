@@ -38,7 +38,7 @@ func countOn(t *testing.T, s jetstream.Stream, subject string) uint64 {
 
 func newEnv(t *testing.T, stage events.Stage, source events.Source, id string, data any, cause *events.Envelope, key string) *events.Envelope {
 	t.Helper()
-	e, err := events.New(events.Fact{Stage: stage, Source: source, OrderID: id, Key: key, Cause: cause, Data: data}, t0)
+	e, err := events.New(events.Fact{Shop: events.DefaultShop, Stage: stage, Source: source, OrderID: id, Key: key, Cause: cause, Data: data}, t0)
 	if err != nil {
 		t.Fatal(err)
 	}

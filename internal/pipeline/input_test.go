@@ -26,11 +26,11 @@ func TestDecodeInput(t *testing.T) {
 		body    []byte
 		wantErr error
 	}{
-		{"the stage's own event", "orders.enriched.channels.7", body(enr), nil},
-		{"another stage's event", "orders.enriched.channels.7", body(rcv), events.ErrMalformed},
-		{"an envelope for another subject", "orders.enriched.channels.8", body(enr), events.ErrMalformed},
-		{"not JSON", "orders.enriched.channels.7", []byte("{"), events.ErrMalformed},
-		{"a version from the future", "orders.enriched.channels.7", []byte(`{"version":9}`), events.ErrUnsupportedVersion},
+		{"the stage's own event", "orders.enriched.channels.default.7", body(enr), nil},
+		{"another stage's event", "orders.enriched.channels.default.7", body(rcv), events.ErrMalformed},
+		{"an envelope for another subject", "orders.enriched.channels.default.8", body(enr), events.ErrMalformed},
+		{"not JSON", "orders.enriched.channels.default.7", []byte("{"), events.ErrMalformed},
+		{"a version from the future", "orders.enriched.channels.default.7", []byte(`{"version":9}`), events.ErrUnsupportedVersion},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

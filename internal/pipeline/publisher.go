@@ -202,7 +202,7 @@ func (pd *Pending) Wait(ctx context.Context) error {
 // published tells OnPublished, if set, of a stored message.
 func (p *Publisher) published(m *nats.Msg) {
 	if p.OnPublished != nil {
-		stage, _, _, _ := events.ParseSubject(m.Subject)
+		stage, _, _, _, _ := events.ParseSubject(m.Subject)
 		p.OnPublished(stage)
 	}
 }

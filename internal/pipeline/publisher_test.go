@@ -67,7 +67,7 @@ func TestPublisherDeduplicates(t *testing.T) {
 	if err := p.Publish(t.Context(), e); err != nil {
 		t.Fatal(err)
 	}
-	again, err := events.New(events.Fact{Stage: events.StageReceived, Source: events.SourceAPI, OrderID: "D-1", Data: received()}, t0.Add(time.Minute))
+	again, err := events.New(events.Fact{Shop: events.DefaultShop, Stage: events.StageReceived, Source: events.SourceAPI, OrderID: "D-1", Data: received()}, t0.Add(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}

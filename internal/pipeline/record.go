@@ -22,10 +22,10 @@ type OrderRecord struct {
 func NewOrderRecord(stream jetstream.Stream) *OrderRecord { return &OrderRecord{stream: stream} }
 
 // Last returns the order's latest event of stage (a direct get of the last
-// message on orders.<stage>.*.<order_id>) and its stream sequence, or nil
-// and 0 if it has none.
-func (r *OrderRecord) Last(ctx context.Context, stage events.Stage, orderID string) (*events.Envelope, uint64, error) {
-	filter, err := events.OrderFilter(stage, orderID)
+// message on orders.<stage>.*.<shop>.<order_id>) and its stream sequence, or
+// nil and 0 if it has none.
+func (r *OrderRecord) Last(ctx context.Context, stage events.Stage, shop, orderID string) (*events.Envelope, uint64, error) {
+	filter, err := events.OrderFilter(stage, shop, orderID)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -34,17 +34,17 @@ func (r *OrderRecord) Last(ctx context.Context, stage events.Stage, orderID stri
 		return nil, 0, nil
 	}
 	if err != nil {
-		return nil, 0, fmt.Errorf("look up the %s record of %s: %w", stage, orderID, err)
+		return nil, 0, fmt.Errorf("look up the %s record of %s: %w", stage, events.OrderKey(shop, orderID), err)
 	}
 	env, err := events.Decode(m.Data)
 	if err != nil {
-		return nil, 0, fmt.Errorf("%s record of %s at seq %d: %w", stage, orderID, m.Sequence, err)
+		return nil, 0, fmt.Errorf("%s record of %s at seq %d: %w", stage, events.OrderKey(shop, orderID), m.Sequence, err)
 	}
 	return env, m.Sequence, nil
 }
 
 // Shipped returns the order's shipped event, or nil if it has none.
-func (r *OrderRecord) Shipped(ctx context.Context, orderID string) (*events.Envelope, error) {
-	env, _, err := r.Last(ctx, events.StageShipped, orderID)
+func (r *OrderRecord) Shipped(ctx context.Context, shop, orderID string) (*events.Envelope, error) {
+	env, _, err := r.Last(ctx, events.StageShipped, shop, orderID)
 	return env, err
 }

@@ -13,7 +13,7 @@ func TestOrderRecordLookup(t *testing.T) {
 	p := pipeline.NewPublisher(js)
 
 	// Nothing yet.
-	if e, err := rec.Shipped(t.Context(), "1"); err != nil || e != nil {
+	if e, err := rec.Shipped(t.Context(), events.DefaultShop, "1"); err != nil || e != nil {
 		t.Fatalf("empty stream: %v, %v", e, err)
 	}
 
@@ -39,7 +39,7 @@ func TestOrderRecordLookup(t *testing.T) {
 		{"10", ""},     // received only
 		{"4", ""},      // unknown
 	} {
-		e, err := rec.Shipped(t.Context(), tc.order)
+		e, err := rec.Shipped(t.Context(), events.DefaultShop, tc.order)
 		if err != nil {
 			t.Fatalf("Lookup(%s): %v", tc.order, err)
 		}
@@ -50,7 +50,7 @@ func TestOrderRecordLookup(t *testing.T) {
 			t.Errorf("Lookup(%s) = %v, want %s", tc.order, e, tc.wantID)
 		}
 	}
-	e, _ := rec.Shipped(t.Context(), "2")
+	e, _ := rec.Shipped(t.Context(), events.DefaultShop, "2")
 	var sh events.Shipped
 	if err := e.DecodeData(&sh); err != nil || sh.WaybillID != "W2" || e.Source != events.SourceAPI {
 		t.Errorf("record of 2: %+v %+v %v", e, sh, err)
@@ -61,17 +61,17 @@ func TestOrderRecordLookup(t *testing.T) {
 	if err := p.Publish(t.Context(), later); err != nil {
 		t.Fatal(err)
 	}
-	if e, err := rec.Shipped(t.Context(), "1"); err != nil || e == nil || e.ID != later.ID {
+	if e, err := rec.Shipped(t.Context(), events.DefaultShop, "1"); err != nil || e == nil || e.ID != later.ID {
 		t.Errorf("Lookup(1) after a later record = %v, %v; want %s", e, err, later.ID)
 	}
 }
 
 func TestOrderRecordCorruptRecord(t *testing.T) {
 	_, js, s := startStream(t)
-	if _, err := js.Publish(t.Context(), "orders.shipped.api.9", []byte("garbage")); err != nil {
+	if _, err := js.Publish(t.Context(), "orders.shipped.api.default.9", []byte("garbage")); err != nil {
 		t.Fatal(err)
 	}
-	e, err := pipeline.NewOrderRecord(s).Shipped(t.Context(), "9")
+	e, err := pipeline.NewOrderRecord(s).Shipped(t.Context(), events.DefaultShop, "9")
 	if err == nil || e != nil {
 		t.Fatalf("corrupt record: %v, %v; want an error", e, err)
 	}
@@ -88,7 +88,7 @@ func TestOrderRecordRefusesInvalidOrderID(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, id := range []string{">", "*", "7.x", ""} {
-		if e, err := pipeline.NewOrderRecord(s).Shipped(t.Context(), id); e != nil || err == nil {
+		if e, err := pipeline.NewOrderRecord(s).Shipped(t.Context(), events.DefaultShop, id); e != nil || err == nil {
 			t.Errorf("Lookup(%q) = %v, %v; want an invalid order id error", id, e, err)
 		}
 	}
@@ -103,11 +103,11 @@ func TestOrderRecordLastGivesTheSequence(t *testing.T) {
 	if err := pipeline.NewPublisher(js).Publish(t.Context(), rcv, f1, f2); err != nil {
 		t.Fatal(err)
 	}
-	e, seq, err := rec.Last(t.Context(), events.StageFailed, "5")
+	e, seq, err := rec.Last(t.Context(), events.StageFailed, events.DefaultShop, "5")
 	if err != nil || e == nil || e.ID != f2.ID || seq != 3 {
 		t.Fatalf("Last(failed, 5) = %v, %d, %v; want %s at seq 3 (the latest, whatever its source)", e, seq, err, f2.ID)
 	}
-	if e, seq, err := rec.Last(t.Context(), events.StageShipped, "5"); e != nil || seq != 0 || err != nil {
+	if e, seq, err := rec.Last(t.Context(), events.StageShipped, events.DefaultShop, "5"); e != nil || seq != 0 || err != nil {
 		t.Fatalf("Last(shipped, 5) = %v, %d, %v; want none", e, seq, err)
 	}
 }

@@ -35,6 +35,7 @@ const (
 
 // Result is one line of a replay or re-drive report.
 type Result struct {
+	Shop    string `json:"shop"`
 	OrderID string `json:"order_id"`
 	Source  string `json:"source"`
 	// Stage is the stage of the event re-driven (received: through the
@@ -73,8 +74,10 @@ type Window struct {
 	// FromSeq and ToSeq bound the window by stream sequence instead (0:
 	// unbounded).
 	FromSeq, ToSeq uint64
-	// Source, if set, keeps only events of that source.
+	// Source, if set, keeps only events of that source; Shop of that
+	// shop.
 	Source events.Source
+	Shop   string
 	// OrderIDs, if set, keeps only those orders.
 	OrderIDs []string
 	DryRun   bool
@@ -89,10 +92,20 @@ func (r *Redriver) Replay(ctx context.Context, w Window) ([]Result, error) {
 		return nil, fmt.Errorf("replay: %w: %q is not an input stage (received or enriched)", events.ErrInvalidStage, w.Stage)
 	}
 	filters := []string{events.FilterSubject(w.Stage)}
+	if w.Shop != "" {
+		f, err := events.ShopFilter(w.Stage, w.Shop)
+		if err != nil {
+			return nil, err
+		}
+		filters = []string{f}
+	}
 	if len(w.OrderIDs) > 0 {
 		filters = filters[:0]
 		for _, id := range w.OrderIDs {
-			f, err := events.OrderFilter(w.Stage, id)
+			f, err := events.AnyShopFilter(w.Stage, id)
+			if w.Shop != "" {
+				f, err = events.OrderFilter(w.Stage, w.Shop, id)
+			}
 			if err != nil {
 				return nil, err
 			}
@@ -110,10 +123,10 @@ func (r *Redriver) Replay(ctx context.Context, w Window) ([]Result, error) {
 		if w.Source != "" && env.Source != w.Source {
 			return
 		}
-		if _, ok := latest[env.OrderID]; !ok {
-			order = append(order, env.OrderID)
+		if _, ok := latest[env.Key()]; !ok {
+			order = append(order, env.Key())
 		}
-		latest[env.OrderID] = env
+		latest[env.Key()] = env
 	})
 	if err != nil {
 		return nil, err
@@ -135,8 +148,9 @@ func (r *Redriver) Replay(ctx context.Context, w Window) ([]Result, error) {
 type Filter struct {
 	// Since keeps orders that failed at or after it (zero: all).
 	Since time.Time
-	// Source keeps orders of that source ("" : all).
+	// Source keeps orders of that source ("" : all); Shop of that shop.
 	Source events.Source
+	Shop   string
 	// Errcode keeps orders whose failure has that errcode (nil: all).
 	Errcode *int
 	// OrderIDs keeps only those orders (empty: all).
@@ -149,6 +163,9 @@ func (f Filter) Match(o *tally.Order) bool {
 		return false
 	}
 	if f.Source != "" && o.Source != f.Source {
+		return false
+	}
+	if f.Shop != "" && o.Shop != f.Shop {
 		return false
 	}
 	if f.Errcode != nil && (o.LastFailed == nil || o.LastFailed.Errcode != *f.Errcode) {
@@ -188,7 +205,7 @@ func (r *Redriver) RedriveFailed(ctx context.Context, orders []*tally.Order, dry
 }
 
 func (r *Redriver) redriveOrder(ctx context.Context, o *tally.Order, dryRun bool) (Result, error) {
-	skip := Result{OrderID: o.OrderID, Source: string(o.Source), Action: ActionSkip}
+	skip := Result{Shop: o.Shop, OrderID: o.OrderID, Source: string(o.Source), Action: ActionSkip}
 	if o.LastFailed == nil || o.LastFailedEvent == nil {
 		skip.Reason = "the failed event could not be read"
 		return skip, nil
@@ -203,7 +220,7 @@ func (r *Redriver) redriveOrder(ctx context.Context, o *tally.Order, dryRun bool
 		return skip, nil
 	}
 	skip.Stage = string(stage)
-	orig, _, err := r.record.Last(ctx, stage, o.OrderID)
+	orig, _, err := r.record.Last(ctx, stage, o.Shop, o.OrderID)
 	if err != nil {
 		return skip, err
 	}
@@ -217,8 +234,8 @@ func (r *Redriver) redriveOrder(ctx context.Context, o *tally.Order, dryRun bool
 // drive re-publishes orig unless its order is already shipped, or the same
 // copy (same key) is already the order's latest event of the stage.
 func (r *Redriver) drive(ctx context.Context, orig *events.Envelope, key string, dryRun bool) (Result, error) {
-	res := Result{OrderID: orig.OrderID, Source: string(orig.Source), Stage: string(orig.Stage()), Original: orig.ID}
-	shipped, err := r.record.Shipped(ctx, orig.OrderID)
+	res := Result{Shop: orig.Shop, OrderID: orig.OrderID, Source: string(orig.Source), Stage: string(orig.Stage()), Original: orig.ID}
+	shipped, err := r.record.Shipped(ctx, orig.Shop, orig.OrderID)
 	if err != nil {
 		return res, err
 	}
@@ -231,7 +248,7 @@ func (r *Redriver) drive(ctx context.Context, orig *events.Envelope, key string,
 		return res, err
 	}
 	res.NewEventID = cp.ID
-	last, lastSeq, err := r.record.Last(ctx, orig.Stage(), orig.OrderID)
+	last, lastSeq, err := r.record.Last(ctx, orig.Stage(), orig.Shop, orig.OrderID)
 	if err != nil {
 		return res, err
 	}
@@ -251,7 +268,7 @@ func (r *Redriver) drive(ctx context.Context, orig *events.Envelope, key string,
 	// Stored only if no other event of the stage arrived since it was read:
 	// of two re-drives running at once, one stores the copy and the other
 	// reports it skipped, so the reports add up to what the stream holds.
-	filter, err := events.OrderFilter(orig.Stage(), orig.OrderID)
+	filter, err := events.OrderFilter(orig.Stage(), orig.Shop, orig.OrderID)
 	if err != nil {
 		return res, err
 	}

@@ -29,7 +29,7 @@ func history(t *testing.T, js jetstream.JetStream, source events.Source, outcome
 	}
 	var all []*events.Envelope
 	for id, outcome := range outcomes {
-		rcv := ok(events.New(events.Fact{Stage: events.StageReceived, Source: source, OrderID: id,
+		rcv := ok(events.New(events.Fact{Shop: events.DefaultShop, Stage: events.StageReceived, Source: source, OrderID: id,
 			Data: events.Received{DeliveryID: "SF", Products: []events.Product{{ProductID: "1", SkuID: "2", ProductCnt: 1}}}}, t0))
 		all = append(all, rcv)
 		switch outcome {
@@ -93,7 +93,7 @@ func TestReplay(t *testing.T) {
 	if len(res) != 3 || got["F"].Action != redrive.ActionRedrive || got["I"].Action != redrive.ActionRedrive || got["F"].NewEventID != byOrder(dry)["F"].NewEventID {
 		t.Fatalf("replay of channels: %+v; want F and I re-driven with the ids the dry run showed, S skipped", res)
 	}
-	copyMsg, err := jstest.LastOn(t, js, "orders.enriched.channels.F")
+	copyMsg, err := jstest.LastOn(t, js, "orders.enriched.channels.default.F")
 	if err != nil {
 		t.Fatal(err)
 	}

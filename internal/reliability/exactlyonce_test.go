@@ -110,11 +110,11 @@ func runExactlyOnce(t *testing.T, c exactlyOnceCase) {
 	waitDrained(t, js, 3*time.Minute, allLogs)
 	tl = faulttest.WaitStream(t, js, time.Minute, allLogs, "a reading", func(*tally.Tally) bool { return true })
 
-	ids := faulttest.OrderIDs(want)
+	ids := faulttest.OrderKeys(want)
 	chains := faulttest.CheckChains(t, js, ids)
 	var problems []string
 	for _, o := range want {
-		s := tl.Orders[o.OrderID]
+		s := tl.Orders[faulttest.Key(o)]
 		sends := sb.Sends(o.OrderID)
 		switch {
 		case s == nil || s.Latest == "":

@@ -15,6 +15,7 @@ import (
 	"github.com/fulfill/pipeline/internal/faulttest"
 	"github.com/fulfill/pipeline/internal/stack"
 	"github.com/fulfill/pipeline/pkg/clients/wechat"
+	"github.com/fulfill/pipeline/pkg/events"
 	"github.com/fulfill/pipeline/pkg/sandbox"
 )
 
@@ -238,7 +239,7 @@ func TestHostilePlatformResponses(t *testing.T) {
 	}
 	var unclear []string
 	for _, id := range refused {
-		f := tl.Orders[id].LastFailed
+		f := tl.Order(events.DefaultShop, id).LastFailed
 		if sendCalls[id] != 1 {
 			t.Errorf("order %s (HTTP 403 on delivery/send): %d calls, want 1", id, sendCalls[id])
 		}

@@ -73,7 +73,7 @@ func TestTwoIngestReplicas(t *testing.T) {
 	if len(want) != initial+added {
 		t.Fatalf("scenario has %d orders, want %d", len(want), initial+added)
 	}
-	ids := faulttest.OrderIDs(want)
+	ids := faulttest.OrderKeys(want)
 	faulttest.WaitStream(t, js, 2*time.Minute, logs, fmt.Sprintf("all %d orders to be received", len(ids)),
 		func(tl *tally.Tally) bool {
 			for _, id := range ids {

@@ -134,7 +134,7 @@ func TestStorageFull(t *testing.T) {
 	want := st.Sandbox.Scenario()
 	tl := faulttest.WaitTerminal(t, js, want, 3*time.Minute, logs)
 	res := faulttest.CheckOutcomes(t, st, tl, want, faulttest.RepeatedCalls())
-	faulttest.CheckChains(t, js, faulttest.OrderIDs(want))
+	faulttest.CheckChains(t, js, faulttest.OrderKeys(want))
 	if err := p.stop(); err != nil {
 		t.Errorf("services did not stop cleanly: %v", err)
 	}

@@ -90,7 +90,7 @@ func natsPort(t testing.TB, raw string) int {
 func duplicateEvents(tl *tally.Tally, want []sandbox.ScenarioOrder) string {
 	var bad []string
 	for _, o := range want {
-		if s := tl.Orders[o.OrderID]; s != nil && (s.Received > 1 || s.Enriched > 1) {
+		if s := tl.Orders[faulttest.Key(o)]; s != nil && (s.Received > 1 || s.Enriched > 1) {
 			bad = append(bad, fmt.Sprintf("%s (%d received, %d enriched)", o.OrderID, s.Received, s.Enriched))
 		}
 	}

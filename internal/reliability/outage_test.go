@@ -55,7 +55,7 @@ func TestPlatformOutageThenRedrive(t *testing.T) {
 	outageLasted := time.Since(outageAt)
 	timedOut := 0
 	for _, o := range want {
-		s := tl.Orders[o.OrderID]
+		s := tl.Orders[faulttest.Key(o)]
 		if o.Expect != sandbox.OutcomeShipped || s.Latest == events.StageShipped {
 			continue
 		}
@@ -88,7 +88,7 @@ func TestPlatformOutageThenRedrive(t *testing.T) {
 	}
 	tl = faulttest.WaitStream(t, js, 3*time.Minute, logs, "every re-driven order to reach a new terminal event", func(tl *tally.Tally) bool {
 		for id := range redriven {
-			if o := tl.Orders[id]; o == nil || len(o.Terminals) <= terminalsBefore[id] {
+			if o := tl.Order(events.DefaultShop, id); o == nil || len(o.Terminals) <= terminalsBefore[id] {
 				return false
 			}
 		}
@@ -96,7 +96,7 @@ func TestPlatformOutageThenRedrive(t *testing.T) {
 	})
 	var problems []string
 	for _, o := range want {
-		s := tl.Orders[o.OrderID]
+		s := tl.Orders[faulttest.Key(o)]
 		wantTerminals := 1
 		if redriven[o.OrderID] {
 			wantTerminals = 2
@@ -125,11 +125,11 @@ func TestPlatformOutageThenRedrive(t *testing.T) {
 		if expect[id] != sandbox.OutcomeFailed {
 			t.Errorf("replay re-drove order %s, which is shipped", id)
 		}
-		terminalsBefore[id] = len(tl.Orders[id].Terminals)
+		terminalsBefore[id] = len(tl.Order(events.DefaultShop, id).Terminals)
 	}
 	faulttest.WaitStream(t, js, 3*time.Minute, logs, "every replayed order to reach a new terminal event", func(tl *tally.Tally) bool {
 		for id := range replayed {
-			if o := tl.Orders[id]; o == nil || len(o.Terminals) <= terminalsBefore[id] {
+			if o := tl.Order(events.DefaultShop, id); o == nil || len(o.Terminals) <= terminalsBefore[id] {
 				return false
 			}
 		}

@@ -36,7 +36,7 @@ func TestOversizedOrderFailsAlone(t *testing.T) {
 
 	var reason string
 	for _, o := range want {
-		s := tl.Orders[o.OrderID]
+		s := tl.Orders[faulttest.Key(o)]
 		switch {
 		case o.OrderID == big:
 			if s.Latest != events.StageFailed || s.LastFailed == nil || s.LastFailed.Stage != events.ComponentEnricher ||
@@ -49,7 +49,7 @@ func TestOversizedOrderFailsAlone(t *testing.T) {
 			t.Errorf("batch-mate %s ended %q with %d sends, %d terminal events; want shipped once", o.OrderID, s.Latest, sb.Sends(o.OrderID), len(s.Terminals))
 		}
 	}
-	faulttest.CheckChains(t, js, faulttest.OrderIDs(want))
+	faulttest.CheckChains(t, js, faulttest.OrderKeys(want))
 	if err := p.stop(); err != nil {
 		t.Errorf("services did not stop cleanly: %v", err)
 	}

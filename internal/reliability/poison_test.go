@@ -37,7 +37,7 @@ func poisons(t testing.TB, tag string) []*poison {
 	t.Helper()
 	now := time.Now()
 	envelope := func(stage events.Stage, id string, data any, edit func(map[string]any)) []byte {
-		env, err := events.New(events.Fact{Stage: stage, Source: events.SourceAPI, OrderID: id, Data: data}, now)
+		env, err := events.New(events.Fact{Shop: events.DefaultShop, Stage: stage, Source: events.SourceAPI, OrderID: id, Data: data}, now)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -60,24 +60,24 @@ func poisons(t testing.TB, tag string) []*poison {
 	enriched := events.Enriched{DeliveryID: "SF", WaybillID: "W1", Products: received.Products}
 	id := func(s string) string { return "poison-" + tag + "-" + s }
 	return []*poison{
-		{name: "not JSON", subject: "orders.received.channels." + id("notjson"), stage: "enricher",
+		{name: "not JSON", subject: "orders.received.channels.default." + id("notjson"), stage: "enricher",
 			body: []byte("this is not JSON \x00\xff\xfe {")},
-		{name: "empty body", subject: "orders.received.api." + id("empty"), stage: "enricher", body: []byte{}},
-		{name: "wrong version", subject: "orders.received.api." + id("v2"), stage: "enricher",
+		{name: "empty body", subject: "orders.received.api.default." + id("empty"), stage: "enricher", body: []byte{}},
+		{name: "wrong version", subject: "orders.received.api.default." + id("v2"), stage: "enricher",
 			body: envelope(events.StageReceived, id("v2"), received, func(m map[string]any) { m["version"] = 2 })},
-		{name: "envelope for another order", subject: "orders.received.api." + id("other"), stage: "enricher",
+		{name: "envelope for another order", subject: "orders.received.api.default." + id("other"), stage: "enricher",
 			body: envelope(events.StageReceived, id("someone-else"), received, func(map[string]any) {})},
-		{name: "payload without products", subject: "orders.received.api." + id("noproducts"), stage: "enricher",
+		{name: "payload without products", subject: "orders.received.api.default." + id("noproducts"), stage: "enricher",
 			body: envelope(events.StageReceived, id("noproducts"), received, func(m map[string]any) {
 				m["data"] = map[string]any{"delivery_id": "SF", "products": []any{}}
 			})},
-		{name: "order id with a dot", subject: "orders.received.api.12.3" + tag, stage: "enricher", deadLetter: true,
+		{name: "order id with a dot", subject: "orders.received.api.default.12.3" + tag, stage: "enricher", deadLetter: true,
 			body: envelope(events.StageReceived, id("dot"), received, func(m map[string]any) { m["order_id"] = "12.3" + tag })},
-		{name: "not JSON (shipper)", subject: "orders.enriched.channels." + id("e-notjson"), stage: "shipper",
+		{name: "not JSON (shipper)", subject: "orders.enriched.channels.default." + id("e-notjson"), stage: "shipper",
 			body: []byte(`{"id":"truncated`)},
-		{name: "wrong version (shipper)", subject: "orders.enriched.api." + id("v99"), stage: "shipper",
+		{name: "wrong version (shipper)", subject: "orders.enriched.api.default." + id("v99"), stage: "shipper",
 			body: envelope(events.StageEnriched, id("v99"), enriched, func(m map[string]any) { m["version"] = 99 })},
-		{name: "order id with a dot (shipper)", subject: "orders.enriched.api.4.5" + tag, stage: "shipper", deadLetter: true,
+		{name: "order id with a dot (shipper)", subject: "orders.enriched.api.default.4.5" + tag, stage: "shipper", deadLetter: true,
 			body: []byte(`{"order_id":"4.5"}`)},
 	}
 }
@@ -86,7 +86,7 @@ func poisons(t testing.TB, tag string) []*poison {
 // stream, before the services start and again at a random moment mid-run:
 // bodies that are not JSON or empty, envelopes of a wrong version, of
 // another order, without products, and subjects whose order id has a dot
-// (orders.received.api.12.3), on the enricher's and the shipper's input.
+// (orders.received.api.default.12.3), on the enricher's and the shipper's input.
 // Each must end as one failed event (or one dead letter when the subject
 // names no order) keeping the raw bytes, be terminated after a single
 // delivery (JetStream's terminated advisory says deliveries 1), and the
@@ -151,8 +151,8 @@ func TestPoisonInput(t *testing.T) {
 	var ids []string
 	for _, p := range all {
 		if !p.deadLetter {
-			_, _, id, _ := events.ParseSubject(p.subject)
-			ids = append(ids, id)
+			_, _, shop, id, _ := events.ParseSubject(p.subject)
+			ids = append(ids, events.OrderKey(shop, id))
 		}
 	}
 	dead := 0
@@ -162,7 +162,7 @@ func TestPoisonInput(t *testing.T) {
 		}
 	}
 	tl := faulttest.WaitStream(t, js, 3*time.Minute, logs, "every order and every poison message to be settled", func(tl *tally.Tally) bool {
-		return tl.AllTerminal(faulttest.OrderIDs(want)) && tl.AllTerminal(ids) && tl.DeadLetters >= dead
+		return tl.AllTerminal(faulttest.OrderKeys(want)) && tl.AllTerminal(ids) && tl.DeadLetters >= dead
 	})
 	res := faulttest.CheckOutcomes(t, st, tl, want)
 
@@ -177,8 +177,8 @@ func TestPoisonInput(t *testing.T) {
 				}
 			}
 		} else {
-			_, _, id, _ := events.ParseSubject(p.subject)
-			o := tl.Orders[id]
+			_, _, shop, id, _ := events.ParseSubject(p.subject)
+			o := tl.Order(shop, id)
 			// The poison message itself is the one received or enriched event.
 			in := o != nil && ((p.stage == "enricher" && o.Received == 1 && o.Enriched == 0) || (p.stage == "shipper" && o.Received == 0 && o.Enriched == 1))
 			if !in || o.Failed != 1 || o.Shipped != 0 || o.LastFailed == nil {

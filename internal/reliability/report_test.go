@@ -116,7 +116,7 @@ const exactlyOnceNote = `
 ## What keeps an order shipped once across replicas, replays and crashes
 
 - **One shipped event per order, enforced by JetStream:** the shipper stores
-  ` + "`order.shipped`" + ` with ` + "`Nats-Expected-Last-Subject-Sequence: 0`" + ` on ` + "`orders.shipped.*.<order_id>`" + `,
+  ` + "`order.shipped`" + ` with ` + "`Nats-Expected-Last-Subject-Sequence: 0`" + ` on ` + "`orders.shipped.*.<shop>.<order_id>`" + `,
   so the server refuses a second one whoever makes it; a failed event is stored only if
   the order's latest failed event is still the one the writer read. A refusal means
   another copy or replica decided the order: the input is acked, no event is added.

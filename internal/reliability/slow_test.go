@@ -112,7 +112,7 @@ func TestSlowPlatform(t *testing.T) {
 	}
 	// Timeouts were retried, not failed.
 	for _, id := range append(slices.Clone(plan.timeoutOnce), plan.heldLong...) {
-		if s := tl.Orders[id]; s == nil || (s.Latest != events.StageShipped && expectOf(want, id) == sandbox.OutcomeShipped) {
+		if s := tl.Order(events.DefaultShop, id); s == nil || (s.Latest != events.StageShipped && expectOf(want, id) == sandbox.OutcomeShipped) {
 			t.Errorf("order %s timed out and did not end shipped", id)
 		}
 	}

@@ -52,7 +52,7 @@ func TestConnectAndEnsureStream(t *testing.T) {
 		c.MaxBytes != 1<<30 || c.Discard != jetstream.DiscardNew {
 		t.Errorf("stream %+v", info.Config)
 	}
-	if _, err := js.Publish(ctx, "orders.received.api.1", []byte("x")); err != nil {
+	if _, err := js.Publish(ctx, "orders.received.api.default.1", []byte("x")); err != nil {
 		t.Fatal(err)
 	}
 	// A replica started with a shorter max age must not weaken the shared

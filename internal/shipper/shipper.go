@@ -27,7 +27,7 @@ type Sender interface {
 // Record is what the shipper reads of an order before every call: its
 // latest event of a stage and that event's stream sequence.
 type Record interface {
-	Last(ctx context.Context, stage events.Stage, orderID string) (*events.Envelope, uint64, error)
+	Last(ctx context.Context, stage events.Stage, shop, orderID string) (*events.Envelope, uint64, error)
 }
 
 // Leases hands out the per-order leases that keep delivery/send calls for
@@ -244,7 +244,7 @@ func (s *Shipper) handle(ctx context.Context, msg jetstream.Msg, hold *pipeline.
 	// of the order (a replay, a re-drive, a redelivery) finding the lease
 	// taken comes back later, when the holder has recorded the outcome.
 	actx, cancel := context.WithTimeout(callCtx, s.opts.Heartbeat)
-	lease, err = s.leases.Acquire(actx, env.OrderID)
+	lease, err = s.leases.Acquire(actx, env.Key())
 	cancel()
 	if errors.Is(err, pipeline.ErrLeaseTaken) {
 		s.metrics.Retries.WithLabelValues("lease_taken").Inc()
@@ -289,14 +289,14 @@ func (s *Shipper) leaseWait() time.Duration {
 // first), and else the sequence of its latest failed event, which a failed
 // event of ours must find unchanged to be stored.
 func (s *Shipper) check(ctx context.Context, env *events.Envelope, md *jetstream.MsgMetadata) (settled string, lastFailed uint64, err error) {
-	shipped, _, err := s.record.Last(ctx, events.StageShipped, env.OrderID)
+	shipped, _, err := s.record.Last(ctx, events.StageShipped, env.Shop, env.OrderID)
 	if err != nil {
 		return "", 0, err
 	}
 	if shipped != nil {
 		return "order already shipped (event " + shipped.ID + "); not sending again", 0, nil
 	}
-	failed, seq, err := s.record.Last(ctx, events.StageFailed, env.OrderID)
+	failed, seq, err := s.record.Last(ctx, events.StageFailed, env.Shop, env.OrderID)
 	if err != nil {
 		return "", 0, err
 	}
@@ -356,24 +356,24 @@ func (s *Shipper) ship(ctx, callCtx context.Context, md *jetstream.MsgMetadata, 
 		case wechat.ClassWait:
 			if int(md.NumDelivered) >= s.opts.WaitMaxAttempts {
 				return s.failed(env, code, err, attempts, calls, fmt.Sprintf(
-					"the platform kept the order waiting on the merchant (errcode %d: %s) for %d attempts; resolve it in the shop back office, then run fulfillctl dlq redrive --order-id %s",
-					code, wechat.Hint(code), attempts, env.OrderID), lastFailed, log)
+					"the platform kept the order waiting on the merchant (errcode %d: %s) for %d attempts; resolve it in the shop back office, then run %s",
+					code, wechat.Hint(code), attempts, pipeline.RedriveCommand(env)), lastFailed, log)
 			}
 			log.Info().Int("errcode", code).Dur("retry_in", s.opts.WaitDelay).Msg("waiting on the merchant or platform")
 			s.metrics.Retries.WithLabelValues(fmt.Sprint(code)).Inc()
 			return outcome{retry: s.opts.WaitDelay}
 		case wechat.ClassPermanent:
 			return s.failed(env, code, err, attempts, calls, fmt.Sprintf(
-				"delivery/send refused the order (%s); fix the cause, then run fulfillctl dlq redrive --order-id %s",
-				describe(code, err), env.OrderID), lastFailed, log)
+				"delivery/send refused the order (%s); fix the cause, then run %s",
+				describe(code, err), pipeline.RedriveCommand(env)), lastFailed, log)
 		}
 		// Transient, or a token the client could not renew: back off.
 		s.metrics.Retries.WithLabelValues(fmt.Sprint(code)).Inc()
 		d := b.NextBackOff()
 		if d == backoff.Stop {
 			return s.failed(env, code, err, attempts, calls, fmt.Sprintf(
-				"the platform answered transient errors for longer than SHIP_MAX_ELAPSED (%s, %d calls, last errcode %d); run fulfillctl dlq redrive --order-id %s once it recovers",
-				s.opts.MaxElapsed, calls, code, env.OrderID), lastFailed, log)
+				"the platform answered transient errors for longer than SHIP_MAX_ELAPSED (%s, %d calls, last errcode %d); run %s once it recovers",
+				s.opts.MaxElapsed, calls, code, pipeline.RedriveCommand(env)), lastFailed, log)
 		}
 		log.Debug().Err(err).Int("errcode", code).Dur("retry_in", d).Msg("transient error; retrying")
 		if !s.wait(ctx, d) {
@@ -388,7 +388,7 @@ func (s *Shipper) terminal(out *events.Envelope, stage events.Stage, last uint64
 	m, err := out.Msg()
 	if err == nil {
 		var filter string
-		if filter, err = events.OrderFilter(stage, out.OrderID); err == nil {
+		if filter, err = events.OrderFilter(stage, out.Shop, out.OrderID); err == nil {
 			pipeline.ExpectLast(m, filter, last)
 			return outcome{event: out, msg: m}
 		}
@@ -477,7 +477,7 @@ func (s *Shipper) complete() {
 // stored but its answer lost), or another in this order's chain; and an
 // error (redeliver, decide again) when it belongs to another chain.
 func (s *Shipper) decided(ctx context.Context, c completion) error {
-	stored, seq, err := s.record.Last(ctx, c.event.Stage(), c.event.OrderID)
+	stored, seq, err := s.record.Last(ctx, c.event.Stage(), c.event.Shop, c.event.OrderID)
 	if err != nil {
 		return err
 	}

@@ -55,7 +55,7 @@ type recorded struct {
 	seq uint64
 }
 
-func (r *fakeRecord) Last(_ context.Context, stage events.Stage, _ string) (*events.Envelope, uint64, error) {
+func (r *fakeRecord) Last(_ context.Context, stage events.Stage, _, _ string) (*events.Envelope, uint64, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.err != nil {
@@ -100,7 +100,7 @@ func apiErr(code int) error {
 // chain whose correlation id is the received event's.
 func input(t *testing.T) (*events.Envelope, *events.Enriched) {
 	t.Helper()
-	rcv, err := events.New(events.Fact{Stage: events.StageReceived, Source: events.SourceChannels, OrderID: "3704612354559743232",
+	rcv, err := events.New(events.Fact{Shop: events.DefaultShop, Stage: events.StageReceived, Source: events.SourceChannels, OrderID: "3704612354559743232",
 		Data: events.Received{DeliveryID: "SF", Products: []events.Product{{ProductID: "1", SkuID: "2", ProductCnt: 1}}}}, t0)
 	if err != nil {
 		t.Fatal(err)
@@ -124,7 +124,7 @@ func newTestShipper(sender Sender, rec Record) *Shipper {
 // order's record and lease. No NATS: a fake platform, record and lease.
 func TestShipClassification(t *testing.T) {
 	env, data := input(t)
-	otherChain, err := events.New(events.Fact{Stage: events.StageFailed, Source: events.SourceAPI, OrderID: env.OrderID,
+	otherChain, err := events.New(events.Fact{Shop: events.DefaultShop, Stage: events.StageFailed, Source: events.SourceAPI, OrderID: env.OrderID,
 		Data: events.Failed{Stage: events.ComponentEnricher}}, t0)
 	if err != nil {
 		t.Fatal(err)
@@ -265,7 +265,7 @@ func TestShipClassification(t *testing.T) {
 			if out.event.CausationID != env.ID || out.event.CorrelationID != env.CorrelationID {
 				t.Errorf("the event does not answer its input: %+v", out.event)
 			}
-			filter, _ := events.OrderFilter(w.stage, env.OrderID)
+			filter, _ := events.OrderFilter(w.stage, events.DefaultShop, env.OrderID)
 			if got := out.msg.Header.Get(jetstream.ExpectedLastSubjSeqHeader); got != w.expectSeq {
 				t.Errorf("expected last sequence %q, want %q", got, w.expectSeq)
 			}
@@ -305,7 +305,7 @@ func TestDecided(t *testing.T) {
 	copyShipped, _ := cp.Next(events.StageShipped, events.Shipped{DeliveryID: "SF"}, t0)
 	ourFailure, _ := env.Next(events.StageFailed, events.Failed{Stage: events.ComponentShipper}, t0)
 	copyFailure, _ := cp.Next(events.StageFailed, events.Failed{Stage: events.ComponentShipper}, t0)
-	otherChain, _ := events.New(events.Fact{Stage: events.StageFailed, Source: events.SourceAPI, OrderID: env.OrderID,
+	otherChain, _ := events.New(events.Fact{Shop: events.DefaultShop, Stage: events.StageFailed, Source: events.SourceAPI, OrderID: env.OrderID,
 		Data: events.Failed{Stage: events.ComponentEnricher}}, t0)
 	tests := []struct {
 		name    string

@@ -3,6 +3,8 @@ package tally
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -17,6 +19,7 @@ type Step struct {
 	Subject  string           `json:"subject"`
 	Stage    events.Stage     `json:"stage"`
 	Source   events.Source    `json:"source"`
+	Shop     string           `json:"shop"`
 	Event    *events.Envelope `json:"event,omitempty"`
 	// CopyOf is the event a re-drive or replay copied, for a copy.
 	CopyOf string `json:"copy_of,omitempty"`
@@ -42,14 +45,16 @@ const (
 
 // History is an order's events from every source, in stream order.
 type History struct {
+	Shop    string `json:"shop"`
 	OrderID string `json:"order_id"`
 	Steps   []Step `json:"events"`
 	State   State  `json:"state"`
 }
 
-// ReadHistory reads every event of orderID (its received, enriched,
-// shipped, failed and logistics events, originals and copies).
-func ReadHistory(ctx context.Context, js jetstream.JetStream, orderID string) (*History, error) {
+// ReadHistory reads every event of the shop's order (its received,
+// enriched, shipped, failed and logistics events, originals and copies); an
+// empty shop finds the id in any shop.
+func ReadHistory(ctx context.Context, js jetstream.JetStream, shop, orderID string) (*History, error) {
 	if err := events.ValidateOrderID(orderID); err != nil {
 		return nil, err
 	}
@@ -59,16 +64,19 @@ func ReadHistory(ctx context.Context, js jetstream.JetStream, orderID string) (*
 	}
 	filters := make([]string, 0, len(events.Stages))
 	for _, st := range events.Stages {
-		f, err := events.OrderFilter(st, orderID)
+		f, err := events.OrderFilter(st, shop, orderID)
+		if shop == "" {
+			f, err = events.AnyShopFilter(st, orderID)
+		}
 		if err != nil {
 			return nil, err
 		}
 		filters = append(filters, f)
 	}
-	h := &History{OrderID: orderID}
+	h := &History{Shop: shop, OrderID: orderID}
 	err = Scan(ctx, s, filters, time.Time{}, time.Time{}, func(m jetstream.Msg, md *jetstream.MsgMetadata) {
 		step := Step{Seq: md.Sequence.Stream, StoredAt: md.Timestamp, Subject: m.Subject(), CopyOf: m.Headers().Get(events.HeaderRedriveOf)}
-		step.Stage, step.Source, _, _ = events.ParseSubject(m.Subject())
+		step.Stage, step.Source, step.Shop, _, _ = events.ParseSubject(m.Subject())
 		env, err := events.Decode(m.Data())
 		if err != nil {
 			step.Unreadable = err.Error()
@@ -92,8 +100,34 @@ func ReadHistory(ctx context.Context, js jetstream.JetStream, orderID string) (*
 	if err != nil {
 		return nil, err
 	}
+	if shop == "" {
+		var found []string
+		for _, st := range h.Steps {
+			if st.Shop != "" && !slices.Contains(found, st.Shop) {
+				found = append(found, st.Shop)
+			}
+		}
+		if len(found) > 1 {
+			slices.Sort(found)
+			return nil, &AmbiguousError{OrderID: orderID, Shops: found}
+		}
+		if len(found) == 1 {
+			h.Shop = found[0]
+		}
+	}
 	h.State = h.state()
 	return h, nil
+}
+
+// AmbiguousError is ReadHistory's answer when an order id asked for
+// without a shop is used by several shops.
+type AmbiguousError struct {
+	OrderID string
+	Shops   []string
+}
+
+func (e *AmbiguousError) Error() string {
+	return fmt.Sprintf("order %s is in %d shops (%s); name one with --shop", e.OrderID, len(e.Shops), strings.Join(e.Shops, ", "))
 }
 
 // state follows the history: the latest terminal event decides, unless an

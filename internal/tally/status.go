@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -27,6 +28,22 @@ type StatusReport struct {
 	// ParkedCount is how many of AtShipper are parked (Parked lists at
 	// most 20).
 	ParkedCount int `json:"parked_count"`
+	// Shop is the shop the report is limited to ("" : every shop).
+	Shop string `json:"shop,omitempty"`
+	// Shops has each shop's order counts, by shop id.
+	Shops []ShopStatus `json:"shops"`
+}
+
+// ShopStatus counts one shop's orders by the stages they reached.
+type ShopStatus struct {
+	Shop     string `json:"shop"`
+	Received int    `json:"received"`
+	Shipped  int    `json:"shipped"`
+	// Failed counts orders with a failed event and no shipped one.
+	Failed int `json:"failed"`
+	// InFlight counts orders received and neither shipped nor failed yet:
+	// the shop's lag, in orders.
+	InFlight int `json:"in_flight"`
 }
 
 // StreamStatus is the ORDERS stream's state and health.
@@ -75,8 +92,8 @@ type ConsumerStatus struct {
 }
 
 // Status reads the stream's and the consumers' state: what fulfillctl
-// status shows.
-func Status(ctx context.Context, js jetstream.JetStream) (*StatusReport, error) {
+// status shows. A shop limits the stage and order figures to that shop's.
+func Status(ctx context.Context, js jetstream.JetStream, shop string) (*StatusReport, error) {
 	s, err := js.Stream(ctx, events.StreamName)
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w (has a service started yet?)", events.StreamName, err)
@@ -89,7 +106,7 @@ func Status(ctx context.Context, js jetstream.JetStream) (*StatusReport, error) 
 		Name: info.Config.Name, Messages: info.State.Msgs, Bytes: info.State.Bytes,
 		FirstSeq: info.State.FirstSeq, LastSeq: info.State.LastSeq, FirstTS: info.State.FirstTime, LastTS: info.State.LastTime,
 		Replicas: info.Config.Replicas, Healthy: true, Health: "ok",
-	}}
+	}, Shop: shop}
 	if c := info.Cluster; c != nil {
 		rep.Stream.Leader = c.Leader
 		for _, p := range c.Replicas {
@@ -102,23 +119,27 @@ func Status(ctx context.Context, js jetstream.JetStream) (*StatusReport, error) 
 		}
 	}
 	orders := map[events.Stage]map[string]int{} // stage → order id → messages
-	for _, f := range stageFilters() {
+	filters, err := stageFilters(shop)
+	if err != nil {
+		return nil, err
+	}
+	for i, f := range filters {
 		si, err := s.Info(ctx, jetstream.WithSubjectFilter(f))
 		if err != nil {
 			return nil, fmt.Errorf("stream %s subjects %s: %w", events.StreamName, f, err)
 		}
-		st := StageStatus{Stage: stageName(f)}
+		st := StageStatus{Stage: stageName(i)}
 		ids := map[string]int{}
 		for subject, n := range si.State.Subjects {
 			st.Messages += n
-			stage, _, id, err := events.ParseSubject(subject)
+			stage, _, shop, id, err := events.ParseSubject(subject)
 			if err != nil {
 				// Not of the grammar (a poison message): a message, not
 				// an order.
 				st.Unusable += n
 				continue
 			}
-			ids[id] += int(n)
+			ids[events.OrderKey(shop, id)] += int(n)
 			orders[stage] = ids
 		}
 		st.Orders = len(ids)
@@ -129,6 +150,7 @@ func Status(ctx context.Context, js jetstream.JetStream) (*StatusReport, error) 
 			rep.ShippedTwice++
 		}
 	}
+	rep.Shops = shopCounts(orders)
 	if err := rep.atTheShipper(ctx, s, orders, time.Now()); err != nil {
 		return nil, err
 	}
@@ -154,21 +176,67 @@ func Status(ctx context.Context, js jetstream.JetStream) (*StatusReport, error) 
 	return rep, nil
 }
 
-func stageFilters() []string {
+// stageFilters are the subjects of every stage, a shop's or every shop's,
+// then the dead-letter subject (which has no shop: it holds messages that
+// could not be read).
+func stageFilters(shop string) ([]string, error) {
 	out := make([]string, 0, len(events.Stages)+1)
 	for _, st := range events.Stages {
-		out = append(out, events.FilterSubject(st))
+		f := events.FilterSubject(st)
+		if shop != "" {
+			var err error
+			if f, err = events.ShopFilter(st, shop); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, f)
 	}
-	return append(out, events.DeadLetterSubject)
+	return append(out, events.DeadLetterSubject), nil
 }
 
-func stageName(filter string) string {
-	for _, st := range events.Stages {
-		if events.FilterSubject(st) == filter {
-			return string(st)
-		}
+// stageName names the i-th of stageFilters.
+func stageName(i int) string {
+	if i < len(events.Stages) {
+		return string(events.Stages[i])
 	}
 	return "deadletter"
+}
+
+// shopCounts sums the orders of each shop by stage, from the per-stage
+// order keys.
+func shopCounts(orders map[events.Stage]map[string]int) []ShopStatus {
+	byShop := map[string]*ShopStatus{}
+	get := func(key string) *ShopStatus {
+		shop, _, _ := strings.Cut(key, ".")
+		s := byShop[shop]
+		if s == nil {
+			s = &ShopStatus{Shop: shop}
+			byShop[shop] = s
+		}
+		return s
+	}
+	shipped, failed := orders[events.StageShipped], orders[events.StageFailed]
+	for key := range orders[events.StageReceived] {
+		s := get(key)
+		s.Received++
+		if shipped[key] == 0 && failed[key] == 0 {
+			s.InFlight++
+		}
+	}
+	for key := range shipped {
+		get(key).Shipped++
+	}
+	for key := range failed {
+		if shipped[key] == 0 {
+			get(key).Failed++
+		}
+	}
+	out := make([]ShopStatus, 0, len(byShop))
+	for _, s := range byShop {
+		out = append(out, *s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Shop < out[j].Shop })
+	return out
 }
 
 // atTheShipper counts the orders enriched but not decided, and finds those
@@ -176,15 +244,16 @@ func stageName(filter string) string {
 // maxParkedLookups of them by their latest enriched event).
 func (r *StatusReport) atTheShipper(ctx context.Context, s jetstream.Stream, orders map[events.Stage]map[string]int, now time.Time) error {
 	var waiting []string
-	for id := range orders[events.StageEnriched] {
-		if orders[events.StageShipped][id] == 0 && orders[events.StageFailed][id] == 0 {
-			waiting = append(waiting, id)
+	for key := range orders[events.StageEnriched] {
+		if orders[events.StageShipped][key] == 0 && orders[events.StageFailed][key] == 0 {
+			waiting = append(waiting, key)
 		}
 	}
 	sort.Strings(waiting)
 	r.AtShipper = len(waiting)
-	for _, id := range waiting[:min(len(waiting), maxParkedLookups)] {
-		f, err := events.OrderFilter(events.StageEnriched, id)
+	for _, key := range waiting[:min(len(waiting), maxParkedLookups)] {
+		shop, id, _ := strings.Cut(key, ".")
+		f, err := events.OrderFilter(events.StageEnriched, shop, id)
 		if err != nil {
 			continue
 		}
@@ -193,12 +262,12 @@ func (r *StatusReport) atTheShipper(ctx context.Context, s jetstream.Stream, ord
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("date order %s: %w", id, err)
+			return fmt.Errorf("date order %s: %w", key, err)
 		}
 		if now.Sub(m.Time) > ParkedAfter {
 			r.ParkedCount++
 			if len(r.Parked) < 20 {
-				r.Parked = append(r.Parked, id)
+				r.Parked = append(r.Parked, key)
 			}
 		}
 	}

@@ -17,6 +17,7 @@ import (
 
 // Order is what the stream says of one order.
 type Order struct {
+	Shop    string
 	OrderID string
 	Source  events.Source
 	// Counts of events per stage.
@@ -35,6 +36,8 @@ type Order struct {
 
 // Tally is the state of every order found.
 type Tally struct {
+	// Orders are keyed by events.OrderKey(shop, order id): two shops may
+	// use one order id.
 	Orders map[string]*Order
 	// Messages counts messages per stage; DeadLetters those on the
 	// dead-letter subject; Undecodable those whose body did not parse.
@@ -170,16 +173,17 @@ func (t *Tally) add(subject string, data []byte, at time.Time) {
 		t.DeadLetters++
 		return
 	}
-	stage, source, orderID, err := events.ParseSubject(subject)
+	stage, source, shop, orderID, err := events.ParseSubject(subject)
 	if err != nil {
 		t.Undecodable++
 		return
 	}
 	t.Messages[stage]++
-	o := t.Orders[orderID]
+	key := events.OrderKey(shop, orderID)
+	o := t.Orders[key]
 	if o == nil {
-		o = &Order{OrderID: orderID, Source: source}
-		t.Orders[orderID] = o
+		o = &Order{Shop: shop, OrderID: orderID, Source: source}
+		t.Orders[key] = o
 	}
 	switch stage {
 	case events.StageReceived:
@@ -239,9 +243,13 @@ func Watch(ctx context.Context, js jetstream.JetStream, interval time.Duration, 
 	}
 }
 
-// AllTerminal reports whether every one of orderIDs has a terminal event.
-func (t *Tally) AllTerminal(orderIDs []string) bool {
-	for _, id := range orderIDs {
+// Order is what the stream says of the shop's order id, or nil.
+func (t *Tally) Order(shop, orderID string) *Order { return t.Orders[events.OrderKey(shop, orderID)] }
+
+// AllTerminal reports whether every one of the orders (events.OrderKey
+// keys) has a terminal event.
+func (t *Tally) AllTerminal(keys []string) bool {
+	for _, id := range keys {
 		if o := t.Orders[id]; o == nil || o.Latest == "" {
 			return false
 		}

@@ -41,7 +41,7 @@ func TestReadSaysWhereEveryOrderIs(t *testing.T) {
 	_, js, _ := jstest.StartStream(t)
 	products := []events.Product{{ProductID: "1", SkuID: "2", ProductCnt: 1}}
 	rcv := func(id string) *events.Envelope {
-		return mustNew(t, events.Fact{Stage: events.StageReceived, Source: events.SourceChannels, OrderID: id,
+		return mustNew(t, events.Fact{Shop: events.DefaultShop, Stage: events.StageReceived, Source: events.SourceChannels, OrderID: id,
 			Data: events.Received{DeliveryID: "SF", Products: products}})
 	}
 	// A shipped; B failed at the shipper, re-driven, failed again; C failed
@@ -61,7 +61,7 @@ func TestReadSaysWhereEveryOrderIs(t *testing.T) {
 	if err := p.Publish(t.Context(), a, aE, aS, b, bE, bF1, bE2, bF2, c, cF, cE, cE2, cS, d); err != nil {
 		t.Fatal(err)
 	}
-	for subj, body := range map[string]string{events.DeadLetterSubject: "{}", "orders.bogus": "x", "orders.failed.api.X": "not json"} {
+	for subj, body := range map[string]string{events.DeadLetterSubject: "{}", "orders.bogus": "x", "orders.failed.api.default.X": "not json"} {
 		if _, err := js.Publish(t.Context(), subj, []byte(body)); err != nil {
 			t.Fatal(err)
 		}
@@ -82,7 +82,7 @@ func TestReadSaysWhereEveryOrderIs(t *testing.T) {
 		"D": {"", 1, 0, 0, 0, 0},
 	}
 	for id, w := range want {
-		o := tl.Orders[id]
+		o := tl.Order(events.DefaultShop, id)
 		if o == nil {
 			t.Fatalf("order %s missing", id)
 		}
@@ -91,7 +91,7 @@ func TestReadSaysWhereEveryOrderIs(t *testing.T) {
 			t.Errorf("order %s: %+v; want %+v", id, o, w)
 		}
 	}
-	if b := tl.Orders["B"]; b.LastFailed == nil || b.LastFailed.Errcode != 606005 || b.LastFailedEvent.ID != bF2.ID {
+	if b := tl.Order(events.DefaultShop, "B"); b.LastFailed == nil || b.LastFailed.Errcode != 606005 || b.LastFailedEvent.ID != bF2.ID {
 		t.Errorf("B's last failure %+v, want bF2", b.LastFailed)
 	}
 	if n := tl.Terminal(events.StageShipped); n != 2 {
@@ -107,7 +107,7 @@ func TestReadSaysWhereEveryOrderIs(t *testing.T) {
 	if tl.DeadLetters != 1 || tl.Undecodable != 2 {
 		t.Errorf("dead letters %d, undecodable %d; want 1 and 2 (orders.bogus, a failed event that is not JSON)", tl.DeadLetters, tl.Undecodable)
 	}
-	if tl.AllTerminal([]string{"A", "B", "C"}) != true || tl.AllTerminal([]string{"A", "D"}) != false {
+	if tl.AllTerminal([]string{"default.A", "default.B", "default.C"}) != true || tl.AllTerminal([]string{"default.A", "default.D"}) != false {
 		t.Error("AllTerminal wrong")
 	}
 	if tl.Messages[events.StageEnriched] != 4 || tl.Messages[events.StageReceived] != 5 {
@@ -119,18 +119,18 @@ func TestScanWindowAndFilters(t *testing.T) {
 	_, js, s := jstest.StartStream(t)
 	p := pipeline.NewPublisher(js)
 	for _, id := range []string{"1", "2", "3"} {
-		e := mustNew(t, events.Fact{Stage: events.StageReceived, Source: events.SourceAPI, OrderID: id,
+		e := mustNew(t, events.Fact{Shop: events.DefaultShop, Stage: events.StageReceived, Source: events.SourceAPI, OrderID: id,
 			Data: events.Received{DeliveryID: "SF", Products: []events.Product{{ProductID: "1", SkuID: "2", ProductCnt: 1}}}})
 		if err := p.Publish(t.Context(), e); err != nil {
 			t.Fatal(err)
 		}
 	}
 	var got []string
-	f2, _ := events.OrderFilter(events.StageReceived, "2")
+	f2, _ := events.OrderFilter(events.StageReceived, events.DefaultShop, "2")
 	err := tally.Scan(t.Context(), s, []string{f2}, time.Time{}, time.Time{}, func(m jetstream.Msg, _ *jetstream.MsgMetadata) {
 		got = append(got, m.Subject())
 	})
-	if err != nil || len(got) != 1 || got[0] != "orders.received.api.2" {
+	if err != nil || len(got) != 1 || got[0] != "orders.received.api.default.2" {
 		t.Fatalf("scan of order 2: %v, %v", got, err)
 	}
 	got = nil
@@ -144,7 +144,7 @@ func TestScanWindowAndFilters(t *testing.T) {
 
 func TestStatusCountsStagesAndConsumers(t *testing.T) {
 	_, js, s := jstest.StartStream(t)
-	e := mustNew(t, events.Fact{Stage: events.StageReceived, Source: events.SourceAPI, OrderID: "1",
+	e := mustNew(t, events.Fact{Shop: events.DefaultShop, Stage: events.StageReceived, Source: events.SourceAPI, OrderID: "1",
 		Data: events.Received{DeliveryID: "SF", Products: []events.Product{{ProductID: "1", SkuID: "2", ProductCnt: 1}}}})
 	if err := pipeline.NewPublisher(js).Publish(t.Context(), e); err != nil {
 		t.Fatal(err)
@@ -153,7 +153,7 @@ func TestStatusCountsStagesAndConsumers(t *testing.T) {
 	if _, err := s.CreateOrUpdateConsumer(t.Context(), cc); err != nil {
 		t.Fatal(err)
 	}
-	rep, err := tally.Status(t.Context(), js)
+	rep, err := tally.Status(t.Context(), js, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,20 +177,20 @@ func TestStatusCountsStagesAndConsumers(t *testing.T) {
 // order without a terminal event is at the shipper.
 func TestStatusCountsOrdersNotSubjects(t *testing.T) {
 	_, js, _ := jstest.StartStream(t)
-	rcv := mustNew(t, events.Fact{Stage: events.StageReceived, Source: events.SourceAPI, OrderID: "1",
+	rcv := mustNew(t, events.Fact{Shop: events.DefaultShop, Stage: events.StageReceived, Source: events.SourceAPI, OrderID: "1",
 		Data: events.Received{DeliveryID: "SF", Products: []events.Product{{ProductID: "1", SkuID: "2", ProductCnt: 1}}}})
 	enr := must(t)(rcv.Next(events.StageEnriched, events.Enriched{DeliveryID: "SF", WaybillID: "W"}, t0))
-	enr2 := mustNew(t, events.Fact{Stage: events.StageEnriched, Source: events.SourceChannels, OrderID: "2", Data: events.Enriched{DeliveryID: "SF", WaybillID: "W"}})
+	enr2 := mustNew(t, events.Fact{Shop: events.DefaultShop, Stage: events.StageEnriched, Source: events.SourceChannels, OrderID: "2", Data: events.Enriched{DeliveryID: "SF", WaybillID: "W"}})
 	s1 := must(t)(enr.Next(events.StageShipped, events.Shipped{DeliveryID: "SF"}, t0))
 	s1b := must(t)(enr.Copy("x", t0))
 	s1c := must(t)(s1b.Next(events.StageShipped, events.Shipped{DeliveryID: "SF"}, t0))
 	if err := pipeline.NewPublisher(js).Publish(t.Context(), rcv, enr, enr2, s1, s1b, s1c); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := js.Publish(t.Context(), "orders.received.api.1.2", []byte("poison")); err != nil {
+	if _, err := js.Publish(t.Context(), "orders.received.api.default.1.2", []byte("poison")); err != nil {
 		t.Fatal(err)
 	}
-	rep, err := tally.Status(t.Context(), js)
+	rep, err := tally.Status(t.Context(), js, "")
 	if err != nil {
 		t.Fatal(err)
 	}

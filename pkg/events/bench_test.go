@@ -7,7 +7,7 @@ import (
 
 func benchEnvelope(b *testing.B) *Envelope {
 	b.Helper()
-	cause, err := New(Fact{Stage: StageReceived, Source: SourceChannels, OrderID: "3704612354559743232", Data: Received{
+	cause, err := New(Fact{Stage: StageReceived, Source: SourceChannels, Shop: "acme", OrderID: "3704612354559743232", Data: Received{
 		DeliveryID: "SF", Products: []Product{{ProductID: "1000001", SkuID: "2000001", ProductCnt: 2}},
 	}}, time.Unix(1700000000, 0))
 	if err != nil {
@@ -68,7 +68,7 @@ func BenchmarkNew(b *testing.B) {
 func BenchmarkSubject(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := Subject(StageShipped, SourceChannels, "3704612354559743232"); err != nil {
+		if _, err := Subject(StageShipped, SourceChannels, "acme", "3704612354559743232"); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -77,7 +77,7 @@ func BenchmarkSubject(b *testing.B) {
 func BenchmarkParseSubject(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, _, _, err := ParseSubject("orders.shipped.channels.3704612354559743232"); err != nil {
+		if _, _, _, _, err := ParseSubject("orders.shipped.channels.acme.3704612354559743232"); err != nil {
 			b.Fatal(err)
 		}
 	}

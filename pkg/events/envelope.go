@@ -31,6 +31,9 @@ type Envelope struct {
 	Version int `json:"version"`
 	// Source is where the order entered the pipeline.
 	Source Source `json:"source"`
+	// Shop is the shop the order belongs to ("default" for a deployment
+	// configured by environment variables alone).
+	Shop string `json:"shop"`
 	// OrderID is the platform's order id, always a string.
 	OrderID string `json:"order_id"`
 	// OccurredAt is when the fact happened, RFC 3339.
@@ -53,6 +56,7 @@ var namespace = uuid.MustParse("5b0e7d8c-8f7a-4d51-9a43-1d0c5e2f6a10")
 type Fact struct {
 	Stage   Stage
 	Source  Source
+	Shop    string
 	OrderID string
 	// Key tells logical events of the same stage and order apart: empty
 	// for facts that happen once per order (an order received), the
@@ -71,7 +75,7 @@ type Fact struct {
 // of (stage, source, order, key), so a crash followed by a re-publish is
 // de-duplicated by JetStream.
 func New(f Fact, now time.Time) (*Envelope, error) {
-	subject, err := Subject(f.Stage, f.Source, f.OrderID)
+	subject, err := Subject(f.Stage, f.Source, f.Shop, f.OrderID)
 	if err != nil {
 		return nil, err
 	}
@@ -92,6 +96,7 @@ func New(f Fact, now time.Time) (*Envelope, error) {
 		Type:       f.Stage.Type(),
 		Version:    Version,
 		Source:     f.Source,
+		Shop:       f.Shop,
 		OrderID:    f.OrderID,
 		OccurredAt: now.UTC(),
 		Data:       raw,
@@ -113,14 +118,14 @@ func New(f Fact, now time.Time) (*Envelope, error) {
 // by e, in e's correlation chain. Answering the same e twice gives the
 // same id, so a redelivered input re-publishes the same event.
 func (e *Envelope) Next(stage Stage, data any, now time.Time) (*Envelope, error) {
-	return New(Fact{Stage: stage, Source: e.Source, OrderID: e.OrderID, Cause: e, Data: data}, now)
+	return New(Fact{Stage: stage, Source: e.Source, Shop: e.Shop, OrderID: e.OrderID, Cause: e, Data: data}, now)
 }
 
 // Copy is a re-drive copy of e (same stage, source, order and payload),
 // caused by e; key (e.g. "replay:"+e.ID) makes its id deterministic, so the
 // same re-drive made twice publishes it once.
 func (e *Envelope) Copy(key string, now time.Time) (*Envelope, error) {
-	return New(Fact{Stage: e.Stage(), Source: e.Source, OrderID: e.OrderID, Key: key, Cause: e, Data: json.RawMessage(e.Data)}, now)
+	return New(Fact{Stage: e.Stage(), Source: e.Source, Shop: e.Shop, OrderID: e.OrderID, Key: key, Cause: e, Data: json.RawMessage(e.Data)}, now)
 }
 
 // Stage is the stage named by the envelope's type, or "" if the type is not
@@ -135,8 +140,11 @@ func (e *Envelope) Stage() Stage {
 
 // Subject is the subject the envelope is published on.
 func (e *Envelope) Subject() string {
-	return "orders." + string(e.Stage()) + "." + string(e.Source) + "." + e.OrderID
+	return "orders." + string(e.Stage()) + "." + string(e.Source) + "." + e.Shop + "." + e.OrderID
 }
+
+// Key names the envelope's order across shops (events.OrderKey).
+func (e *Envelope) Key() string { return OrderKey(e.Shop, e.OrderID) }
 
 // MsgID is the Nats-Msg-Id header value: the event id, which New derives
 // from (stage, source, order, key), so it is the same for a re-published
@@ -159,6 +167,9 @@ func (e *Envelope) Validate() error {
 	}
 	if !e.Source.Valid() {
 		return fmt.Errorf("%w: source %q: %w", ErrMalformed, e.Source, ErrInvalidSource)
+	}
+	if err := ValidateShopID(e.Shop); err != nil {
+		return fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	if err := ValidateOrderID(e.OrderID); err != nil {
 		return fmt.Errorf("%w: %w", ErrMalformed, err)

@@ -27,7 +27,7 @@ func received() events.Received {
 
 func mustNew(t *testing.T, stage events.Stage, source events.Source, id string, data any, cause *events.Envelope, key string, now time.Time) *events.Envelope {
 	t.Helper()
-	e, err := events.New(events.Fact{Stage: stage, Source: source, OrderID: id, Key: key, Cause: cause, Data: data}, now)
+	e, err := events.New(events.Fact{Stage: stage, Source: source, Shop: "acme", OrderID: id, Key: key, Cause: cause, Data: data}, now)
 	if err != nil {
 		t.Fatalf("New(%s, %s, %s): %v", stage, source, id, err)
 	}
@@ -61,7 +61,7 @@ func TestNewFields(t *testing.T) {
 	if e.CausationID != "" {
 		t.Errorf("first event of a chain: CausationID = %q, want empty", e.CausationID)
 	}
-	if got := e.Subject(); got != "orders.received.channels.3704612354559743232" {
+	if got := e.Subject(); got != "orders.received.channels.acme.3704612354559743232" {
 		t.Errorf("Subject() = %q", got)
 	}
 	var r events.Received
@@ -205,7 +205,7 @@ func TestNewErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e, err := events.New(events.Fact{Stage: tt.stage, Source: tt.source, OrderID: tt.id, Data: tt.data}, t0)
+			e, err := events.New(events.Fact{Stage: tt.stage, Source: tt.source, Shop: "acme", OrderID: tt.id, Data: tt.data}, t0)
 			if err == nil {
 				t.Fatalf("New = %+v, want an error", e)
 			}
@@ -434,7 +434,7 @@ func TestNewOnlyBuildsDecodableEnvelopes(t *testing.T) {
 		"slice data": {[]int{1}, t0},
 		"zero time":  {received(), time.Time{}},
 	} {
-		e, err := events.New(events.Fact{Stage: events.StageReceived, Source: events.SourceAPI, OrderID: "1", Data: tc.data}, tc.now)
+		e, err := events.New(events.Fact{Stage: events.StageReceived, Source: events.SourceAPI, Shop: "acme", OrderID: "1", Data: tc.data}, tc.now)
 		if err != nil {
 			continue // refused at the source: fine
 		}
@@ -471,7 +471,7 @@ func TestMsg(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Subject != "orders.enriched.channels.77" {
+	if m.Subject != "orders.enriched.channels.acme.77" {
 		t.Errorf("Subject = %q", m.Subject)
 	}
 	if got := m.Header.Get(jetstream.MsgIDHeader); got != enr.MsgID() || got == "" {

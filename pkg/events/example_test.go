@@ -9,7 +9,7 @@ import (
 
 func ExampleNew() {
 	at := time.Date(2025, 3, 14, 9, 26, 53, 0, time.UTC)
-	rcv, err := events.New(events.Fact{Stage: events.StageReceived, Source: events.SourceChannels, OrderID: "3704612354559743232",
+	rcv, err := events.New(events.Fact{Stage: events.StageReceived, Source: events.SourceChannels, Shop: "acme", OrderID: "3704612354559743232",
 		Data: events.Received{DeliveryID: "SF", Products: []events.Product{{ProductID: "p1", SkuID: "s1", ProductCnt: 1}}}}, at)
 	if err != nil {
 		panic(err)
@@ -27,16 +27,16 @@ func ExampleNew() {
 	fmt.Println(enr.Subject())
 	fmt.Println(enr.CorrelationID == rcv.ID, enr.CausationID == rcv.ID)
 	// Output:
-	// orders.received.channels.3704612354559743232
-	// 2fe4d3a4-122a-5b26-ba40-c46318b5c974
+	// orders.received.channels.acme.3704612354559743232
+	// ab84413e-1d77-53fd-892a-1cf5b3c26950
 	// true
-	// orders.enriched.channels.3704612354559743232
+	// orders.enriched.channels.acme.3704612354559743232
 	// true true
 }
 
 func ExampleEnvelope_Copy() {
 	at := time.Date(2025, 3, 14, 9, 26, 53, 0, time.UTC)
-	enr, err := events.New(events.Fact{Stage: events.StageEnriched, Source: events.SourceAPI, OrderID: "A-1",
+	enr, err := events.New(events.Fact{Stage: events.StageEnriched, Source: events.SourceAPI, Shop: "acme", OrderID: "A-1",
 		Data: events.Enriched{DeliveryID: "SF", WaybillID: "SF1"}}, at)
 	if err != nil {
 		panic(err)
@@ -53,14 +53,15 @@ func ExampleEnvelope_Copy() {
 }
 
 func ExampleParseSubject() {
-	stage, source, orderID, err := events.ParseSubject("orders.shipped.channels.3704612354559743232")
-	fmt.Println(stage, source, orderID, err)
+	stage, source, shop, orderID, err := events.ParseSubject("orders.shipped.channels.acme.3704612354559743232")
+	fmt.Println(stage, source, shop, orderID, err)
 
-	_, _, _, err = events.ParseSubject("orders.received.api.3.7e18")
+	// A subject of the grammar before shops has four tokens.
+	_, _, _, _, err = events.ParseSubject("orders.received.api.3704612354559743232")
 	fmt.Println(err)
 	// Output:
-	// shipped channels 3704612354559743232 <nil>
-	// invalid subject: "orders.received.api.3.7e18" is not orders.<stage>.<source>.<order_id>
+	// shipped channels acme 3704612354559743232 <nil>
+	// invalid subject: "orders.received.api.3704612354559743232" is not orders.<stage>.<source>.<shop>.<order_id>
 }
 
 func ExampleValidateOrderID() {

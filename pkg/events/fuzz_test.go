@@ -52,7 +52,7 @@ func FuzzDecode(f *testing.F) {
 		if e.Stage() == "" {
 			t.Fatalf("accepted envelope has no stage: %q", e.Type)
 		}
-		if _, _, _, err := events.ParseSubject(e.Subject()); err != nil {
+		if _, _, _, _, err := events.ParseSubject(e.Subject()); err != nil {
 			t.Fatalf("accepted envelope has an unusable subject %q: %v", e.Subject(), err)
 		}
 		enc1, err := e.Encode()
@@ -104,15 +104,16 @@ func sameJSON(t *testing.T, a, b []byte) bool {
 // exactly the one Subject builds from the parts.
 func FuzzParseSubject(f *testing.F) {
 	for _, s := range []string{
-		"orders.received.channels.3704612354559743232", "orders.logistics.vvtool.T-1",
-		"orders.failed.api.x_y", "orders.deadletter", "orders.received.api.>", "orders.*.api.1",
-		"orders.received.api.1.2", "orders..api.1", "", ".", "orders.received.api.3.7e18",
-		"orders.received.api.订单", "orders.received.api.\x00",
+		"orders.received.channels.acme.3704612354559743232", "orders.logistics.vvtool.acme.T-1",
+		"orders.failed.api.acme.x_y", "orders.deadletter", "orders.received.api.>", "orders.*.api.1",
+		"orders.received.api.1.2", "orders..api.1", "", ".", "orders.received.api.acme.3.7e18",
+		"orders.received.api.acme.订单", "orders.received.api.acme.\x00", "orders.received.api.Acme.1",
+		"orders.received.api..1", "orders.received.api.1",
 	} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		stage, source, id, err := events.ParseSubject(s)
+		stage, source, shop, id, err := events.ParseSubject(s)
 		if err != nil {
 			if !errors.Is(err, events.ErrInvalidSubject) {
 				t.Fatalf("ParseSubject(%q) error %v is not ErrInvalidSubject", s, err)
@@ -122,9 +123,12 @@ func FuzzParseSubject(f *testing.F) {
 		if err := events.ValidateOrderID(id); err != nil {
 			t.Fatalf("ParseSubject(%q) accepted order id %q: %v", s, id, err)
 		}
-		built, err := events.Subject(stage, source, id)
+		if err := events.ValidateShopID(shop); err != nil {
+			t.Fatalf("ParseSubject(%q) accepted shop %q: %v", s, shop, err)
+		}
+		built, err := events.Subject(stage, source, shop, id)
 		if err != nil {
-			t.Fatalf("Subject(%q, %q, %q) refused parts ParseSubject accepted: %v", stage, source, id, err)
+			t.Fatalf("Subject(%q, %q, %q, %q) refused parts ParseSubject accepted: %v", stage, source, shop, id, err)
 		}
 		if built != s {
 			t.Fatalf("round trip %q -> %q", s, built)
@@ -152,11 +156,11 @@ func FuzzValidateOrderID(f *testing.F) {
 		if err != nil {
 			return
 		}
-		subj, err := events.Subject(events.StageReceived, events.SourceAPI, id)
+		subj, err := events.Subject(events.StageReceived, events.SourceAPI, events.DefaultShop, id)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, _, got, err := events.ParseSubject(subj); err != nil || got != id {
+		if _, _, _, got, err := events.ParseSubject(subj); err != nil || got != id {
 			t.Fatalf("ParseSubject(%q) = %q, %v", subj, got, err)
 		}
 	})

@@ -45,7 +45,7 @@ func StreamConfig(l StreamLimits) jetstream.StreamConfig {
 	}
 	return jetstream.StreamConfig{
 		Name:        StreamName,
-		Description: "Order-fulfillment events: orders.<stage>.<source>.<order_id>",
+		Description: "Order-fulfillment events: orders.<stage>.<source>.<shop>.<order_id>",
 		Subjects:    []string{StreamSubjects},
 		Retention:   jetstream.LimitsPolicy,
 		Storage:     jetstream.FileStorage,

@@ -53,6 +53,13 @@ func (s Source) Valid() bool {
 	return false
 }
 
+// MaxShopIDLen bounds a shop id.
+const MaxShopIDLen = 32
+
+// DefaultShop is the shop of a deployment configured by environment
+// variables alone (no shops file).
+const DefaultShop = "default"
+
 // MaxOrderIDLen bounds an order id; the platforms' ids are far shorter, and a
 // bound keeps subjects and KV keys small.
 const MaxOrderIDLen = 128
@@ -63,7 +70,28 @@ var (
 	ErrInvalidSubject = errors.New("invalid subject")
 	ErrInvalidStage   = errors.New("invalid stage")
 	ErrInvalidSource  = errors.New("invalid source")
+	ErrInvalidShop    = errors.New("invalid shop id")
 )
+
+// ValidateShopID checks a shop id: [a-z0-9][a-z0-9_-]{0,31}, a subject
+// token that reads the same in every log, URL and metrics label.
+func ValidateShopID(id string) error {
+	if id == "" {
+		return fmt.Errorf("%w: empty", ErrInvalidShop)
+	}
+	if len(id) > MaxShopIDLen {
+		return fmt.Errorf("%w: %q is longer than %d characters", ErrInvalidShop, id, MaxShopIDLen)
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || i > 0 && (c == '_' || c == '-') {
+			continue
+		}
+		r, _ := utf8.DecodeRuneInString(id[i:])
+		return fmt.Errorf("%w: %q has %q at position %d; want [a-z0-9][a-z0-9_-]{0,31}", ErrInvalidShop, id, r, utf8.RuneCountInString(id[:i]))
+	}
+	return nil
+}
 
 // ValidateOrderID checks that id can be a subject token: 1 to MaxOrderIDLen
 // characters of [A-Za-z0-9_-]. Anything else (a dot, a wildcard, a space, a
@@ -88,51 +116,93 @@ func ValidateOrderID(id string) error {
 	return nil
 }
 
-// Subject builds orders.<stage>.<source>.<order_id>, validating every token.
-func Subject(stage Stage, source Source, orderID string) (string, error) {
+// Subject builds orders.<stage>.<source>.<shop>.<order_id>, validating
+// every token.
+func Subject(stage Stage, source Source, shop, orderID string) (string, error) {
 	if !stage.Valid() {
 		return "", fmt.Errorf("%w: %q", ErrInvalidStage, stage)
 	}
 	if !source.Valid() {
 		return "", fmt.Errorf("%w: %q", ErrInvalidSource, source)
 	}
+	if err := ValidateShopID(shop); err != nil {
+		return "", err
+	}
 	if err := ValidateOrderID(orderID); err != nil {
 		return "", err
 	}
-	return "orders." + string(stage) + "." + string(source) + "." + orderID, nil
+	return "orders." + string(stage) + "." + string(source) + "." + shop + "." + orderID, nil
 }
 
 // ParseSubject splits a subject of the grammar into its parts.
-func ParseSubject(subject string) (Stage, Source, string, error) {
+func ParseSubject(subject string) (Stage, Source, string, string, error) {
 	parts := strings.Split(subject, ".")
-	if len(parts) != 4 || parts[0] != "orders" {
-		return "", "", "", fmt.Errorf("%w: %q is not orders.<stage>.<source>.<order_id>", ErrInvalidSubject, subject)
+	if len(parts) != 5 || parts[0] != "orders" {
+		return "", "", "", "", fmt.Errorf("%w: %q is not orders.<stage>.<source>.<shop>.<order_id>", ErrInvalidSubject, subject)
 	}
-	stage, source, id := Stage(parts[1]), Source(parts[2]), parts[3]
+	stage, source, shop, id := Stage(parts[1]), Source(parts[2]), parts[3], parts[4]
 	if !stage.Valid() {
-		return "", "", "", fmt.Errorf("%w: %q: %w", ErrInvalidSubject, subject, ErrInvalidStage)
+		return "", "", "", "", fmt.Errorf("%w: %q: %w", ErrInvalidSubject, subject, ErrInvalidStage)
 	}
 	if !source.Valid() {
-		return "", "", "", fmt.Errorf("%w: %q: %w", ErrInvalidSubject, subject, ErrInvalidSource)
+		return "", "", "", "", fmt.Errorf("%w: %q: %w", ErrInvalidSubject, subject, ErrInvalidSource)
+	}
+	if err := ValidateShopID(shop); err != nil {
+		return "", "", "", "", fmt.Errorf("%w: %q: %w", ErrInvalidSubject, subject, err)
 	}
 	if err := ValidateOrderID(id); err != nil {
-		return "", "", "", fmt.Errorf("%w: %q: %w", ErrInvalidSubject, subject, err)
+		return "", "", "", "", fmt.Errorf("%w: %q: %w", ErrInvalidSubject, subject, err)
 	}
-	return stage, source, id, nil
+	return stage, source, shop, id, nil
 }
 
-// FilterSubject is the wildcard subject of one stage, e.g. orders.received.>.
+// FilterSubject is the wildcard subject of one stage, every shop's, e.g.
+// orders.received.>.
 func FilterSubject(stage Stage) string { return "orders." + string(stage) + ".>" }
 
+// ShopFilter is the subject of one shop's events of stage from any source,
+// orders.<stage>.*.<shop>.*.
+func ShopFilter(stage Stage, shop string) (string, error) {
+	if !stage.Valid() {
+		return "", fmt.Errorf("%w: %q", ErrInvalidStage, stage)
+	}
+	if err := ValidateShopID(shop); err != nil {
+		return "", err
+	}
+	return "orders." + string(stage) + ".*." + shop + ".*", nil
+}
+
 // OrderFilter is the subject of one order's events of stage from any source,
-// orders.<stage>.*.<order_id>: what the shipped and failed records of an
-// order are read from, and what the server checks a terminal event against.
-func OrderFilter(stage Stage, orderID string) (string, error) {
+// orders.<stage>.*.<shop>.<order_id>: what the shipped and failed records of
+// an order are read from, and what the server checks a terminal event
+// against. An order is known by its shop and id: two shops may use one id.
+func OrderFilter(stage Stage, shop, orderID string) (string, error) {
+	if !stage.Valid() {
+		return "", fmt.Errorf("%w: %q", ErrInvalidStage, stage)
+	}
+	if err := ValidateShopID(shop); err != nil {
+		return "", err
+	}
+	if err := ValidateOrderID(orderID); err != nil {
+		return "", err
+	}
+	return "orders." + string(stage) + ".*." + shop + "." + orderID, nil
+}
+
+// AnyShopFilter is the subject of the events of stage of every shop's
+// order with this id, orders.<stage>.*.*.<order_id>: for finding an order
+// when its shop is not known.
+func AnyShopFilter(stage Stage, orderID string) (string, error) {
 	if !stage.Valid() {
 		return "", fmt.Errorf("%w: %q", ErrInvalidStage, stage)
 	}
 	if err := ValidateOrderID(orderID); err != nil {
 		return "", err
 	}
-	return "orders." + string(stage) + ".*." + orderID, nil
+	return "orders." + string(stage) + ".*.*." + orderID, nil
 }
+
+// OrderKey is the one string that names an order across shops:
+// <shop>.<order_id> (both are subject tokens, so it is a valid KV key and
+// subject suffix too).
+func OrderKey(shop, orderID string) string { return shop + "." + orderID }
