@@ -170,10 +170,10 @@ func TestPoisonMsgInvalidSubjectGoesToDeadLetter(t *testing.T) {
 	_, js, s := startStream(t)
 	for _, subject := range []string{
 		"orders.received.api.default.1.2",      // an order id with a dot split the subject
-		"orders.bogus",                 // not of the grammar
-		"orders.received.shopify.1",    // unknown source
+		"orders.bogus",                         // not of the grammar
+		"orders.received.shopify.1",            // unknown source
 		"orders.received.api.default.订单",       // non-ASCII order id
-		"orders.packed.channels.1",     // unknown stage
+		"orders.packed.channels.1",             // unknown stage
 		"orders.received.channels.default.a-b", // valid: control case, not a dead letter
 	} {
 		t.Run(subject, func(t *testing.T) {
