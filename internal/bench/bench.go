@@ -79,7 +79,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 
 	step("raw limit: %d orders through three hops of plain jetstream", o.Orders)
 	if err := withStack(stack.Options{}, func(st *stack.Stack) error {
-		v, err := rawLimit(ctx, st.NATSURL, o.Orders, o.Payload)
+		v, err := rawChain(o.Orders, o.Payload).run(ctx, st.NATSURL)
 		r.RawOrdersPerSec = v
 		return err
 	}); err != nil {
