@@ -13,35 +13,6 @@ import (
 	"github.com/fulfill/pipeline/pkg/sandbox"
 )
 
-// TestProcUsage reads system calls and context switches from fixed /proc
-// files: syscr+syscw of the process, and the context switches of every
-// thread, not only the main one's.
-func TestProcUsage(t *testing.T) {
-	fs, err := procfs.NewFS("testdata/proc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tests := []struct {
-		name                   string
-		pid                    int
-		wantSyscalls, wantCtxs float64 // NaN: not readable
-	}{
-		{"two threads", 4242, 3000 + 1200, 150 + 7 + 1000 + 43},
-		{"no io file, no task directory", 4243, math.NaN(), math.NaN()},
-		{"gone", 9999, math.NaN(), math.NaN()},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			u := procUsage(fs, tt.pid)
-			if !sameFloat(u.syscalls, tt.wantSyscalls) || !sameFloat(u.ctxSwitches, tt.wantCtxs) {
-				t.Errorf("procUsage = %v syscalls, %v context switches; want %v, %v", u.syscalls, u.ctxSwitches, tt.wantSyscalls, tt.wantCtxs)
-			}
-		})
-	}
-}
-
-func sameFloat(a, b float64) bool { return a == b || math.IsNaN(a) && math.IsNaN(b) }
-
 // TestUsagePerOrder divides what was used between two readings by orders; a
 // counter unread at either end stays unmeasured (NaN), never a number.
 func TestUsagePerOrder(t *testing.T) {
