@@ -504,6 +504,7 @@ func (r *Report) mdContributors(p printer) {
 	p("taken at the start of the measured part. Each cell is a function, its share of the profile and that share of the\n")
 	p("process's cost per order. CPU, own: in the function itself. CPU, with callees: in it and what it calls, the runtime's\n")
 	p("and the standard library's plumbing left out. CPU in syscalls: system calls under the function. Allocations: sites.\n")
+	p("Serving the profiles and /metrics costs each process a little: pprof's compression and the metrics collectors may show.\n")
 	for _, pf := range r.Pipeline.Processes {
 		c := pf.Contributors
 		if len(c.CPUFlat) == 0 {
