@@ -139,7 +139,7 @@ func publishReceived(js jetstream.JetStream, prefix string, ids []string, body [
 		m := nats.NewMsg(prefix + ".received." + id)
 		m.Data = body
 		m.Header.Set(jetstream.MsgIDHeader, id)
-		if _, err := js.PublishMsgAsync(m); err != nil {
+		if _, err := publishStalling(js, m); err != nil {
 			return fmt.Errorf("raw publish: %w", err)
 		}
 	}
@@ -194,9 +194,11 @@ func publishCalling(ctx context.Context, js jetstream.JetStream, prefix string, 
 }
 
 // publishStalling publishes m asynchronously, waiting while too many
-// publishes are outstanding (for up to a minute) instead of failing: a
-// ceiling order whose publish failed would be redelivered and call the
-// platform twice.
+// publishes are outstanding (for up to a minute) instead of failing: on a
+// busy machine the server may take longer than nats.go's stall wait
+// (200ms) to catch up, and a publish given up would end the raw phase, or
+// leave its consumed message to be redelivered after the ack wait (a
+// ceiling order would call the platform twice).
 func publishStalling(js jetstream.JetStream, m *nats.Msg) (jetstream.PubAckFuture, error) {
 	deadline := time.Now().Add(time.Minute)
 	for {
@@ -279,7 +281,7 @@ func (h rawHop) forward(it jetstream.MessagesContext, q chan<- rawPending) {
 		if err != nil {
 			return
 		}
-		f, err := h.js.PublishMsgAsync(h.republished(m))
+		f, err := publishStalling(h.js, h.republished(m))
 		if err != nil {
 			continue
 		}
