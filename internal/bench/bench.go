@@ -1,6 +1,7 @@
-// Package bench is fulfillctl bench: it measures the pipeline against raw
-// JetStream on one embedded server with the sandbox, and writes the figures
-// to docs/PERFORMANCE.md.
+// Package bench is fulfillctl bench: it measures the pipeline against the
+// ceiling the platform calls allow (the same JetStream hops with only the
+// forced calls) and against raw JetStream, on one embedded server with the
+// sandbox, and writes the figures to docs/PERFORMANCE.md.
 package bench
 
 import (
@@ -79,19 +80,28 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 
 	step("raw limit: %d orders through three hops of plain jetstream", o.Orders)
 	if err := withStack(stack.Options{}, func(st *stack.Stack) error {
-		v, err := rawLimit(ctx, st.NATSURL, o.Orders, o.Payload)
-		r.RawOrdersPerSec = v
+		f, err := measureHops(ctx, st, rawChain(o.Orders, o.Payload))
+		r.Raw = f
 		return err
 	}); err != nil {
 		return nil, fmt.Errorf("raw limit: %w", err)
 	}
-	step("raw limit: %.0f orders/s", r.RawOrdersPerSec)
+	step("raw limit: %.0f orders/s", r.Raw.OrdersPerSec)
+
+	step("ceiling: %d orders through the same hops with order/get, batchGetOrder per %d and delivery/send against the sandbox, %d workers a hop",
+		o.Orders, ceilingBatch, ceilingWorkers)
+	f, err := ceilingPhase(ctx, o.Orders, o.Payload)
+	if err != nil {
+		return nil, fmt.Errorf("platform-inclusive ceiling: %w", err)
+	}
+	r.Ceiling = f
+	step("ceiling: %.0f orders/s", r.Ceiling.OrdersPerSec)
 
 	step("pipeline: %d orders through ingest, enricher and shipper processes", o.Orders)
 	if err := pipelinePhase(ctx, o, r, step); err != nil {
 		return nil, fmt.Errorf("pipeline: %w", err)
 	}
-	step("pipeline: %.0f orders/s (%.0f%% of raw), p99 %s", r.Pipeline.OrdersPerSec, 100*r.Ratio(), r.Latency.P99)
+	step("pipeline: %.0f orders/s (%.0f%% of the ceiling, %.0f%% of raw), p99 %s", r.Pipeline.OrdersPerSec, 100*r.Ratio(), 100*r.RawRatio(), r.Latency.P99)
 
 	for _, reps := range o.Replicas {
 		for _, c := range o.Sweep {

@@ -7,7 +7,6 @@ import (
 	"math"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime/pprof"
 	"strings"
@@ -21,33 +20,6 @@ import (
 // selfName names this process, which runs the NATS server and the sandbox, in
 // the CPU figures and profiles.
 const selfName = "nats-server+sandbox"
-
-// cpuStart is the CPU time each process had used when a measurement began, by
-// process name.
-type cpuStart map[string]time.Duration
-
-// startCPU notes the CPU time of this process.
-func startCPU() cpuStart { return cpuStart{selfName: cpuTime(os.Getpid())} }
-
-// addProcs notes the CPU time of procs, once they run.
-func (c cpuStart) addProcs(procs []*proc) {
-	for _, p := range procs {
-		c[p.name] = cpuTime(p.cmd.Process.Pid)
-	}
-}
-
-// perOrder is the CPU time each process (this one and procs) used since the
-// start, divided by orders. It reads every clock before it divides.
-func (c cpuStart) perOrder(procs []*proc, orders int) map[string]time.Duration {
-	used := map[string]time.Duration{selfName: cpuTime(os.Getpid()) - c[selfName]}
-	for _, p := range procs {
-		used[p.name] = cpuTime(p.cmd.Process.Pid) - c[p.name]
-	}
-	for name, d := range used {
-		used[name] = d / time.Duration(orders)
-	}
-	return used
-}
 
 // cpuTime is the CPU (user+system) a process has used: /proc/<pid>/stat for a
 // child, getrusage for this process; 0 when it cannot be read.
@@ -81,8 +53,9 @@ func cpuTimeOf(fs procfs.FS, pid int) time.Duration {
 	return time.Duration(math.Round(st.CPUTime() * float64(time.Second)))
 }
 
-// profiles records CPU profiles of every service and of this process (the
-// NATS server and the sandbox) for d, into dir.
+// profiles records, for d, a CPU profile and a delta allocations profile of
+// every service (name.pprof and name.allocs.pprof) and a CPU profile of this
+// process (the NATS server and the sandbox), into dir.
 func profiles(ctx context.Context, procs []*proc, d time.Duration, dir string) []string {
 	var (
 		mu    sync.Mutex
@@ -90,28 +63,33 @@ func profiles(ctx context.Context, procs []*proc, d time.Duration, dir string) [
 		wg    sync.WaitGroup
 	)
 	add := func(f string) { mu.Lock(); files = append(files, f); mu.Unlock() }
+	fetch := func(p *proc, path, file string) {
+		url := fmt.Sprintf("http://%s/debug/pprof/%s?seconds=%d", p.admin, path, int(d.Seconds()))
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return
+		}
+		name := filepath.Join(dir, file)
+		f, err := os.Create(name)
+		if err != nil {
+			return
+		}
+		defer f.Close()
+		if _, err := io.Copy(f, resp.Body); err == nil {
+			add(name)
+		}
+	}
 	for _, p := range procs {
-		wg.Go(func() {
-			url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", p.admin, int(d.Seconds()))
-			req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-			if err != nil {
-				return
-			}
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				return
-			}
-			defer resp.Body.Close()
-			name := filepath.Join(dir, p.name+".pprof")
-			f, err := os.Create(name)
-			if err != nil {
-				return
-			}
-			defer f.Close()
-			if _, err := io.Copy(f, resp.Body); err == nil {
-				add(name)
-			}
-		})
+		wg.Go(func() { fetch(p, "profile", p.name+".pprof") })
+		wg.Go(func() { fetch(p, "allocs", p.name+allocsSuffix) })
 	}
 	name := filepath.Join(dir, selfName+".pprof")
 	if f, err := os.Create(name); err == nil {
@@ -129,13 +107,16 @@ func profiles(ctx context.Context, procs []*proc, d time.Duration, dir string) [
 	return files
 }
 
+// allocsSuffix ends the file name of a delta allocations profile.
+const allocsSuffix = ".allocs.pprof"
+
 // profiling is CPU profiles being recorded into a temporary directory.
 type profiling struct {
 	dir   string
 	files chan []string
 }
 
-// startProfiles records d of CPU profile of every service and of this process
+// startProfiles records d of profiles of every service and of this process
 // in the background (see profiles).
 func startProfiles(ctx context.Context, procs []*proc, d time.Duration) (*profiling, error) {
 	dir, err := os.MkdirTemp("", "fulfill-profiles-*")
@@ -147,32 +128,29 @@ func startProfiles(ctx context.Context, procs []*proc, d time.Duration) (*profil
 	return p, nil
 }
 
-// tops waits for the profiles and returns the top 8 entries of each, by
-// process name.
-func (p *profiling) tops() map[string]string {
-	tops := map[string]string{}
-	for _, file := range <-p.files {
-		name := strings.TrimSuffix(filepath.Base(file), ".pprof")
-		tops[name] = topEntries(file, 8)
+// read waits for the profiles and returns, by process name, the top 8
+// entries of each CPU profile (`go tool pprof -top`) and the contributors.
+func (p *profiling) read() (tops map[string]string, contributors map[string]Contributors) {
+	tops, contributors = map[string]string{}, map[string]Contributors{}
+	files := <-p.files
+	for _, file := range files {
+		base := filepath.Base(file)
+		if strings.HasSuffix(base, allocsSuffix) {
+			continue
+		}
+		name := strings.TrimSuffix(base, ".pprof")
+		tops[name], _ = pprofTop(file, 8)
+		contributors[name] = cpuContributors(file)
 	}
-	return tops
+	for _, file := range files {
+		if name, ok := strings.CutSuffix(filepath.Base(file), allocsSuffix); ok {
+			c := contributors[name]
+			c.allocContributors(file)
+			contributors[name] = c
+		}
+	}
+	return tops, contributors
 }
 
 // remove deletes the profiles.
 func (p *profiling) remove() { _ = os.RemoveAll(p.dir) }
-
-// topEntries is `go tool pprof -top` of a profile, when the go command is
-// at hand (make bench runs from a checkout); empty otherwise.
-func topEntries(file string, n int) string {
-	out, err := exec.Command("go", "tool", "pprof", "-top", fmt.Sprintf("-nodecount=%d", n), file).Output()
-	if err != nil {
-		return ""
-	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	for i, l := range lines {
-		if strings.HasPrefix(strings.TrimSpace(l), "flat") {
-			return strings.Join(lines[i:], "\n")
-		}
-	}
-	return string(out)
-}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/procfs"
 
 	"github.com/fulfill/pipeline/internal/stack"
 	"github.com/fulfill/pipeline/internal/tally"
@@ -15,11 +16,23 @@ import (
 	"github.com/fulfill/pipeline/pkg/sandbox"
 )
 
-// ServiceFigures are one service process's costs.
-type ServiceFigures struct {
-	Name           string
-	PeakRSS        uint64
-	AllocsPerOrder float64
+// ProcessFigures are one process's costs in the pipeline phase: peak RSS,
+// and per order over the measured part (from the moment every service is
+// ready until the last order is terminal) CPU, allocations, system calls,
+// context switches and NATS messages (see usage for what each counts), and
+// the main contributors from its profiles. NaN marks a figure not measured.
+type ProcessFigures struct {
+	Name    string
+	PeakRSS uint64 // 0 for the bench process
+	CPU     time.Duration
+	// Allocs and AllocBytes are heap objects and bytes allocated.
+	Allocs, AllocBytes float64
+	// Syscalls are read/write-family system calls; CtxSwitches context
+	// switches; NATSMsgs messages in and out of the NATS server.
+	Syscalls, CtxSwitches, NATSMsgs float64
+	Contributors                    Contributors
+	// Profile is `go tool pprof -top` of its CPU profile, 8 entries.
+	Profile string
 }
 
 // PipelineFigures are the throughput phase's results.
@@ -28,13 +41,10 @@ type PipelineFigures struct {
 	OrdersPerSec  float64
 	CallsPerOrder map[string]float64
 	BatchFill     float64
-	Services      []ServiceFigures
-	// CPUPerOrder is each process's CPU time per order, the bench process
-	// (NATS server and sandbox) included: what bounds the throughput on
-	// a machine with CPUs cores.
-	CPUPerOrder map[string]time.Duration
-	// Profiles are `go tool pprof -top` excerpts of each process.
-	Profiles map[string]string
+	// Processes are the three services (by name), then the bench process
+	// (selfName: the NATS server and the sandbox): together what bounds the
+	// throughput on a machine with Report.CPUs cores.
+	Processes []ProcessFigures
 }
 
 // LatencyFigures are received→shipped latencies at a fixed arrival rate.
@@ -76,9 +86,16 @@ func stopAll(procs []*proc) {
 	}
 }
 
+// gateCode is what order/list/get answers while the bench holds ingest back
+// (-1, system busy: ingest retries at its next poll).
+const gateCode = -1
+
 // pipelinePhase runs o.Orders orders through ingest, enricher and shipper
-// processes and records the throughput, each process's costs and profiles,
-// then the latency at half that throughput while the same processes run.
+// processes and records the throughput and each process's costs and
+// profiles, then the latency at half that throughput while the same
+// processes run. The costs are measured from the moment every service is
+// ready (ingest is held back until then: order/list/get answers gateCode)
+// to the moment the last order is terminal, so start-up is not counted.
 func pipelinePhase(ctx context.Context, o Options, r *Report, step func(string, ...any)) error {
 	return withStack(stack.Options{Sandbox: benchSandbox(o.Orders)}, func(st *stack.Stack) error {
 		nc, js, err := connect(st.NATSURL)
@@ -90,13 +107,15 @@ func pipelinePhase(ctx context.Context, o Options, r *Report, step func(string, 
 		if err != nil {
 			return err
 		}
-		cpu := startCPU()
+		gate := st.Sandbox.Inject(sandbox.Fault{Endpoint: sandbox.EndpointOrderList, Code: gateCode})
 		procs, err := startServices(ctx, o, st, 1, map[string]string{"INGEST_POLL_INTERVAL": "100ms"})
 		if err != nil {
 			return err
 		}
 		defer stopAll(procs)
-		cpu.addProcs(procs)
+		fs, _ := procfs.NewDefaultFS() // without /proc every figure of it is NaN
+		before := readAllUsage(ctx, fs, procs, st)
+		st.Sandbox.RemoveFault(gate)
 		prof, err := startProfiles(ctx, procs, 3*time.Second)
 		if err != nil {
 			return err
@@ -106,20 +125,23 @@ func pipelinePhase(ctx context.Context, o Options, r *Report, step func(string, 
 			return err
 		}
 
-		// The figures are read in this order on purpose: CPU first, before
-		// anything else runs; the platform calls after the profiles, as ingest
-		// keeps polling.
-		f := PipelineFigures{Orders: o.Orders, CPUPerOrder: cpu.perOrder(procs, o.Orders)}
+		// Every counter first, before anything else runs; the platform
+		// calls next, before ingest's idle polls add to them.
+		after := readAllUsage(ctx, fs, procs, st)
+		f := PipelineFigures{Orders: o.Orders, CallsPerOrder: callsPerOrder(withoutGate(st.Sandbox.Stats()), o.Orders)}
 		tl, err := tally.Read(ctx, js)
 		if err != nil {
 			return err
 		}
-		f.Profiles = prof.tops()
 		if span := tl.LastTerminalAt.Sub(tl.FirstReceivedAt); span > 0 {
 			f.OrdersPerSec = float64(o.Orders) / span.Seconds()
 		}
-		f.CallsPerOrder = callsPerOrder(st.Sandbox.Stats(), o.Orders)
-		f.Services, f.BatchFill = serviceFigures(ctx, procs, o.Orders)
+		f.Processes, f.BatchFill = processFigures(ctx, procs, before, after, o.Orders)
+		tops, contributors := prof.read()
+		for i := range f.Processes {
+			p := &f.Processes[i]
+			p.Profile, p.Contributors = tops[p.Name], contributors[p.Name]
+		}
 		r.Pipeline = f
 
 		lf, err := latencyAtHalf(ctx, st, js, f.OrdersPerSec, step)
@@ -131,6 +153,27 @@ func pipelinePhase(ctx context.Context, o Options, r *Report, step func(string, 
 	})
 }
 
+// readAllUsage reads every service's counters and this process's, by name.
+func readAllUsage(ctx context.Context, fs procfs.FS, procs []*proc, st *stack.Stack) map[string]usage {
+	u := map[string]usage{selfName: readSelfUsage(fs)}
+	for _, p := range procs {
+		u[p.name] = readUsage(ctx, fs, p, st.Server)
+	}
+	return u
+}
+
+// withoutGate is stats without the order/list/get calls that the gate
+// refused.
+func withoutGate(stats sandbox.Stats) sandbox.Stats {
+	if n := stats.ErrCodes[sandbox.EndpointOrderList][gateCode]; n > 0 {
+		stats.Calls[sandbox.EndpointOrderList] -= n
+		if stats.Calls[sandbox.EndpointOrderList] == 0 {
+			delete(stats.Calls, sandbox.EndpointOrderList)
+		}
+	}
+	return stats
+}
+
 // callsPerOrder is each platform endpoint's calls divided by orders.
 func callsPerOrder(stats sandbox.Stats, orders int) map[string]float64 {
 	calls := map[string]float64{}
@@ -140,27 +183,30 @@ func callsPerOrder(stats sandbox.Stats, orders int) map[string]float64 {
 	return calls
 }
 
-// serviceFigures is each service's peak RSS and allocations per order, and the
-// enricher's mean batch fill (0 before its first batch).
-func serviceFigures(ctx context.Context, procs []*proc, orders int) ([]ServiceFigures, float64) {
+// processFigures is each service's figures, sorted by name, then this
+// process's, and the enricher's mean batch fill (0 before its first batch).
+func processFigures(ctx context.Context, procs []*proc, before, after map[string]usage, orders int) ([]ProcessFigures, float64) {
 	var (
-		services []ServiceFigures
-		fill     float64
+		out  []ProcessFigures
+		fill float64
 	)
+	figures := func(name string) ProcessFigures {
+		u := after[name].perOrder(before[name], orders)
+		return ProcessFigures{Name: name, CPU: u.cpu, Allocs: u.mallocs, AllocBytes: u.allocBytes,
+			Syscalls: u.syscalls, CtxSwitches: u.ctxSwitches, NATSMsgs: u.natsMsgs}
+	}
 	for _, p := range procs {
-		sf := ServiceFigures{Name: p.name}
-		_, sf.PeakRSS = p.rss()
-		if m, err := p.metric(ctx, "go_memstats_mallocs_total"); err == nil {
-			sf.AllocsPerOrder = m / float64(orders)
-		}
+		pf := figures(p.name)
+		_, pf.PeakRSS = p.rss()
 		if p.name == "enricher" {
 			if f, ok := p.batchFill(ctx); ok {
 				fill = f
 			}
 		}
-		services = append(services, sf)
+		out = append(out, pf)
 	}
-	return services, fill
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return append(out, figures(selfName)), fill
 }
 
 // latencyAtHalf measures latencyPhase at half the pipeline's throughput: new

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"math"
 	"os"
 	"testing"
 	"time"
@@ -8,22 +9,25 @@ import (
 	"github.com/prometheus/procfs"
 )
 
-// TestProcFigures reads memory and CPU time from fixed /proc files: the figures
-// the bench reports for each service process.
+// TestProcFigures reads memory, CPU time, system calls and context switches
+// from fixed /proc files: the figures the bench reports for each service
+// process. System calls are syscr+syscw of the process; context switches
+// those of every thread, not only the main one's.
 func TestProcFigures(t *testing.T) {
 	fs, err := procfs.NewFS("testdata/proc")
 	if err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
-		name            string
-		pid             int
-		wantRSS, wantHW uint64
-		wantCPU         time.Duration
+		name                   string
+		pid                    int
+		wantRSS, wantHW        uint64
+		wantCPU                time.Duration
+		wantSyscalls, wantCtxs float64 // NaN: not readable
 	}{
-		{"service", 4242, 51200 << 10, 65536 << 10, 18010 * time.Millisecond},
-		{"command name with spaces and parentheses", 4243, 1700 << 10, 1704 << 10, 100 * time.Millisecond},
-		{"gone", 9999, 0, 0, 0},
+		{"service with two threads", 4242, 51200 << 10, 65536 << 10, 18010 * time.Millisecond, 3000 + 1200, 150 + 7 + 1000 + 43},
+		{"command name with spaces and parentheses, no io file, no task directory", 4243, 1700 << 10, 1704 << 10, 100 * time.Millisecond, math.NaN(), math.NaN()},
+		{"gone", 9999, 0, 0, 0, math.NaN(), math.NaN()},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -34,9 +38,15 @@ func TestProcFigures(t *testing.T) {
 			if got := cpuTimeOf(fs, tt.pid); got != tt.wantCPU {
 				t.Errorf("cpuTimeOf = %v, want %v", got, tt.wantCPU)
 			}
+			u := procUsage(fs, tt.pid)
+			if !sameFloat(u.syscalls, tt.wantSyscalls) || !sameFloat(u.ctxSwitches, tt.wantCtxs) {
+				t.Errorf("procUsage = %v syscalls, %v context switches; want %v, %v", u.syscalls, u.ctxSwitches, tt.wantSyscalls, tt.wantCtxs)
+			}
 		})
 	}
 }
+
+func sameFloat(a, b float64) bool { return a == b || math.IsNaN(a) && math.IsNaN(b) }
 
 // TestProcFiguresOfALiveProcess reads this test's own process from the real
 // /proc, as the bench reads its children.

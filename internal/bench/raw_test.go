@@ -11,7 +11,7 @@ import (
 )
 
 // TestRawLimit runs a few orders through the raw hops: every one reaches
-// shipped (rawLimit returns only then), and the phase's stream is gone after.
+// shipped (the chain's run returns only then), and the phase's stream is gone after.
 func TestRawLimit(t *testing.T) {
 	tests := []struct {
 		name       string
@@ -25,9 +25,9 @@ func TestRawLimit(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			nc, js := jstest.Start(t)
 			ctx := context.Background()
-			v, err := rawLimit(ctx, nc.ConnectedUrl(), tt.n, tt.payload)
+			v, err := rawChain(tt.n, tt.payload).run(ctx, nc.ConnectedUrl())
 			if err != nil || v <= 0 {
-				t.Fatalf("rawLimit = %v, %v; want orders/s", v, err)
+				t.Fatalf("raw chain = %v, %v; want orders/s", v, err)
 			}
 			if _, err := js.Stream(ctx, rawStream); !errors.Is(err, jetstream.ErrStreamNotFound) {
 				t.Errorf("stream %s after the phase: %v, want it deleted", rawStream, err)
