@@ -425,24 +425,21 @@ func (p *parser) shop(n *yaml.Node, i int) (*Shop, locs, error) {
 	return s, l, nil
 }
 
-// mapping is a section's mapping; a section given but empty is refused.
-func mapping(e entry, field, shop, what string) (*yaml.Node, error) {
+// section reads the mapping of a section (channels, vvtool) of a shop; one
+// given but empty is refused, what says what it should hold.
+func section(e entry, path, shop, what string, known, secrets []string) (map[string]entry, error) {
 	v := deref(e.val)
 	if isNull(v) {
-		return nil, errAt(e.key, field, shop, "is empty: give %s, or leave the key out", what)
+		return nil, errAt(e.key, path, shop, "is empty: give %s, or leave the key out", what)
 	}
 	if v.Kind != yaml.MappingNode {
-		return nil, errAt(v, field, shop, "must be a mapping: %s", what)
+		return nil, errAt(v, path, shop, "must be a mapping: %s", what)
 	}
-	return v, nil
+	return fields(v, path, shop, known, secrets)
 }
 
 func (p *parser) channels(e entry, path, shop string, l locs) (*Channels, error) {
-	n, err := mapping(e, path, shop, "appid, secret_env (or access_token_env) and delivery_id")
-	if err != nil {
-		return nil, err
-	}
-	f, err := fields(n, path, shop, channelsKeys, channelsSecrets)
+	f, err := section(e, path, shop, "appid, secret_env (or access_token_env) and delivery_id", channelsKeys, channelsSecrets)
 	if err != nil {
 		return nil, err
 	}
@@ -473,11 +470,7 @@ func (p *parser) channels(e entry, path, shop string, l locs) (*Channels, error)
 }
 
 func (p *parser) vvtool(e entry, path, shop string, l locs) (*VVTool, error) {
-	n, err := mapping(e, path, shop, "token_env and shop_ids")
-	if err != nil {
-		return nil, err
-	}
-	f, err := fields(n, path, shop, vvtoolKeys, vvtoolSecrets)
+	f, err := section(e, path, shop, "token_env and shop_ids", vvtoolKeys, vvtoolSecrets)
 	if err != nil {
 		return nil, err
 	}
