@@ -28,7 +28,7 @@
 // Parse refuses a file on its first problem with one line that names the line
 // and column, the field and the shop, e.g.
 //
-//	shops file line 7, column 19: shops[1].channels.secret_env (shop acme): ACME_WECHAT_SECRET is not set
+//	shops file line 7, column 19: shops[1].channels.secret_env (shop acme): ACME_WECHAT_SECRET is not set (or is empty)
 //
 // Unknown keys are refused (a misspelt optional key would otherwise be
 // silently ignored), and so is one appid in two shops: a token cache and its

@@ -20,8 +20,8 @@ import (
 // shops is well under a megabyte, a secret under a kilobyte; the limits keep
 // a wrong path (a log file, /dev/zero) from eating the process's memory.
 const (
-	MaxFileSize   = 16 << 20
-	MaxSecretSize = 64 << 10
+	MaxFileSize   = 16 << 20 // bytes of a shops file
+	MaxSecretSize = 64 << 10 // bytes of a secret file
 )
 
 // Error is why a shops file, or the shop given to Single, was refused. Its
@@ -34,6 +34,8 @@ type Error struct {
 	file         bool   // about a shops file (not Single's shop)
 }
 
+// Error is the refusal in one line: where (line and column), the field and
+// its shop, and what is wrong.
 func (e *Error) Error() string {
 	var b strings.Builder
 	switch {
@@ -76,7 +78,8 @@ func Load(path string, getenv func(string) string) (*Registry, error) {
 }
 
 // Parse reads a shops file. getenv and readFile resolve secret references
-// (*_env, *_file); nil means the process's environment and file system.
+// (*_env, *_file); nil means the process's environment and file system (a
+// relative path from the working directory).
 // It refuses the file on its first problem with an *Error.
 func Parse(data []byte, getenv func(string) string, readFile func(string) ([]byte, error)) (*Registry, error) {
 	if getenv == nil {

@@ -176,7 +176,7 @@ var refusals = []struct {
 }{
 	{"empty file", ``, "", "the file is empty"},
 	{"comments only", "# nothing here\n", "", "the file is empty"},
-	{"not YAML", "shops:\n  - id: acme\n  bad: [\n", "", "not valid YAML"},
+	{"not YAML", "shops: # <-\n  - id: acme\n  bad: [\n", "", "not valid YAML"},
 	{"top level is a list", "- id: acme # <-\n", "", "must be a mapping with the key shops"},
 	{"unknown top-level key", "shops: []\nshop: [] # <-\n", "shop", "unknown key (known here: shops)"},
 	{"key not a string", "? [a, b] # <-\n: 1\n", "", "a key must be a string"},
@@ -652,11 +652,9 @@ func TestParseRefusals(t *testing.T) {
 			s := err.Error()
 			checkErrorText(t, s)
 			if line := expectedLine(tc.yaml); line != e.Line {
-				if line != 0 || tc.name != "not YAML" || e.Line == 0 {
-					t.Errorf("line %d, want %d: %s", e.Line, line, s)
-				}
+				t.Errorf("line %d, want %d: %s", e.Line, line, s)
 			}
-			if e.Line > 0 && e.Column == 0 && tc.name != "not YAML" {
+			if e.Line > 0 && e.Column == 0 && !strings.Contains(s, "not valid YAML") { // the parser tells no column
 				t.Errorf("no column: %s", s)
 			}
 			if e.Field != tc.field {
