@@ -330,19 +330,18 @@ func fields(n *yaml.Node, path, shop string, known, secrets []string) (map[strin
 		if k.Kind != yaml.ScalarNode {
 			return nil, errAt(k, path, shop, "a key must be a string")
 		}
-		field := join(path, k.Value)
 		if prev, dup := m[k.Value]; dup {
-			return nil, errAt(k, field, shop, "is given twice (also at line %d)", prev.key.Line)
+			return nil, errAt(k, join(path, k.Value), shop, "is given twice (also at line %d)", prev.key.Line)
 		}
 		if slices.Contains(secrets, k.Value) {
-			return nil, errAt(k, field, shop, "inline secrets are not allowed: use %s_env or %s_file", k.Value, k.Value)
+			return nil, errAt(k, join(path, k.Value), shop, "inline secrets are not allowed: use %s_env or %s_file", k.Value, k.Value)
 		}
 		if !slices.Contains(known, k.Value) {
 			hint := ""
 			if k.Value == "<<" {
 				hint = "YAML merge keys are not supported; "
 			}
-			return nil, errAt(k, field, shop, "unknown key (%sknown here: %s)", hint, strings.Join(known, ", "))
+			return nil, errAt(k, join(path, k.Value), shop, "unknown key (%sknown here: %s)", hint, strings.Join(known, ", "))
 		}
 		m[k.Value] = entry{k, v}
 	}
