@@ -782,6 +782,15 @@ func TestSingle(t *testing.T) {
 			t.Fatalf("ids %v", r.IDs())
 		}
 	})
+	t.Run("no platform: an ingest that only takes orders over HTTP", func(t *testing.T) {
+		r, err := Single(Shop{APIToken: "sekrit-api"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s, ok := r.Shop(DefaultID); !ok || s.APIToken != "sekrit-api" {
+			t.Fatalf("shop %+v, %v", s, ok)
+		}
+	})
 	t.Run("a copy of the shop", func(t *testing.T) {
 		in := Shop{Channels: &Channels{AppID: "wx1", Secret: "sekrit-s"}, VVTool: &VVTool{Token: "sekrit-t", ShopIDs: []string{"1"}}}
 		r, err := Single(in)
@@ -799,7 +808,6 @@ func TestSingle(t *testing.T) {
 		shop Shop
 		want string
 	}{
-		{"no platform", Shop{}, "shops: shop default: has neither channels nor vvtool"},
 		{"bad id", Shop{ID: "Acme", VVTool: &VVTool{Token: "t", ShopIDs: []string{"1"}}}, `shops: id: "Acme" is not a shop id`},
 		{"secret without appid", Shop{Channels: &Channels{Secret: "sekrit-s"}}, "shops: channels.appid (shop default): is required"},
 		{"secret and fixed token", Shop{Channels: &Channels{AppID: "wx", Secret: "sekrit-s", AccessToken: "sekrit-t"}}, "not both"},

@@ -133,10 +133,12 @@ func Diff(prev, next *Registry) (added, removed, changed []string) {
 
 // Single is the registry of one shop built from the environment-variable
 // configuration. An empty s.ID is DefaultID. It validates like Parse, except
-// what the environment configuration has never required: an appid is needed
-// with a fixed access token only when pushes are configured, and DeliveryID
-// may be empty (only the ingest's Channels poller needs it, and the
-// configuration checks that itself). Where the environment sets both an app
+// what the environment configuration has never required, so that existing
+// setups keep working: an appid is needed with a fixed access token only when
+// pushes are configured; DeliveryID may be empty (only the ingest's Channels
+// poller needs it, and the configuration checks that itself); and the shop
+// may have neither Channels nor VVTool (an ingest that only takes orders over
+// HTTP has no platform credentials). Where the environment sets both an app
 // secret and a fixed token, the token is the one in use: pass only that.
 func Single(s Shop) (*Registry, error) {
 	c := cloneShop(&s)
@@ -235,7 +237,7 @@ func validateShop(s *Shop, env bool) *problem {
 		return &problem{field: "id", msg: fmt.Sprintf("%q is not a shop id: use 1 to 32 of a-z, 0-9, _ and -, "+
 			"starting with a letter or a digit", s.ID)}
 	}
-	if s.Channels == nil && s.VVTool == nil {
+	if s.Channels == nil && s.VVTool == nil && !env {
 		return &problem{field: "", msg: "has neither channels nor vvtool: a shop needs at least one platform account"}
 	}
 	if c := s.Channels; c != nil {
