@@ -5,16 +5,17 @@ import (
 	"encoding/base64"
 	"fmt"
 	"reflect"
-	"regexp"
 	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/fulfill/pipeline/pkg/events"
 )
 
 // DefaultID is the shop of a deployment configured by environment variables
 // alone (no SHOPS_FILE).
-const DefaultID = "default"
+const DefaultID = events.DefaultShop
 
 // MaxShipConcurrency is the largest ship_concurrency a shop may ask for.
 const MaxShipConcurrency = 4096
@@ -23,11 +24,9 @@ const MaxShipConcurrency = 4096
 // base64.
 const aesKeyLen = 43
 
-var idPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
-
-// ValidID reports whether id is a valid shop id: 1 to 32 of a-z, 0-9, _ and
-// -, starting with a letter or a digit, so that it is one subject token.
-func ValidID(id string) bool { return idPattern.MatchString(id) }
+// ValidID reports whether id is a valid shop id (events.ValidateShopID): one
+// subject token.
+func ValidID(id string) bool { return events.ValidateShopID(id) == nil }
 
 // Shop is one shop of the deployment. A Shop reached through a Registry is
 // shared and must not be modified.
