@@ -32,6 +32,9 @@ type Config struct {
 	LogLevel       string
 	LogFormat      string
 
+	ShopsFile           string
+	ShopsReloadInterval time.Duration
+
 	WeChatAPIBase     string
 	WeChatAppID       string
 	WeChatAppSecret   string
@@ -53,6 +56,7 @@ type Config struct {
 	EnrichAckWait   time.Duration
 
 	ShipConcurrency     int
+	ShipShopConcurrency int
 	ShipBackoffInitial  time.Duration
 	ShipBackoffMax      time.Duration
 	ShipMaxElapsed      time.Duration
@@ -123,8 +127,38 @@ func Parse(binary, summary string, args []string, getenv func(string) string, he
 	return c, nil
 }
 
+// shopVars are the variables that define the one shop of a deployment
+// without SHOPS_FILE.
+var shopVars = []string{"WECHAT_APPID", "WECHAT_APPSECRET", "WECHAT_ACCESS_TOKEN", "INGEST_DELIVERY_ID", "VVTOOL_TOKEN", "VVTOOL_SHOP_IDS"}
+
 // check validates combinations the single-variable parsers cannot see.
 func (c *Config) check() error {
+	if err := c.checkShop(); err != nil {
+		return err
+	}
+	if c.Binary == Shipper && c.ShipBackoffInitial > c.ShipBackoffMax {
+		return fmt.Errorf("SHIP_BACKOFF_INITIAL %s is longer than SHIP_BACKOFF_MAX %s", c.ShipBackoffInitial, c.ShipBackoffMax)
+	}
+	if c.Binary == Shipper && 3*c.ShipHeartbeat > c.ShipAckWait {
+		// The order's lease lives SHIP_ACK_WAIT - SHIP_HEARTBEAT and is
+		// renewed every heartbeat: it needs room for a late renewal.
+		return fmt.Errorf("SHIP_HEARTBEAT %s must be at most a third of SHIP_ACK_WAIT %s", c.ShipHeartbeat, c.ShipAckWait)
+	}
+	return nil
+}
+
+// checkShop checks the variables of the one shop of a deployment without
+// SHOPS_FILE; with the file, it refuses them (they would be silently
+// ignored), and the file is checked when it is read.
+func (c *Config) checkShop() error {
+	if c.ShopsFile != "" {
+		for _, name := range shopVars {
+			if c.raw[name] != "" {
+				return fmt.Errorf("%s is set with SHOPS_FILE: every shop's accounts are in the shops file; unset %s", name, name)
+			}
+		}
+		return nil
+	}
 	needWeChat := c.Binary == Enricher || c.Binary == Shipper || (c.Binary == Ingest && c.HasSource("channels"))
 	if needWeChat && c.WeChatAccessToken == "" && (c.WeChatAppID == "" || c.WeChatAppSecret == "") {
 		return errors.New("WECHAT_APPID and WECHAT_APPSECRET (or WECHAT_ACCESS_TOKEN) are required")
@@ -139,14 +173,6 @@ func (c *Config) check() error {
 		if len(c.IngestSources) == 0 && c.IngestAPIToken == "" {
 			return errors.New("nothing to ingest: INGEST_SOURCES is empty and INGEST_API_TOKEN is unset")
 		}
-	}
-	if c.Binary == Shipper && c.ShipBackoffInitial > c.ShipBackoffMax {
-		return fmt.Errorf("SHIP_BACKOFF_INITIAL %s is longer than SHIP_BACKOFF_MAX %s", c.ShipBackoffInitial, c.ShipBackoffMax)
-	}
-	if c.Binary == Shipper && 3*c.ShipHeartbeat > c.ShipAckWait {
-		// The order's lease lives SHIP_ACK_WAIT - SHIP_HEARTBEAT and is
-		// renewed every heartbeat: it needs room for a late renewal.
-		return fmt.Errorf("SHIP_HEARTBEAT %s must be at most a third of SHIP_ACK_WAIT %s", c.ShipHeartbeat, c.ShipAckWait)
 	}
 	return nil
 }

@@ -105,6 +105,10 @@ var Vars = []Var{
 			c.LogFormat = v
 			return nil
 		}},
+	{Name: "SHOPS_FILE", UsedBy: wechatUsers, Usage: "YAML file of the shops served, secrets by reference (see docs/shops.md); unset: the account variables below define one shop, default",
+		set: func(c *Config, v string) error { c.ShopsFile = v; return nil }},
+	{Name: "SHOPS_RELOAD_INTERVAL", Default: "10s", UsedBy: wechatUsers, Usage: "how often SHOPS_FILE (and the secret files it names) is checked for changes; SIGHUP re-reads it at once",
+		set: func(c *Config, v string) error { return duration(&c.ShopsReloadInterval, v, 10*time.Millisecond) }},
 	{Name: "WECHAT_API_BASE", Default: "https://api.weixin.qq.com", UsedBy: wechatUsers, Usage: "base URL of the WeChat APIs",
 		set: func(c *Config, v string) error { c.WeChatAPIBase = strings.TrimRight(v, "/"); return httpURL(v) }},
 	{Name: "WECHAT_APPID", UsedBy: wechatUsers, Usage: "app id for POST /cgi-bin/stable_token",
@@ -149,6 +153,8 @@ var Vars = []Var{
 		set:   func(c *Config, v string) error { return duration(&c.EnrichAckWait, v, time.Second) }},
 	{Name: "SHIP_CONCURRENCY", Default: "32", UsedBy: []string{Shipper}, Usage: "delivery/send calls in flight per process",
 		set: func(c *Config, v string) error { return intIn(&c.ShipConcurrency, v, 1, 4096) }},
+	{Name: "SHIP_SHOP_CONCURRENCY", Default: "8", UsedBy: []string{Shipper}, Usage: "delivery/send calls in flight per process for one shop (a shop's ship_concurrency overrides it), so no shop starves the others; without SHOPS_FILE the one shop may use all of SHIP_CONCURRENCY",
+		set: func(c *Config, v string) error { return intIn(&c.ShipShopConcurrency, v, 1, 4096) }},
 	{Name: "SHIP_BACKOFF_INITIAL", Default: "500ms", UsedBy: []string{Shipper}, Usage: "first retry delay of a transient error",
 		set: func(c *Config, v string) error { return duration(&c.ShipBackoffInitial, v, time.Millisecond) }},
 	{Name: "SHIP_BACKOFF_MAX", Default: "30s", UsedBy: []string{Shipper}, Usage: "longest retry delay",

@@ -22,6 +22,10 @@ type Waybills interface {
 	BatchGetOrder(ctx context.Context, orders []wechat.WaybillQuery) ([]wechat.Waybill, error)
 }
 
+// Clients finds the platform client of each shop; an error (the shop left
+// the registry, or has no Channels account) ends its orders failed.
+type Clients func(shop string) (Waybills, error)
+
 // Options tune the enricher; see the ENRICH_* variables.
 type Options struct {
 	BatchSize int
@@ -47,7 +51,7 @@ type Record interface {
 // Enricher consumes order.received and attaches waybills.
 type Enricher struct {
 	opts    Options
-	client  Waybills
+	clients Clients
 	record  Record
 	pub     *pipeline.Publisher
 	log     zerolog.Logger
@@ -56,7 +60,7 @@ type Enricher struct {
 }
 
 // New wires an enricher.
-func New(opts Options, client Waybills, record Record, pub *pipeline.Publisher, log zerolog.Logger, m *service.Metrics) *Enricher {
+func New(opts Options, clients Clients, record Record, pub *pipeline.Publisher, log zerolog.Logger, m *service.Metrics) *Enricher {
 	if opts.Workers <= 0 {
 		opts.Workers = 4
 	}
@@ -66,7 +70,7 @@ func New(opts Options, client Waybills, record Record, pub *pipeline.Publisher, 
 	if opts.Heartbeat <= 0 {
 		opts.Heartbeat = events.AckWait / 4
 	}
-	return &Enricher{opts: opts, client: client, record: record, pub: pub, log: log, metrics: m, now: time.Now}
+	return &Enricher{opts: opts, clients: clients, record: record, pub: pub, log: log, metrics: m, now: time.Now}
 }
 
 // Run fetches batches until ctx ends, then finishes the batches it holds.
@@ -155,9 +159,7 @@ func (e *Enricher) process(ctx context.Context, batch []jetstream.Msg) {
 		}
 		items = append(items, it)
 	}
-	if len(items) > 0 {
-		outs = append(outs, e.enrich(ctx, items)...)
-	}
+	outs = append(outs, e.enrichByShop(ctx, items)...)
 	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	// An event the server can never take (its waybill data too large for
@@ -249,21 +251,57 @@ func (e *Enricher) ack(it item) {
 	}
 }
 
+// enrichByShop asks each shop's platform for its orders of the batch, all
+// shops at once: one shop's slow or failing platform holds up none of the
+// others' orders beyond the time of its own call.
+func (e *Enricher) enrichByShop(ctx context.Context, items []item) []settlement {
+	byShop := map[string][]item{}
+	var order []string
+	for _, it := range items {
+		if _, ok := byShop[it.env.Shop]; !ok {
+			order = append(order, it.env.Shop)
+		}
+		byShop[it.env.Shop] = append(byShop[it.env.Shop], it)
+	}
+	results := make([][]settlement, len(order))
+	var wg sync.WaitGroup
+	for i, shop := range order {
+		wg.Go(func() {
+			client, err := e.clients(shop)
+			if err != nil {
+				for _, it := range byShop[shop] {
+					results[i] = append(results[i], settlement{it, e.failed(it, 0, "shop not served", fmt.Sprintf(
+						"this deployment cannot reach the platform for the order's shop (%v); add the shop back to SHOPS_FILE, then run %s",
+						err, pipeline.RedriveCommand(it.env)))})
+				}
+				return
+			}
+			results[i] = e.enrich(ctx, client, byShop[shop])
+		})
+	}
+	wg.Wait()
+	var outs []settlement
+	for _, r := range results {
+		outs = append(outs, r...)
+	}
+	return outs
+}
+
 // enrich calls batchGetOrder once and returns the events to publish with
 // the messages they settle; messages to retry are naked here.
-func (e *Enricher) enrich(ctx context.Context, items []item) []settlement {
+func (e *Enricher) enrich(ctx context.Context, client Waybills, items []item) []settlement {
 	queries := make([]wechat.WaybillQuery, len(items))
 	for i, it := range items {
 		queries[i] = wechat.WaybillQuery{OrderID: it.env.OrderID, DeliveryID: it.data.DeliveryID, WaybillID: it.data.WaybillID}
 	}
 	e.metrics.BatchSize.Observe(float64(len(queries)))
-	results, err := e.client.BatchGetOrder(ctx, queries)
+	results, err := client.BatchGetOrder(ctx, queries)
 	var outs []settlement
 	if err != nil {
 		code, class := wechat.Code(err), wechat.Classify(err)
 		if class != wechat.ClassPermanent {
 			e.metrics.Retries.WithLabelValues(fmt.Sprint(code)).Inc()
-			e.log.Warn().Err(err).Int("orders", len(items)).Msg("batchGetOrder failed; batch will be retried")
+			e.log.Warn().Err(err).Str("shop", items[0].env.Shop).Int("orders", len(items)).Msg("batchGetOrder failed; batch will be retried")
 			for _, it := range items {
 				_ = it.msg.NakWithDelay(retryDelay(it.md.NumDelivered))
 			}
@@ -274,7 +312,7 @@ func (e *Enricher) enrich(ctx context.Context, items []item) []settlement {
 			// ask again in halves, so only the culprits fail.
 			e.log.Warn().Err(err).Int("orders", len(items)).Msg("batchGetOrder refused the whole call; asking again in halves to find the orders it refuses")
 			half := len(items) / 2
-			return append(e.enrich(ctx, items[:half]), e.enrich(ctx, items[half:])...)
+			return append(e.enrich(ctx, client, items[:half]), e.enrich(ctx, client, items[half:])...)
 		}
 		for _, it := range items {
 			outs = append(outs, settlement{it, e.failed(it, code, errText(err), fmt.Sprintf(

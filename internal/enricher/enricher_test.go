@@ -2,7 +2,9 @@ package enricher
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -46,7 +48,13 @@ func (r fakeRecord) Last(_ context.Context, stage events.Stage, _, _ string) (*e
 // at stream sequence 100.
 func received(t *testing.T, id string, delivered uint64) (item, *jstest.Msg) {
 	t.Helper()
-	env, err := events.New(events.Fact{Shop: events.DefaultShop, Stage: events.StageReceived, Source: events.SourceChannels, OrderID: id,
+	return receivedIn(t, events.DefaultShop, id, delivered)
+}
+
+// receivedIn is received for an order of shop.
+func receivedIn(t *testing.T, shop, id string, delivered uint64) (item, *jstest.Msg) {
+	t.Helper()
+	env, err := events.New(events.Fact{Shop: shop, Stage: events.StageReceived, Source: events.SourceChannels, OrderID: id,
 		Data: events.Received{DeliveryID: "SF", Products: []events.Product{{ProductID: "1", SkuID: "2", ProductCnt: 1}}}}, t0)
 	if err != nil {
 		t.Fatal(err)
@@ -63,7 +71,7 @@ func received(t *testing.T, id string, delivered uint64) (item, *jstest.Msg) {
 }
 
 func newTestEnricher(w Waybills, rec Record) *Enricher {
-	e := New(Options{BatchSize: 100, MaxWait: time.Millisecond}, w, rec, nil, zerolog.Nop(), service.NewMetrics())
+	e := New(Options{BatchSize: 100, MaxWait: time.Millisecond}, func(string) (Waybills, error) { return w, nil }, rec, nil, zerolog.Nop(), service.NewMetrics())
 	e.now = func() time.Time { return t0 }
 	return e
 }
@@ -122,7 +130,7 @@ func TestEnrichPerItem(t *testing.T) {
 				fw.answer = tt.answer(waybill("3704612354559743232"))
 			}
 			e := newTestEnricher(fw, fakeRecord{})
-			outs := e.enrich(t.Context(), []item{it})
+			outs := e.enrich(t.Context(), fw, []item{it})
 			if len(fw.queries) != 1 || fw.queries[0][0].OrderID != "3704612354559743232" || fw.queries[0][0].DeliveryID != "SF" {
 				t.Fatalf("queries %+v", fw.queries)
 			}
@@ -171,7 +179,7 @@ func TestEnrichBatchMatchesAnswersByOrder(t *testing.T) {
 	c, _ := received(t, "C3", 1)
 	a2, _ := received(t, "A1", 1)
 	fw := &fakeWaybills{answer: []wechat.Waybill{waybill("B2"), waybill("A1")}}
-	outs := newTestEnricher(fw, fakeRecord{}).enrich(t.Context(), []item{a, b, c, a2})
+	outs := newTestEnricher(fw, fakeRecord{}).enrich(t.Context(), fw, []item{a, b, c, a2})
 	if len(outs) != 4 {
 		t.Fatalf("%d settlements, want 4", len(outs))
 	}
@@ -189,6 +197,44 @@ func TestEnrichBatchMatchesAnswersByOrder(t *testing.T) {
 	}
 	if how, _ := mb.Settled(); how != "" {
 		t.Errorf("B2's message settled before its event was stored: %s", how)
+	}
+}
+
+// TestEnrichAsksEachShopsPlatform: a batch of three shops' orders makes
+// one call per shop with that shop's client; a shop whose platform fails
+// transiently has only its own orders come back, and an order of a shop
+// no longer served ends failed with a reason.
+func TestEnrichAsksEachShopsPlatform(t *testing.T) {
+	a1, _ := receivedIn(t, "acme", "1", 1)
+	a2, _ := receivedIn(t, "acme", "2", 1)
+	b1, mb1 := receivedIn(t, "bolt", "1", 1)
+	z1, _ := receivedIn(t, "gone", "7", 1)
+	acme := &fakeWaybills{answer: []wechat.Waybill{waybill("1"), waybill("2")}}
+	bolt := &fakeWaybills{err: &wechat.APIError{Code: -1, Msg: "system error"}}
+	e := newTestEnricher(nil, fakeRecord{})
+	e.clients = func(shop string) (Waybills, error) {
+		switch shop {
+		case "acme":
+			return acme, nil
+		case "bolt":
+			return bolt, nil
+		}
+		return nil, errors.New("shop " + shop + " is not in the registry")
+	}
+	outs := e.enrichByShop(t.Context(), []item{a1, b1, z1, a2})
+	if len(acme.queries) != 1 || len(acme.queries[0]) != 2 || len(bolt.queries) != 1 || len(bolt.queries[0]) != 1 {
+		t.Fatalf("acme's calls %v, bolt's %v; want one call each with its own orders", acme.queries, bolt.queries)
+	}
+	got := map[string]events.Stage{}
+	for _, o := range outs {
+		got[o.it.env.Key()] = o.out.Stage()
+	}
+	want := map[string]events.Stage{"acme.1": events.StageEnriched, "acme.2": events.StageEnriched, "gone.7": events.StageFailed}
+	if !maps.Equal(got, want) {
+		t.Errorf("settlements %v, want %v", got, want)
+	}
+	if how, delay := mb1.Settled(); how != "nak" || delay <= 0 {
+		t.Errorf("bolt's order: %s after %s, want a nak with a delay (its platform failed transiently)", how, delay)
 	}
 }
 
@@ -278,7 +324,7 @@ func TestEnrichIsolatesTheOrderThatFailsItsBatch(t *testing.T) {
 		items = append(items, it)
 	}
 	fw := &culpritWaybills{culprit: "O13"}
-	outs := newTestEnricher(fw, fakeRecord{}).enrich(t.Context(), items)
+	outs := newTestEnricher(fw, fakeRecord{}).enrich(t.Context(), fw, items)
 	failed, enriched := 0, 0
 	for _, o := range outs {
 		switch o.out.Stage() {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"reflect"
 	"sync"
 	"time"
 
@@ -14,8 +15,7 @@ import (
 
 	"github.com/fulfill/pipeline/internal/config"
 	"github.com/fulfill/pipeline/internal/service"
-	"github.com/fulfill/pipeline/pkg/clients/vvtool"
-	"github.com/fulfill/pipeline/pkg/events"
+	"github.com/fulfill/pipeline/internal/shops"
 )
 
 // Summary is the one-line description of the binary for --help.
@@ -39,29 +39,34 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		pub.GiveUpWhenFull = true // a full stream is answered 503 (the API) or retried next poll
 		in := NewIngester(b.Stream, pub, b.Stream.CachedInfo().Config.MaxAge, b.Log, b.Metrics)
 
-		pollers := map[string]Poller{}
-		if c.HasSource("channels") {
-			pollers["channels"] = &ChannelsPoller{Shop: events.DefaultShop, Client: b.WeChat(), In: in, Ledger: ledger, DeliveryID: c.IngestDeliveryID,
-				Lookback: c.IngestLookback, Concurrency: 32, Log: b.Log}
-		}
-		if c.HasSource("vvtool") {
-			client := vvtool.NewClient(c.VVToolToken, vvtool.WithBaseURL(c.VVToolAPIBase),
-				vvtool.WithHTTPClient(&http.Client{Timeout: 10 * time.Second, Transport: service.Transport()}),
-				vvtool.WithObserver(func(code int, d time.Duration) { b.Metrics.ObserveAPI("vvtool/detail", code, d) }))
-			pollers["vvtool"] = &VVToolPoller{Shop: events.DefaultShop, Client: client, In: in, ShopIDs: c.VVToolShopIDs, Lookback: c.IngestLookback, Log: b.Log}
-		}
-
-		var wg sync.WaitGroup
-		defer wg.Wait()
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
+		var wg sync.WaitGroup
+		defer wg.Wait()
+
+		pollers := &pollerSet{run: map[string]*running{}, interval: c.IngestPollInterval, log: b.Log,
+			build: func(sh *shops.Shop) map[string]Poller { return shopPollers(b, in, ledger, sh) }}
+		defer pollers.stopAll()
+		api := &API{In: in, Token: c.IngestAPIToken}
+		apply := func(reg *shops.Registry) {
+			pollers.apply(ctx, reg)
+			api.SetShops(apiTokens(reg))
+		}
+		apply(b.Shops.Current())
+		b.Shops.OnChange(func(reg *shops.Registry) {
+			b.Log.Info().Int("shops", reg.Len()).Int("pollers", pollers.apply(ctx, reg)).Msg("shops reloaded")
+			api.SetShops(apiTokens(reg))
+		})
+
 		errc := make(chan error, 1)
-		if c.IngestAPIToken != "" {
+		// With a shops file the API serves whatever tokens the file gives
+		// after a reload, so it listens even when none is set yet.
+		if c.IngestAPIToken != "" || b.Shops.FromFile() {
 			ln, err := net.Listen("tcp", c.IngestHTTPAddr)
 			if err != nil {
 				return fmt.Errorf("order API listen on %s: %w", c.IngestHTTPAddr, err)
 			}
-			srv := (&API{In: in, Token: c.IngestAPIToken}).NewServer()
+			srv := api.NewServer()
 			b.Log.Info().Str("addr", ln.Addr().String()).Msg("order API listening")
 			wg.Go(func() {
 				if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
@@ -75,9 +80,6 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 				_ = srv.Shutdown(sctx)
 			})
 		}
-		for name, p := range pollers {
-			wg.Go(func() { poll(ctx, name, p, c.IngestPollInterval, b.Log) })
-		}
 		select {
 		case <-ctx.Done():
 			return nil
@@ -85,6 +87,97 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return err
 		}
 	})
+}
+
+// shopPollers are the pollers of one shop, by source: each source of
+// INGEST_SOURCES the shop has an account for.
+func shopPollers(b *service.Base, in *Ingester, ledger *Ledger, sh *shops.Shop) map[string]Poller {
+	c := b.Cfg
+	out := map[string]Poller{}
+	log := b.Log.With().Str("shop", sh.ID).Logger()
+	if c.HasSource("channels") && sh.Channels != nil && sh.Channels.DeliveryID != "" {
+		if client, err := b.Shops.WeChat(sh.ID); err == nil {
+			out["channels"] = &ChannelsPoller{Shop: sh.ID, Client: client, In: in, Ledger: ledger, DeliveryID: sh.Channels.DeliveryID,
+				Lookback: c.IngestLookback, Concurrency: 32, Log: log}
+		}
+	}
+	if c.HasSource("vvtool") && sh.VVTool != nil {
+		if client, err := b.Shops.VVTool(sh.ID); err == nil {
+			out["vvtool"] = &VVToolPoller{Shop: sh.ID, Client: client, In: in, ShopIDs: sh.VVTool.ShopIDs, Lookback: c.IngestLookback, Log: log}
+		}
+	}
+	return out
+}
+
+// apiTokens maps each shop to its own API token ("" for none).
+func apiTokens(reg *shops.Registry) map[string]string {
+	out := make(map[string]string, reg.Len())
+	for _, sh := range reg.Shops() {
+		out[sh.ID] = sh.APIToken
+	}
+	return out
+}
+
+// pollerSet runs one poll loop per shop and source, and on a reload starts
+// the loops of added shops, stops those of removed ones, and restarts those
+// of shops whose accounts changed.
+type pollerSet struct {
+	interval time.Duration
+	log      zerolog.Logger
+	build    func(*shops.Shop) map[string]Poller
+
+	mu  sync.Mutex
+	run map[string]*running // by shop id
+}
+
+// running is one shop's poll loops.
+type running struct {
+	shop   *shops.Shop
+	loops  int
+	cancel context.CancelFunc
+	done   sync.WaitGroup
+}
+
+// apply makes the running loops those of reg, and answers how many loops
+// run.
+func (s *pollerSet) apply(ctx context.Context, reg *shops.Registry) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, r := range s.run {
+		if sh, ok := reg.Shop(id); !ok || !reflect.DeepEqual(sh, r.shop) {
+			r.cancel()
+			r.done.Wait()
+			delete(s.run, id)
+			s.log.Info().Str("shop", id).Msg("stopped polling the shop")
+		}
+	}
+	loops := 0
+	for _, sh := range reg.Shops() {
+		if r, ok := s.run[sh.ID]; ok {
+			loops += r.loops
+			continue
+		}
+		pollers := s.build(sh)
+		rctx, cancel := context.WithCancel(ctx)
+		r := &running{shop: sh, loops: len(pollers), cancel: cancel}
+		for source, p := range pollers {
+			r.done.Go(func() { poll(rctx, source, p, s.interval, s.log.With().Str("shop", sh.ID).Logger()) })
+		}
+		s.run[sh.ID] = r
+		loops += len(pollers)
+	}
+	return loops
+}
+
+// stopAll stops every loop and waits for them.
+func (s *pollerSet) stopAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, r := range s.run {
+		r.cancel()
+		r.done.Wait()
+		delete(s.run, id)
+	}
 }
 
 // poll runs p now and then every interval until ctx ends. A failed poll is

@@ -27,6 +27,8 @@ type Base struct {
 	NC      *nats.Conn
 	JS      jetstream.JetStream
 	Stream  jetstream.Stream
+	// Shops is the registry of the shops served, kept current.
+	Shops *Shops
 }
 
 // Stage is the body of a binary: it runs until ctx ends, then drains.
@@ -73,6 +75,10 @@ func Run(ctx context.Context, bin Binary, args []string, getenv func(string) str
 	log.Info().Interface("config", cfg.Redacted()).Msg("starting")
 
 	m := NewMetrics()
+	shopSet, err := OpenShops(cfg, getenv, m, log)
+	if err != nil {
+		return fmt.Errorf("%s: configuration: %w", binary, err)
+	}
 	admin, err := NewAdmin(cfg.AdminAddr, m, cfg.AdminPprof)
 	if err != nil {
 		return fmt.Errorf("%s: %w", binary, err)
@@ -114,10 +120,15 @@ func Run(ctx context.Context, bin Binary, args []string, getenv func(string) str
 		}
 		return nil
 	})
-	b := &Base{Cfg: cfg, Log: log, Metrics: m, Admin: admin, NC: nc, JS: js, Stream: stream}
-	log.Info().Str("admin_addr", admin.Addr()).Str("nats", config.RedactURLs(nc.ConnectedUrl())).Msg("started")
+	b := &Base{Cfg: cfg, Log: log, Metrics: m, Admin: admin, NC: nc, JS: js, Stream: stream, Shops: shopSet}
+	log.Info().Str("admin_addr", admin.Addr()).Str("nats", config.RedactURLs(nc.ConnectedUrl())).
+		Int("shops", shopSet.Current().Len()).Msg("started")
 
+	shopsCtx, stopShops := context.WithCancel(ctx)
+	wg.Add(1)
+	go func() { defer wg.Done(); shopSet.Run(shopsCtx) }()
 	runErr := stage(ctx, b)
+	stopShops()
 
 	// The stage has stopped fetching and settled what it held; flush our
 	// publishes and acks before closing.

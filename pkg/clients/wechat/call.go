@@ -25,7 +25,7 @@ func (c *Client) call(ctx context.Context, ep Endpoint, in any, decode decoder) 
 	}
 	tok, err := c.tokens.Token(ctx)
 	if err != nil {
-		return fmt.Errorf("wechat %s: access token: %w", ep, err)
+		return fmt.Errorf("wechat %s: %w", ep, &tokenError{err})
 	}
 	err = c.attempt(ctx, ep, tok, body, decode)
 	var ae *APIError

@@ -75,6 +75,19 @@ func is2xx(status int) bool {
 	return status == 0 || (status >= 200 && status < 300)
 }
 
+// ErrNoToken marks a business call that was not made because no access
+// token could be had: stable_token refused the appid or secret (40013,
+// 40125, 41002, …) or could not be reached. Classify says ClassToken, or
+// ClassTransient when the token call itself failed transiently.
+var ErrNoToken = errors.New("no access token")
+
+// tokenError is a failure to get an access token, wrapping its cause.
+type tokenError struct{ err error }
+
+func (e *tokenError) Error() string        { return ErrNoToken.Error() + ": " + e.err.Error() }
+func (e *tokenError) Unwrap() error        { return e.err }
+func (e *tokenError) Is(target error) bool { return target == ErrNoToken }
+
 // Class says what a caller should do after an error.
 type Class int
 
@@ -125,6 +138,8 @@ func (c Class) String() string {
 //   - nil: ClassOK
 //   - errcode -1, 45011, 100003, 268545009: ClassTransient
 //   - errcode 40001, 40014, 42001: ClassToken
+//   - ErrNoToken (no token could be had): ClassToken, or ClassTransient
+//     when stable_token failed transiently
 //   - errcode 109001: ClassAlreadyDone
 //   - errcode 108009, 10020115, 10020276, 606049, 45009: ClassWait
 //   - any other errcode: ClassPermanent
@@ -134,6 +149,15 @@ func (c Class) String() string {
 func Classify(err error) Class {
 	if err == nil {
 		return ClassOK
+	}
+	// A business call never made for want of a token is about the account,
+	// not the order: whatever stable_token answered.
+	var te *tokenError
+	if errors.As(err, &te) {
+		if Classify(te.err) == ClassTransient {
+			return ClassTransient
+		}
+		return ClassToken
 	}
 	var ae *APIError
 	if errors.As(err, &ae) {

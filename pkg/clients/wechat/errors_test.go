@@ -71,6 +71,10 @@ func TestClassifyOtherErrors(t *testing.T) {
 		{"conn reset", fmt.Errorf("read: %w", syscall.ECONNRESET), ClassTransient},
 		{"unexpected EOF", io.ErrUnexpectedEOF, ClassTransient},
 		{"token rejected, refresh failed", fmt.Errorf("%w (token refresh failed: %w)", &APIError{Code: 40001}, ErrStaticToken), ClassToken},
+		{"no token: secret refused", fmt.Errorf("wechat x: %w", &tokenError{&APIError{Endpoint: EndpointStableToken, Code: 40125}}), ClassToken},
+		{"no token: appid refused", fmt.Errorf("wechat x: %w", &tokenError{&APIError{Endpoint: EndpointStableToken, Code: 40013}}), ClassToken},
+		{"no token: platform busy", fmt.Errorf("wechat x: %w", &tokenError{&APIError{Endpoint: EndpointStableToken, Code: -1}}), ClassTransient},
+		{"no token: network", fmt.Errorf("wechat x: %w", &tokenError{syscall.ECONNRESET}), ClassTransient},
 		{"batch too large", fmt.Errorf("%w: got 101", ErrBatchTooLarge), ClassPermanent},
 		{"unknown", errors.New("something else"), ClassPermanent},
 	}
@@ -144,5 +148,30 @@ func TestWaybillErr(t *testing.T) {
 	var ae *APIError
 	if err := w.Err(); !errors.As(err, &ae) || ae.Endpoint != EndpointBatchGetOrder || ae.Code != 9300507 || ae.Msg != "waybill not found" {
 		t.Errorf("Err() = %#v", err)
+	}
+}
+
+// failingTokens is a TokenSource that cannot give a token.
+type failingTokens struct{ err error }
+
+func (f failingTokens) Token(context.Context) (string, error)           { return "", f.err }
+func (f failingTokens) Refresh(context.Context, string) (string, error) { return "", f.err }
+
+// TestNoTokenIsAboutTheAccount: a call made impossible by stable_token's
+// refusal says so (ErrNoToken) and is ClassToken, not a permanent refusal
+// of the order; a transient stable_token failure stays transient.
+func TestNoTokenIsAboutTheAccount(t *testing.T) {
+	for _, tt := range []struct {
+		cause error
+		want  Class
+	}{
+		{&APIError{Endpoint: EndpointStableToken, Code: 40013, Msg: "invalid appid"}, ClassToken},
+		{&APIError{Endpoint: EndpointStableToken, HTTPStatus: 502}, ClassTransient},
+	} {
+		c := NewClient(failingTokens{tt.cause}, WithBaseURL("http://127.0.0.1:1"))
+		err := c.SendDelivery(t.Context(), SendDeliveryRequest{OrderID: "1"})
+		if !errors.Is(err, ErrNoToken) || Classify(err) != tt.want {
+			t.Errorf("cause %v: error %v (ErrNoToken %v), class %v; want ErrNoToken and %v", tt.cause, err, errors.Is(err, ErrNoToken), Classify(err), tt.want)
+		}
 	}
 }
