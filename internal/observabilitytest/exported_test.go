@@ -3,8 +3,6 @@ package observabilitytest
 import (
 	"bufio"
 	"context"
-	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strconv"
@@ -90,7 +88,7 @@ func runPipeline(t *testing.T) ([]exposition, []sandbox.ScenarioOrder) {
 				t.Errorf("%s did not stop cleanly: %v", name, err)
 			}
 		})
-		waitReady(t, addr, logs)
+		faulttest.WaitReady(t, addr, nil)
 		admins[name] = addr
 	}
 	want := st.Sandbox.Scenario()
@@ -98,50 +96,13 @@ func runPipeline(t *testing.T) ([]exposition, []sandbox.ScenarioOrder) {
 	faulttest.WaitTerminal(t, js, want, 2*time.Minute, logs)
 	var out []exposition
 	for _, name := range []string{"ingest", "enricher", "shipper"} {
-		code, body, err := get("http://" + admins[name] + "/metrics")
+		code, body, err := faulttest.Get("http://" + admins[name] + "/metrics")
 		if err != nil || code != http.StatusOK {
 			t.Fatalf("%s /metrics: %d %v", name, code, err)
 		}
 		out = append(out, exposition{service: name, text: body})
 	}
 	return out, want
-}
-
-// get is one GET with a deadline.
-func get(url string) (int, string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return 0, "", err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), err
-}
-
-// waitReady polls /readyz until it answers 200, or fails the test after a
-// minute.
-func waitReady(t *testing.T, addr string, logs fmt.Stringer) {
-	t.Helper()
-	deadline := time.NewTimer(time.Minute)
-	defer deadline.Stop()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if code, _, err := get("http://" + addr + "/readyz"); err == nil && code == http.StatusOK {
-			return
-		}
-		select {
-		case <-deadline.C:
-			t.Fatalf("the service on %s was not ready within a minute\n%s", addr, faulttest.Tail(logs.String(), 30))
-		case <-tick.C:
-		}
-	}
 }
 
 // allowedLabels are the label names the services may put on their series:

@@ -22,9 +22,9 @@ import (
 // that gave up and their errcode, and nothing else.
 func TestObserveStored(t *testing.T) {
 	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	failedMsg := func(t *testing.T, f events.Failed) *nats.Msg {
+	msgOf := func(t *testing.T, stage events.Stage, data any) *nats.Msg {
 		t.Helper()
-		env, err := events.New(events.Fact{Stage: events.StageFailed, Source: events.SourceChannels, OrderID: "42", Data: f}, at)
+		env, err := events.New(events.Fact{Stage: stage, Source: events.SourceChannels, OrderID: "42", Data: data}, at)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -34,18 +34,9 @@ func TestObserveStored(t *testing.T) {
 		}
 		return m
 	}
+	failedMsg := func(t *testing.T, f events.Failed) *nats.Msg { return msgOf(t, events.StageFailed, f) }
 	shippedMsg := func(t *testing.T) *nats.Msg {
-		t.Helper()
-		env, err := events.New(events.Fact{Stage: events.StageShipped, Source: events.SourceChannels, OrderID: "42",
-			Data: events.Shipped{DeliveryID: "SF", WaybillID: "W1", Attempts: 1}}, at)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m, err := env.Msg()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return m
+		return msgOf(t, events.StageShipped, events.Shipped{DeliveryID: "SF", WaybillID: "W1", Attempts: 1})
 	}
 	deadLetter := func(t *testing.T, f events.Failed) *nats.Msg {
 		t.Helper()
