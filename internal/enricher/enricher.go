@@ -377,7 +377,7 @@ func (e *Enricher) one(it item, w *wechat.Waybill) (*events.Envelope, bool) {
 	}
 	out, err := it.env.Next(events.StageEnriched, events.Enriched{
 		DeliveryID: deliveryID, WaybillID: w.WaybillID, WaybillData: fields, PrintHTML: w.PrintHTML,
-		OrderStatus: w.OrderStatus, Products: it.data.Products,
+		OrderStatus: w.OrderStatus, Products: it.data.Products, ReceivedAt: it.env.OccurredAt,
 	}, e.now())
 	if err != nil {
 		return e.failed(it, 0, err.Error(), "could not build the enriched event"), false

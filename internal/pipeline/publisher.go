@@ -19,6 +19,10 @@ type Publisher struct {
 	js jetstream.JetStream
 	// OnPublished is told of each event JetStream acknowledged (metrics).
 	OnPublished func(stage events.Stage)
+	// OnStored, if set, is told of each message JetStream acknowledged,
+	// body included (metrics that read the payload: failed events by
+	// errcode).
+	OnStored func(m *nats.Msg)
 	// RetryWait is the first pause after a failed publish; the pauses grow
 	// (with jitter) to MaxRetryWait, so a long NATS outage is not hammered
 	// and a short one is left quickly.
@@ -199,10 +203,13 @@ func (pd *Pending) Wait(ctx context.Context) error {
 	return pd.p.PublishEach(ctx, pd.msg)[0]
 }
 
-// published tells OnPublished, if set, of a stored message.
+// published tells OnPublished and OnStored, if set, of a stored message.
 func (p *Publisher) published(m *nats.Msg) {
 	if p.OnPublished != nil {
 		stage, _, _, _, _ := events.ParseSubject(m.Subject)
 		p.OnPublished(stage)
+	}
+	if p.OnStored != nil {
+		p.OnStored(m)
 	}
 }

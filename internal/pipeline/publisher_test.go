@@ -26,6 +26,8 @@ func TestPublisherStoresWithMsgID(t *testing.T) {
 	var mu sync.Mutex
 	var published []events.Stage
 	p.OnPublished = func(st events.Stage) { mu.Lock(); published = append(published, st); mu.Unlock() }
+	var stored []string
+	p.OnStored = func(m *nats.Msg) { mu.Lock(); stored = append(stored, m.Subject); mu.Unlock() }
 
 	rcv := newEnv(t, events.StageReceived, events.SourceChannels, "3704612354559743232", received(), nil, "")
 	enr := newEnv(t, events.StageEnriched, events.SourceChannels, "3704612354559743232", events.Enriched{}, rcv, "")
@@ -52,6 +54,9 @@ func TestPublisherStoresWithMsgID(t *testing.T) {
 	defer mu.Unlock()
 	if len(published) != 2 || published[0] != events.StageReceived || published[1] != events.StageEnriched {
 		t.Errorf("OnPublished saw %v", published)
+	}
+	if len(stored) != 2 || stored[0] != rcv.Subject() || stored[1] != enr.Subject() {
+		t.Errorf("OnStored saw %v", stored)
 	}
 }
 

@@ -233,46 +233,6 @@ func (c childLogs) String() string {
 	return b.String()
 }
 
-// tryGet is a GET that reports errors instead of failing the test (for
-// sampling a process that may be going away).
-func tryGet(url string) (int, string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return 0, "", err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), err
-}
-
-// waitReady polls a service's /readyz until it answers 200 (or fails the
-// test after a minute, or as soon as the child exits).
-func waitReady(t testing.TB, adminAddr string, exited <-chan struct{}) {
-	t.Helper()
-	deadline := time.NewTimer(time.Minute)
-	defer deadline.Stop()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if code, _, err := tryGet("http://" + adminAddr + "/readyz"); err == nil && code == http.StatusOK {
-			return
-		}
-		select {
-		case <-exited:
-			t.Fatalf("the service on %s exited before it was ready", adminAddr)
-		case <-deadline.C:
-			t.Fatalf("the service on %s was not ready within a minute", adminAddr)
-		case <-tick.C:
-		}
-	}
-}
-
 // pipeline is the services of a run, started in process.
 type pipeline struct {
 	stops  []func() error
@@ -307,7 +267,7 @@ func startServices(t testing.TB, st *stack.Stack, logs io.Writer, extra map[stri
 		addr := freeAddr(t)
 		env["ADMIN_ADDR"] = addr
 		stop := runInProcess(t, st, name, logs, env)
-		waitReady(t, addr, nil)
+		faulttest.WaitReady(t, addr, nil)
 		p.stops = append(p.stops, stop)
 		p.admins[name] = append(p.admins[name], addr)
 	}
@@ -339,7 +299,7 @@ func startChildReady(t testing.TB, st *stack.Stack, name, logDir string, extra m
 	addr := freeAddr(t)
 	env["ADMIN_ADDR"] = addr
 	c := faulttest.StartChild(t, st, name, logDir, env)
-	waitReady(t, addr, c.Done())
+	faulttest.WaitReady(t, addr, c.Done())
 	return c, addr
 }
 

@@ -64,7 +64,7 @@ func TestSlowPlatform(t *testing.T) {
 		tick := time.NewTicker(500 * time.Millisecond)
 		defer tick.Stop()
 		for {
-			if code, text, err := tryGet("http://" + admin + "/metrics"); err == nil && code == 200 {
+			if code, text, err := faulttest.Get("http://" + admin + "/metrics"); err == nil && code == 200 {
 				h := metric(text, "go_memstats_heap_inuse_bytes")
 				mu.Lock()
 				peakHeap = max(peakHeap, h)

@@ -198,9 +198,11 @@ func (b *Base) Consume(ctx context.Context, cfg jetstream.ConsumerConfig, fn fun
 	return err
 }
 
-// Publisher is a publisher that counts what it publishes in metrics.
+// Publisher is a publisher that counts what it publishes in metrics, and
+// failed events by component and errcode.
 func (b *Base) Publisher() *pipeline.Publisher {
 	pub := pipeline.NewPublisher(b.JS)
 	pub.OnPublished = func(st events.Stage) { b.Metrics.EventsOut.WithLabelValues(string(st)).Inc() }
+	pub.OnStored = b.Metrics.ObserveStored
 	return pub
 }

@@ -1,6 +1,8 @@
 package service
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"time"
 
@@ -8,7 +10,8 @@ import (
 )
 
 // WeChat builds the platform client the configuration asks for: a fixed
-// token, or stable_token with appid/secret; every call observed in metrics.
+// token, or stable_token with appid/secret; every call observed in metrics,
+// stable_token's too, and every token refresh counted by result.
 func (b *Base) WeChat() *wechat.Client {
 	c := b.Cfg
 	hc := &http.Client{Timeout: 10 * time.Second, Transport: Transport()}
@@ -17,9 +20,10 @@ func (b *Base) WeChat() *wechat.Client {
 		ts = wechat.StaticToken(c.WeChatAccessToken)
 	} else {
 		ts = wechat.NewStableTokenSource(c.WeChatAppID, c.WeChatAppSecret,
-			wechat.WithTokenBaseURL(c.WeChatAPIBase), wechat.WithTokenHTTPClient(hc))
+			wechat.WithTokenBaseURL(c.WeChatAPIBase), wechat.WithTokenHTTPClient(hc),
+			wechat.WithTokenObserver(b.Metrics.ObserveToken))
 	}
-	return wechat.NewClient(ts,
+	return wechat.NewClient(countRefusals{ts, b.Metrics},
 		wechat.WithBaseURL(c.WeChatAPIBase),
 		wechat.WithHTTPClient(hc),
 		wechat.WithObserver(func(ep wechat.Endpoint, code int, d time.Duration) {
@@ -37,4 +41,21 @@ func Transport() *http.Transport {
 	t.MaxIdleConnsPerHost = 1024
 	t.IdleConnTimeout = 90 * time.Second
 	return t
+}
+
+// countRefusals counts the refreshes that end without a new token and
+// without a failed stable_token call of their own (which ObserveToken
+// counts): a fixed token the platform rejected, or force_refresh throttled.
+type countRefusals struct {
+	wechat.TokenSource
+	m *Metrics
+}
+
+// Refresh refreshes through the wrapped source, counting a refusal.
+func (c countRefusals) Refresh(ctx context.Context, stale string) (string, error) {
+	tok, err := c.TokenSource.Refresh(ctx, stale)
+	if errors.Is(err, wechat.ErrStaticToken) || errors.Is(err, wechat.ErrRefreshThrottled) {
+		c.m.TokenRefreshes.WithLabelValues(TokenRefused).Inc()
+	}
+	return tok, err
 }

@@ -271,7 +271,7 @@ func (s *Shipper) handle(ctx context.Context, msg jetstream.Msg, hold *pipeline.
 	case out.msg != nil:
 		passed = true
 		s.done <- completion{pending: s.pub.StartMsg(out.msg), event: out.event, input: env, msg: msg,
-			hold: hold, lease: lease, log: log, occurred: env.OccurredAt}
+			hold: hold, lease: lease, log: log, occurred: env.OccurredAt, received: data.ReceivedAt}
 	default:
 		_ = msg.Nak()
 	}
@@ -444,6 +444,7 @@ type completion struct {
 	lease    Lease
 	log      zerolog.Logger
 	occurred time.Time
+	received time.Time // the order's received event's occurred_at, if carried
 }
 
 // complete acks each input once its terminal event is stored, in order; if
@@ -454,6 +455,9 @@ func (s *Shipper) complete() {
 	for c := range s.done {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		err := c.pending.Wait(ctx)
+		if err == nil && c.event.Stage() == events.StageShipped {
+			s.metrics.ObserveShipped(c.received, s.now())
+		}
 		if errors.Is(err, pipeline.ErrDecided) {
 			err = s.decided(ctx, c)
 		}

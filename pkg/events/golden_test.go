@@ -32,6 +32,7 @@ func goldenChain(t *testing.T) map[events.Stage]*events.Envelope {
 		DeliveryID: "SF", WaybillID: "SF1234567890123",
 		WaybillData: []events.WaybillField{{Key: "receiver_name", Value: "张三"}, {Key: "sort_code", Value: "755W-A01"}},
 		PrintHTML:   "<html><body>SF1234567890123</body></html>", OrderStatus: 0, Products: products,
+		ReceivedAt: rcv.OccurredAt,
 	}, rcv, "", at.Add(2*time.Second))
 	shp := mustNew(t, events.StageShipped, events.SourceChannels, id, events.Shipped{
 		DeliveryID: "SF", WaybillID: "SF1234567890123", Attempts: 2, AlreadyShipped: true,

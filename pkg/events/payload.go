@@ -128,6 +128,10 @@ type Enriched struct {
 	PrintHTML   string         `json:"print_html"`
 	OrderStatus int            `json:"order_status"`
 	Products    []Product      `json:"products"`
+	// ReceivedAt is the occurred_at of the order's received event, carried
+	// so the shipper can measure received to shipped without reading the
+	// stream; absent from events of enrichers that predate it.
+	ReceivedAt time.Time `json:"received_at,omitzero"`
 }
 
 // Validate checks what the shipper needs.
