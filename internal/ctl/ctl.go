@@ -42,6 +42,7 @@ func commands() []command {
 		{"up", "run everything in one process on embedded JetStream and the sandbox", up},
 		{"sandbox", "serve the platform sandbox alone", serveSandbox},
 		{"status", "stream and consumer figures: counts per stage, lag, redeliveries", status},
+		{"shops", "each shop's orders (received, shipped, failed, in flight) and its state at the shippers (ok, backing off, token refused)", shopsCmd},
 		{"order", "where is this order? its whole history, its state and what to do next", order},
 		{"dlq", "list (dlq list) and re-drive (dlq redrive) orders whose latest terminal event is failed", dlq},
 		{"replay", "re-drive a stage's input events of a time window", replay},

@@ -62,6 +62,15 @@ func printStatus(w io.Writer, r *tally.StatusReport) error {
 		fmt.Fprintf(w, ": %s (fulfillctl order ID says why)", strings.Join(r.Parked, " "))
 	}
 	fmt.Fprintln(w)
+	var trouble []string
+	for _, sh := range r.Shops {
+		if sh.State != "ok" && sh.State != "" {
+			trouble = append(trouble, sh.Shop+" ("+shopState(sh, time.Now())+")")
+		}
+	}
+	if len(trouble) > 0 {
+		fmt.Fprintf(w, "Shops backed off by the shippers: %s (fulfillctl shops)\n", strings.Join(trouble, ", "))
+	}
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "CONSUMER\tFILTER\tPENDING\tACK_PENDING\tREDELIVERED\tWAITING\tLAST_ACTIVE")

@@ -140,8 +140,8 @@ func (e *Enricher) process(ctx context.Context, batch []jetstream.Msg) {
 	var items []item
 	var outs []settlement
 	for _, m := range batch {
-		e.metrics.EventsIn.WithLabelValues(string(events.StageReceived)).Inc()
 		it, err := decode(m)
+		e.metrics.In(events.StageReceived, e.metrics.ShopOfSubject(m.Subject()))
 		if err != nil {
 			e.pub.SetAside(ctx, m, events.ComponentEnricher, err, e.now(), e.log)
 			continue
@@ -149,7 +149,7 @@ func (e *Enricher) process(ctx context.Context, batch []jetstream.Msg) {
 		it.log = e.log.With().Str("order_id", it.env.OrderID).Str("event_id", it.env.ID).
 			Str("correlation_id", it.env.CorrelationID).Logger()
 		if it.md.NumDelivered > 1 {
-			e.metrics.Redelivers.WithLabelValues(string(events.StageReceived)).Inc()
+			e.metrics.Redelivered(events.StageReceived, it.env.Shop)
 		}
 		if int(it.md.NumDelivered) > e.opts.MaxDeliveries {
 			outs = append(outs, settlement{it, e.failed(it, 0, "", fmt.Sprintf(
@@ -300,7 +300,7 @@ func (e *Enricher) enrich(ctx context.Context, client Waybills, items []item) []
 	if err != nil {
 		code, class := wechat.Code(err), wechat.Classify(err)
 		if class != wechat.ClassPermanent {
-			e.metrics.Retries.WithLabelValues(fmt.Sprint(code)).Inc()
+			e.metrics.Retry(items[0].env.Shop, fmt.Sprint(code))
 			e.log.Warn().Err(err).Str("shop", items[0].env.Shop).Int("orders", len(items)).Msg("batchGetOrder failed; batch will be retried")
 			for _, it := range items {
 				_ = it.msg.NakWithDelay(retryDelay(it.md.NumDelivered))
@@ -353,7 +353,7 @@ func (e *Enricher) one(it item, w *wechat.Waybill) (*events.Envelope, bool) {
 	if err := w.Err(); err != nil {
 		code := wechat.Code(err)
 		if c := wechat.Classify(err); c == wechat.ClassTransient || c == wechat.ClassToken {
-			e.metrics.Retries.WithLabelValues(fmt.Sprint(code)).Inc()
+			e.metrics.Retry(it.env.Shop, fmt.Sprint(code))
 			return nil, true
 		}
 		return e.failed(it, code, w.Errmsg, fmt.Sprintf(
@@ -382,7 +382,7 @@ func (e *Enricher) one(it item, w *wechat.Waybill) (*events.Envelope, bool) {
 	if err != nil {
 		return e.failed(it, 0, err.Error(), "could not build the enriched event"), false
 	}
-	e.metrics.Latency.WithLabelValues("enricher").Observe(e.now().Sub(it.env.OccurredAt).Seconds())
+	e.metrics.Processed("enricher", it.env.Shop, e.now().Sub(it.env.OccurredAt))
 	return out, false
 }
 

@@ -77,7 +77,7 @@ func (in *Ingester) Received(ctx context.Context, source events.Source, shop, or
 	if err != nil {
 		return "", false, err
 	}
-	in.metrics.EventsIn.WithLabelValues(string(events.StageReceived)).Inc()
+	in.metrics.In(events.StageReceived, shop)
 	err = in.publishFirst(ctx, env)
 	if err == nil {
 		in.known.put(env.Key(), env.ID, start)

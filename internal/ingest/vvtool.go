@@ -86,7 +86,7 @@ func (p *VVToolPoller) shipping(ctx context.Context, shop string, s vvtool.Shipp
 		return err
 	}
 	pipeline.ExpectLast(m, filter, lastSeq)
-	p.In.metrics.EventsIn.WithLabelValues(string(events.StageLogistics)).Inc()
+	p.In.metrics.In(events.StageLogistics, p.Shop)
 	if err := p.In.pub.PublishEach(ctx, m)[0]; errors.Is(err, pipeline.ErrDecided) {
 		return nil
 	} else if err != nil {

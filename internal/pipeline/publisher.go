@@ -18,7 +18,7 @@ import (
 type Publisher struct {
 	js jetstream.JetStream
 	// OnPublished is told of each event JetStream acknowledged (metrics).
-	OnPublished func(stage events.Stage)
+	OnPublished func(stage events.Stage, shop string)
 	// OnStored, if set, is told of each message JetStream acknowledged,
 	// body included (metrics that read the payload: failed events by
 	// errcode).
@@ -206,8 +206,8 @@ func (pd *Pending) Wait(ctx context.Context) error {
 // published tells OnPublished and OnStored, if set, of a stored message.
 func (p *Publisher) published(m *nats.Msg) {
 	if p.OnPublished != nil {
-		stage, _, _, _, _ := events.ParseSubject(m.Subject)
-		p.OnPublished(stage)
+		stage, _, shop, _, _ := events.ParseSubject(m.Subject)
+		p.OnPublished(stage, shop)
 	}
 	if p.OnStored != nil {
 		p.OnStored(m)

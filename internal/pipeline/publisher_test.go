@@ -25,7 +25,7 @@ func TestPublisherStoresWithMsgID(t *testing.T) {
 	p := pipeline.NewPublisher(js)
 	var mu sync.Mutex
 	var published []events.Stage
-	p.OnPublished = func(st events.Stage) { mu.Lock(); published = append(published, st); mu.Unlock() }
+	p.OnPublished = func(st events.Stage, _ string) { mu.Lock(); published = append(published, st); mu.Unlock() }
 	var stored []string
 	p.OnStored = func(m *nats.Msg) { mu.Lock(); stored = append(stored, m.Subject); mu.Unlock() }
 
@@ -97,7 +97,7 @@ func TestPublisherBatch(t *testing.T) {
 	p := pipeline.NewPublisher(js)
 	var mu sync.Mutex
 	count := 0
-	p.OnPublished = func(events.Stage) { mu.Lock(); count++; mu.Unlock() }
+	p.OnPublished = func(events.Stage, string) { mu.Lock(); count++; mu.Unlock() }
 	const n = 500
 	envs := make([]*events.Envelope, n)
 	for i := range envs {

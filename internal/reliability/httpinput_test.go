@@ -158,7 +158,7 @@ func TestBadHTTPInput(t *testing.T) {
 	// No event from bad input: the received events are exactly the orders.
 	known := map[string]bool{}
 	for _, o := range want {
-		known[o.OrderID] = true
+		known[faulttest.Key(o)] = true
 	}
 	for id, o := range tl.Orders {
 		if !known[id] {

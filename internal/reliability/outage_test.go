@@ -76,8 +76,8 @@ func TestPlatformOutageThenRedrive(t *testing.T) {
 	}
 	failedBefore := tl.Terminal(events.StageFailed)
 	terminalsBefore := map[string]int{}
-	for id, o := range tl.Orders {
-		terminalsBefore[id] = len(o.Terminals)
+	for _, o := range tl.Orders {
+		terminalsBefore[o.OrderID] = len(o.Terminals) // the default shop's: keyed by order id
 	}
 
 	// Recovery, then the operator's re-drive.

@@ -147,10 +147,10 @@ func TestAdminReadyzCheckTimeout(t *testing.T) {
 
 func TestAdminMetrics(t *testing.T) {
 	a := startAdmin(t)
-	a.metrics.EventsIn.WithLabelValues("received").Inc()
-	a.metrics.EventsOut.WithLabelValues("enriched").Add(3)
-	a.metrics.ObserveAPI("channels/ec/order/get", 0, 20*time.Millisecond)
-	a.metrics.ObserveAPI("channels/ec/order/delivery/send", 100003, time.Second)
+	a.metrics.In("received", "acme")
+	a.metrics.EventsOut.WithLabelValues("enriched", "acme").Add(3)
+	a.metrics.ObserveAPI("acme", "channels/ec/order/get", 0, 20*time.Millisecond)
+	a.metrics.ObserveAPI("acme", "channels/ec/order/delivery/send", 100003, time.Second)
 	a.metrics.Pending.WithLabelValues("shipper").Set(42)
 	code, body, hdr := get(t, a.base+"/metrics")
 	if code != http.StatusOK {
@@ -160,11 +160,11 @@ func TestAdminMetrics(t *testing.T) {
 		t.Errorf("Content-Type = %q, want Prometheus text", ct)
 	}
 	for _, want := range []string{
-		`fulfill_events_in_total{stage="received"} 1`,
-		`fulfill_events_out_total{stage="enriched"} 3`,
-		`fulfill_api_calls_total{endpoint="channels/ec/order/get",errcode="0"} 1`,
-		`fulfill_api_calls_total{endpoint="channels/ec/order/delivery/send",errcode="100003"} 1`,
-		`fulfill_api_call_seconds_count{endpoint="channels/ec/order/get"} 1`,
+		`fulfill_events_in_total{shop="acme",stage="received"} 1`,
+		`fulfill_events_out_total{shop="acme",stage="enriched"} 3`,
+		`fulfill_api_calls_total{endpoint="channels/ec/order/get",errcode="0",shop="acme"} 1`,
+		`fulfill_api_calls_total{endpoint="channels/ec/order/delivery/send",errcode="100003",shop="acme"} 1`,
+		`fulfill_api_call_seconds_count{endpoint="channels/ec/order/get",shop="acme"} 1`,
 		`fulfill_consumer_pending{consumer="shipper"} 42`,
 		"# TYPE fulfill_batch_size histogram",
 		"go_goroutines",
@@ -227,7 +227,7 @@ func TestNewAdminAddressInUse(t *testing.T) {
 
 func TestMetricsRegistriesAreIndependent(t *testing.T) {
 	m1, m2 := service.NewMetrics(), service.NewMetrics()
-	m1.EventsIn.WithLabelValues("received").Inc()
+	m1.In("received", "acme")
 	mf, err := m2.Registry.Gather()
 	if err != nil {
 		t.Fatal(err)

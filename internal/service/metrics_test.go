@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/rs/zerolog"
 
 	"github.com/fulfill/pipeline/internal/config"
 	"github.com/fulfill/pipeline/internal/service"
@@ -24,7 +25,7 @@ func TestObserveStored(t *testing.T) {
 	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	msgOf := func(t *testing.T, stage events.Stage, data any) *nats.Msg {
 		t.Helper()
-		env, err := events.New(events.Fact{Stage: stage, Source: events.SourceChannels, OrderID: "42", Data: data}, at)
+		env, err := events.New(events.Fact{Stage: stage, Source: events.SourceChannels, Shop: "acme", OrderID: "42", Data: data}, at)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -49,20 +50,20 @@ func TestObserveStored(t *testing.T) {
 	tests := []struct {
 		name   string
 		msg    func(*testing.T) *nats.Msg
-		labels []string // stage, errcode of the one series counted; nil: none
+		labels []string // stage, errcode, shop of the one series counted; nil: none
 	}{
 		{"shipper permanent", func(t *testing.T) *nats.Msg {
 			return failedMsg(t, events.Failed{Stage: events.ComponentShipper, Errcode: 606003, Reason: "r"})
-		}, []string{"shipper", "606003"}},
+		}, []string{"shipper", "606003", "acme"}},
 		{"enricher cancelled waybill", func(t *testing.T) *nats.Msg {
 			return failedMsg(t, events.Failed{Stage: events.ComponentEnricher, Reason: "r"})
-		}, []string{"enricher", "0"}},
+		}, []string{"enricher", "0", "acme"}},
 		{"dead letter", func(t *testing.T) *nats.Msg {
 			return deadLetter(t, events.Failed{Stage: events.ComponentShipper, Reason: "r"})
-		}, []string{"shipper", "0"}},
+		}, []string{"shipper", "0", "unknown"}},
 		{"undecodable failed event", func(t *testing.T) *nats.Msg {
-			return &nats.Msg{Subject: "orders.failed.channels.42", Data: []byte("not json")}
-		}, []string{"unknown", "0"}},
+			return &nats.Msg{Subject: "orders.failed.channels.acme.42", Data: []byte("not json")}
+		}, []string{"unknown", "0", "acme"}},
 		{"shipped event", shippedMsg, nil},
 		{"foreign subject", func(*testing.T) *nats.Msg { return &nats.Msg{Subject: "elsewhere", Data: []byte("{}")} }, nil},
 	}
@@ -104,7 +105,7 @@ func TestObserveShipped(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m := service.NewMetrics()
-			m.ObserveShipped(tt.received, shipped)
+			m.ObserveShipped("acme", tt.received, shipped)
 			mfs, err := m.Registry.Gather()
 			if err != nil {
 				t.Fatal(err)
@@ -119,7 +120,9 @@ func TestObserveShipped(t *testing.T) {
 				}
 				return
 			}
-			t.Fatal("fulfill_received_to_shipped_seconds is not exported")
+			if tt.wantCount > 0 {
+				t.Fatal("fulfill_received_to_shipped_seconds is not exported")
+			}
 		})
 	}
 }
@@ -167,20 +170,29 @@ func TestWeChatCountsTokenRefreshes(t *testing.T) {
 			}))
 			t.Cleanup(srv.Close)
 			m := service.NewMetrics()
-			b := &service.Base{Metrics: m, Cfg: &config.Config{WeChatAPIBase: srv.URL, WeChatAppID: "wx1",
-				WeChatAppSecret: "s3cret", WeChatAccessToken: tt.staticToken}}
-			c := b.WeChat()
+			cfg := &config.Config{WeChatAPIBase: srv.URL, WeChatAppID: "wx1", WeChatAccessToken: tt.staticToken}
+			if tt.staticToken == "" {
+				cfg.WeChatAppSecret = "s3cret"
+			}
+			shops, err := service.OpenShops(cfg, nil, m, zerolog.Nop())
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := shops.WeChat(events.DefaultShop)
+			if err != nil {
+				t.Fatal(err)
+			}
 			for range tt.sends {
 				_ = c.SendDelivery(context.Background(), wechat.SendDeliveryRequest{OrderID: "1"})
 			}
 			for _, result := range []string{service.TokenOK, service.TokenError, service.TokenRefused} {
-				if got := testutil.ToFloat64(m.TokenRefreshes.WithLabelValues(result)); got != tt.want[result] {
+				if got := testutil.ToFloat64(m.TokenRefreshes.WithLabelValues(result, events.DefaultShop)); got != tt.want[result] {
 					t.Errorf("fulfill_token_refreshes_total{result=%q} = %v, want %v", result, got, tt.want[result])
 				}
 			}
 			var calls float64
 			for _, code := range []string{"0", "40125"} {
-				calls += testutil.ToFloat64(m.APICalls.WithLabelValues(string(wechat.EndpointStableToken), code))
+				calls += testutil.ToFloat64(m.APICalls.WithLabelValues(string(wechat.EndpointStableToken), code, events.DefaultShop))
 			}
 			if calls != tt.wantCalls {
 				t.Errorf("fulfill_api_calls_total{endpoint=%q} = %v, want %v", wechat.EndpointStableToken, calls, tt.wantCalls)
@@ -190,9 +202,17 @@ func TestWeChatCountsTokenRefreshes(t *testing.T) {
 }
 
 // TestTokenRefreshResultsExportedAtZero: every result is a series from the
-// start, so an alert on increase() sees the first failure.
+// start of a shop's client, so an alert on increase() sees the first
+// failure.
 func TestTokenRefreshResultsExportedAtZero(t *testing.T) {
 	m := service.NewMetrics()
+	shops, err := service.OpenShops(&config.Config{WeChatAPIBase: "http://127.0.0.1:1", WeChatAppID: "wx1", WeChatAppSecret: "s"}, nil, m, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := shops.WeChat(events.DefaultShop); err != nil {
+		t.Fatal(err)
+	}
 	if n := testutil.CollectAndCount(m.TokenRefreshes, "fulfill_token_refreshes_total"); n != 3 {
 		t.Fatalf("%d fulfill_token_refreshes_total series before any refresh, want 3 (ok, error, refused)", n)
 	}

@@ -79,6 +79,7 @@ func Run(ctx context.Context, bin Binary, args []string, getenv func(string) str
 	if err != nil {
 		return fmt.Errorf("%s: configuration: %w", binary, err)
 	}
+	m.KnowShops(func(id string) bool { _, ok := shopSet.Current().Shop(id); return ok })
 	admin, err := NewAdmin(cfg.AdminAddr, m, cfg.AdminPprof)
 	if err != nil {
 		return fmt.Errorf("%s: %w", binary, err)
@@ -202,7 +203,7 @@ func (b *Base) Consume(ctx context.Context, cfg jetstream.ConsumerConfig, fn fun
 // failed events by component and errcode.
 func (b *Base) Publisher() *pipeline.Publisher {
 	pub := pipeline.NewPublisher(b.JS)
-	pub.OnPublished = func(st events.Stage) { b.Metrics.EventsOut.WithLabelValues(string(st)).Inc() }
+	pub.OnPublished = b.Metrics.ObservePublished
 	pub.OnStored = b.Metrics.ObserveStored
 	return pub
 }

@@ -187,9 +187,8 @@ func (s *Shops) WeChat(id string) (*wechat.Client, error) {
 		c.account.AccessToken == sh.Channels.AccessToken {
 		return c.client, nil
 	}
-	c := newWeChat(s.cfg.WeChatAPIBase, s.hc, sh.Channels, func(ep wechat.Endpoint, code int, d time.Duration) {
-		s.metrics.ObserveAPI(string(ep), code, d)
-	})
+	s.metrics.ExportTokenResults(id)
+	c := newWeChat(s.cfg.WeChatAPIBase, s.hc, sh.Channels, id, s.metrics)
 	s.wechats[id] = &wechatClient{account: *sh.Channels, client: c}
 	return c, nil
 }
@@ -211,20 +210,22 @@ func (s *Shops) VVTool(id string) (*vvtool.Client, error) {
 	}
 	c := vvtool.NewClient(sh.VVTool.Token, vvtool.WithBaseURL(s.cfg.VVToolAPIBase),
 		vvtool.WithHTTPClient(s.hc),
-		vvtool.WithObserver(func(code int, d time.Duration) { s.metrics.ObserveAPI("vvtool/detail", code, d) }))
+		vvtool.WithObserver(func(code int, d time.Duration) { s.metrics.ObserveAPI(id, "vvtool/detail", code, d) }))
 	s.vvtools[id] = &vvtoolClient{token: sh.VVTool.Token, client: c}
 	return c, nil
 }
 
-// newWeChat is the platform client of one Channels account: a fixed token,
-// or stable_token with appid and secret; every call observed.
-func newWeChat(base string, hc *http.Client, acct *shops.Channels, observe func(wechat.Endpoint, int, time.Duration)) *wechat.Client {
+// newWeChat is the platform client of shop's Channels account: a fixed
+// token, or stable_token with appid and secret; every call observed in
+// metrics, stable_token's too, and every token refresh counted by result.
+func newWeChat(base string, hc *http.Client, acct *shops.Channels, shop string, m *Metrics) *wechat.Client {
 	var ts wechat.TokenSource
 	if acct.AccessToken != "" {
 		ts = wechat.StaticToken(acct.AccessToken)
 	} else {
 		ts = wechat.NewStableTokenSource(acct.AppID, acct.Secret,
-			wechat.WithTokenBaseURL(base), wechat.WithTokenHTTPClient(hc))
+			wechat.WithTokenBaseURL(base), wechat.WithTokenHTTPClient(hc), wechat.WithTokenObserver(m.ObserveToken(shop)))
 	}
-	return wechat.NewClient(ts, wechat.WithBaseURL(base), wechat.WithHTTPClient(hc), wechat.WithObserver(observe))
+	return wechat.NewClient(countRefusals{ts, m, shop}, wechat.WithBaseURL(base), wechat.WithHTTPClient(hc),
+		wechat.WithObserver(func(ep wechat.Endpoint, code int, d time.Duration) { m.ObserveAPI(shop, string(ep), code, d) }))
 }

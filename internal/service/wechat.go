@@ -9,29 +9,6 @@ import (
 	"github.com/fulfill/pipeline/pkg/clients/wechat"
 )
 
-// WeChat builds the platform client the configuration asks for: a fixed
-// token, or stable_token with appid/secret; every call observed in metrics,
-// stable_token's too, and every token refresh counted by result.
-func (b *Base) WeChat() *wechat.Client {
-	c := b.Cfg
-	hc := &http.Client{Timeout: 10 * time.Second, Transport: Transport()}
-	var ts wechat.TokenSource
-	if c.WeChatAccessToken != "" {
-		ts = wechat.StaticToken(c.WeChatAccessToken)
-	} else {
-		ts = wechat.NewStableTokenSource(c.WeChatAppID, c.WeChatAppSecret,
-			wechat.WithTokenBaseURL(c.WeChatAPIBase), wechat.WithTokenHTTPClient(hc),
-			wechat.WithTokenObserver(b.Metrics.ObserveToken))
-	}
-	return wechat.NewClient(countRefusals{ts, b.Metrics},
-		wechat.WithBaseURL(c.WeChatAPIBase),
-		wechat.WithHTTPClient(hc),
-		wechat.WithObserver(func(ep wechat.Endpoint, code int, d time.Duration) {
-			b.Metrics.ObserveAPI(string(ep), code, d)
-		}),
-	)
-}
-
 // Transport is an HTTP transport sized for many concurrent platform calls:
 // idle connections per host at least the shipper's concurrency, so
 // connections are reused instead of re-dialled under load.
@@ -48,14 +25,15 @@ func Transport() *http.Transport {
 // counts): a fixed token the platform rejected, or force_refresh throttled.
 type countRefusals struct {
 	wechat.TokenSource
-	m *Metrics
+	m    *Metrics
+	shop string
 }
 
 // Refresh refreshes through the wrapped source, counting a refusal.
 func (c countRefusals) Refresh(ctx context.Context, stale string) (string, error) {
 	tok, err := c.TokenSource.Refresh(ctx, stale)
 	if errors.Is(err, wechat.ErrStaticToken) || errors.Is(err, wechat.ErrRefreshThrottled) {
-		c.m.TokenRefreshes.WithLabelValues(TokenRefused).Inc()
+		c.m.TokenRefreshes.WithLabelValues(TokenRefused, c.m.Shop(c.shop)).Inc()
 	}
 	return tok, err
 }

@@ -4,9 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
 
 	"github.com/fulfill/pipeline/internal/config"
 	"github.com/fulfill/pipeline/internal/pipeline"
@@ -55,15 +59,101 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			b.Log.Warn().Dur("lease_ttl", ttl).Dur("configured", c.ShipAckWait-c.ShipHeartbeat).
 				Msgf("lease bucket %s exists with another TTL; using it (every replica must agree)", LeaseBucket)
 		}
+		states, err := pipeline.OpenShopStates(ctx, b.JS, c.StreamReplicas)
+		if err != nil {
+			return err
+		}
+		rep := &stateReporter{states: states, log: b.Log, current: map[string]ShopStatus{}}
 		s := New(Options{
-			Concurrency: c.ShipConcurrency, BackoffInitial: c.ShipBackoffInitial, BackoffMax: c.ShipBackoffMax,
+			Concurrency: c.ShipConcurrency, ShopConcurrency: shopConcurrency(b), BackoffInitial: c.ShipBackoffInitial, BackoffMax: c.ShipBackoffMax,
 			MaxElapsed: c.ShipMaxElapsed, WaitDelay: c.ShipWaitDelay, WaitMaxAttempts: c.ShipWaitMaxAttempts,
 			Heartbeat: c.ShipHeartbeat,
-		}, b.WeChat(), b.Publisher(), pipeline.NewOrderRecord(b.Stream), LeaseTable{leases}, b.Log, b.Metrics)
+		}, func(shop string) (Sender, error) { return b.Shops.WeChat(shop) }, b.Publisher(), pipeline.NewOrderRecord(b.Stream),
+			LeaseTable{leases}, b.Log, b.Metrics, rep.changed)
+		repCtx, stopRep := context.WithCancel(ctx)
+		defer stopRep()
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		wg.Go(func() { rep.run(repCtx) })
 		cc, err := events.ConsumerConfig(events.ConsumerShipper, maxAckPending, c.ShipAckWait)
 		if err != nil {
 			return err
 		}
 		return b.Consume(ctx, cc, func(ctx context.Context, cons jetstream.Consumer) error { return s.Run(ctx, cons) })
 	})
+}
+
+// shopConcurrency is each shop's slots: its ship_concurrency, else
+// SHIP_SHOP_CONCURRENCY; the one shop of a deployment without SHOPS_FILE
+// may use every worker.
+func shopConcurrency(b *service.Base) func(string) int {
+	return func(shop string) int {
+		if !b.Shops.FromFile() {
+			return b.Cfg.ShipConcurrency
+		}
+		if sh, ok := b.Shops.Current().Shop(shop); ok && sh.ShipConcurrency > 0 {
+			return sh.ShipConcurrency
+		}
+		return b.Cfg.ShipShopConcurrency
+	}
+}
+
+// stateReporter writes the shops this replica backs off to the shop-state
+// bucket, for fulfillctl shops and status: on each change, and again every
+// ShopStateRefresh so the entries of a live replica do not expire.
+type stateReporter struct {
+	states *pipeline.ShopStates
+	log    zerolog.Logger
+
+	mu      sync.Mutex
+	current map[string]ShopStatus // shops not ok
+}
+
+func (r *stateReporter) changed(shop string, st ShopStatus) {
+	r.mu.Lock()
+	if st.State == ShopOK {
+		delete(r.current, shop)
+	} else {
+		r.current[shop] = st
+	}
+	r.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := r.write(ctx, shop, st); err != nil {
+		r.log.Warn().Err(err).Str("shop", shop).Msg("record the shop's state (fulfillctl shops may not show it)")
+	}
+}
+
+func (r *stateReporter) write(ctx context.Context, shop string, st ShopStatus) error {
+	if st.State == ShopOK {
+		return r.states.Delete(ctx, shop)
+	}
+	return r.states.Put(ctx, pipeline.ShopState{Shop: shop, State: string(st.State), Since: st.Since, Errcode: st.Errcode})
+}
+
+func (r *stateReporter) run(ctx context.Context) {
+	t := time.NewTicker(pipeline.ShopStateRefresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			// A replica stopping stops vouching for its entries.
+			r.mu.Lock()
+			shops := slices.Collect(maps.Keys(r.current))
+			r.mu.Unlock()
+			dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			for _, shop := range shops {
+				_ = r.states.Delete(dctx, shop)
+			}
+			cancel()
+			return
+		case <-t.C:
+			r.mu.Lock()
+			cur := maps.Clone(r.current)
+			r.mu.Unlock()
+			for shop, st := range cur {
+				_ = r.write(ctx, shop, st)
+			}
+		}
+	}
 }

@@ -24,6 +24,10 @@ type Sender interface {
 	SendDelivery(ctx context.Context, req wechat.SendDeliveryRequest) error
 }
 
+// Senders finds the platform client of each shop; an error (the shop left
+// the registry, or has no Channels account) ends its orders failed.
+type Senders func(shop string) (Sender, error)
+
 // Record is what the shipper reads of an order before every call: its
 // latest event of a stage and that event's stream sequence.
 type Record interface {
@@ -61,7 +65,10 @@ func (t LeaseTable) Acquire(ctx context.Context, key string) (Lease, error) {
 
 // Options tune the shipper; see the SHIP_* variables.
 type Options struct {
-	Concurrency     int
+	Concurrency int
+	// ShopConcurrency is how many calls one shop may have under way at
+	// once (nil: Concurrency), so that no shop starves the others.
+	ShopConcurrency func(shop string) int
 	BackoffInitial  time.Duration
 	BackoffMax      time.Duration
 	MaxElapsed      time.Duration
@@ -79,7 +86,7 @@ type Options struct {
 // Shipper consumes order.enriched and ships.
 type Shipper struct {
 	opts    Options
-	sender  Sender
+	senders Senders
 	pub     *pipeline.Publisher
 	record  Record
 	leases  Leases
@@ -88,18 +95,52 @@ type Shipper struct {
 	now     func() time.Time
 	done    chan completion
 	release sync.WaitGroup // holds and leases being let go
+	shops   *breaker
 }
 
-// New wires a shipper.
-func New(opts Options, sender Sender, pub *pipeline.Publisher, record Record, leases Leases, log zerolog.Logger, m *service.Metrics) *Shipper {
+// New wires a shipper; changed, if set, is told of each change of a shop's
+// state (logged here already).
+func New(opts Options, senders Senders, pub *pipeline.Publisher, record Record, leases Leases, log zerolog.Logger, m *service.Metrics, changed func(string, ShopStatus)) *Shipper {
 	if opts.Heartbeat <= 0 {
 		opts.Heartbeat = 750 * time.Millisecond
 	}
 	if opts.FetchWait <= 0 {
 		opts.FetchWait = time.Second
 	}
-	return &Shipper{opts: opts, sender: sender, pub: pub, record: record, leases: leases,
+	if opts.ShopConcurrency == nil {
+		opts.ShopConcurrency = func(string) int { return opts.Concurrency }
+	}
+	s := &Shipper{opts: opts, senders: senders, pub: pub, record: record, leases: leases,
 		log: log, metrics: m, now: time.Now}
+	s.shops = newBreaker(opts.BackoffInitial, opts.BackoffMax, func(shop string, st ShopStatus) {
+		ev := log.Warn()
+		if st.State == ShopOK {
+			ev = log.Info()
+		}
+		ev.Str("shop", shop).Str("shop_state", string(st.State)).Int("errcode", st.Errcode).
+			Msgf("shop %s: %s", shop, stateMessage(st))
+		m.SetShopState(shop, string(st.State), ShopStates)
+		if changed != nil {
+			changed(shop, st)
+		}
+	})
+	return s
+}
+
+// stateMessage is the log line of a shop's change of state.
+func stateMessage(st ShopStatus) string {
+	switch st.State {
+	case ShopBackingOff:
+		return "backing off as a whole: " + st.String() + "; its orders are parked and one probe call at a time goes out"
+	case ShopTokenRefused:
+		return "token refused: " + st.String() + "; its orders are parked until a token can be had (check the shop's secret or token)"
+	}
+	return "recovered; its orders go out again"
+}
+
+// slots is how many calls shop may have under way.
+func (s *Shipper) slots(shop string) int {
+	return max(min(s.opts.ShopConcurrency(shop), s.opts.Concurrency), 1)
 }
 
 // Run consumes until ctx ends, then stops pulling, naks what it has not
@@ -122,73 +163,68 @@ func (s *Shipper) Run(ctx context.Context, cons jetstream.Consumer) error {
 		msg  jetstream.Msg
 		hold *pipeline.Hold
 	}
-	// A token in free is a worker with nothing to do; a pull asks for no
-	// more messages than it took tokens, so work never blocks.
-	free := make(chan struct{}, s.opts.Concurrency)
-	work := make(chan job, s.opts.Concurrency)
+	// Held messages wait in one line per shop; workers take them in turn
+	// from the shops with a call slot free. The shipper holds at most two
+	// messages per worker, and a shop at most twice its slots: a message
+	// of a shop with no room is parked (nak with delay) so that it never
+	// waits in the shipper while other shops' messages wait in the stream.
+	q := newFairQueue[job](s.slots)
+	stopQueue := context.AfterFunc(ctx, q.close)
+	defer stopQueue()
 	var wg sync.WaitGroup
 	for range s.opts.Concurrency {
-		free <- struct{}{}
 		wg.Go(func() {
-			for j := range work {
+			for {
+				shop, j, ok := q.pop()
+				if !ok {
+					return
+				}
 				s.handle(ctx, j.msg, j.hold)
-				free <- struct{}{}
+				q.done(shop)
 			}
 		})
 	}
+	limit := 2 * s.opts.Concurrency
 	for ctx.Err() == nil {
-		n := s.takeFree(ctx, free)
+		n := q.room(limit)
 		if n == 0 {
 			break
 		}
 		batch, err := cons.Fetch(n, jetstream.FetchMaxWait(s.opts.FetchWait))
 		if err != nil {
 			s.log.Warn().Err(err).Msg("pull from shipper consumer")
-			for range n {
-				free <- struct{}{}
-			}
 			select {
 			case <-ctx.Done():
 			case <-time.After(250 * time.Millisecond):
 			}
 			continue
 		}
-		got := 0
 		for msg := range batch.Messages() {
-			got++
-			work <- job{msg: msg, hold: pipeline.StartHold(s.opts.Heartbeat, msg)}
+			shop := shopOf(msg.Subject())
+			hold := pipeline.StartHold(s.opts.Heartbeat, msg)
+			if !q.push(shop, job{msg: msg, hold: hold}) {
+				s.metrics.Retry(shop, "shop_busy")
+				s.release.Go(hold.Stop)
+				_ = msg.NakWithDelay(s.shops.Park(shop, s.slots(shop)))
+			}
 		}
 		if err := batch.Error(); err != nil {
 			s.log.Debug().Err(err).Msg("pull ended")
 		}
-		for range n - got {
-			free <- struct{}{}
-		}
 	}
-	close(work)
+	q.close()
 	wg.Wait()
 	return nil
 }
 
-// takeFree waits for a free worker and then takes every other free one; it
-// returns 0 when ctx ended first.
-func (s *Shipper) takeFree(ctx context.Context, free chan struct{}) int {
-	select {
-	case <-ctx.Done():
-		return 0
-	case <-free:
+// shopOf is the shop of a message's subject; a subject not of the grammar
+// has none ("", one line of its own), and is set aside by handle.
+func shopOf(subject string) string {
+	_, _, shop, _, err := events.ParseSubject(subject)
+	if err != nil {
+		return ""
 	}
-	n := 1
-	for n < s.opts.Concurrency {
-		select {
-		case <-free:
-			n++
-			continue
-		default:
-		}
-		break
-	}
-	return n
+	return shop
 }
 
 // outcome is how one handling of a message ends.
@@ -216,24 +252,31 @@ func (s *Shipper) handle(ctx context.Context, msg jetstream.Msg, hold *pipeline.
 			s.letGo(hold, lease)
 		}
 	}()
-	s.metrics.EventsIn.WithLabelValues(string(events.StageEnriched)).Inc()
+	s.metrics.In(events.StageEnriched, s.metrics.ShopOfSubject(msg.Subject()))
 	md, err := msg.Metadata()
 	if err != nil {
 		s.log.Error().Err(err).Str("subject", msg.Subject()).Msg("message without metadata")
 		return
 	}
 	if md.NumDelivered > 1 {
-		s.metrics.Redelivers.WithLabelValues(string(events.StageEnriched)).Inc()
+		s.metrics.Redelivered(events.StageEnriched, s.metrics.ShopOfSubject(msg.Subject()))
 	}
 	env, data, err := pipeline.DecodeInput[events.Enriched](msg, events.StageEnriched)
 	if err != nil {
 		s.pub.SetAside(context.Background(), msg, events.ComponentShipper, err, s.now(), s.log)
 		return
 	}
-	log := s.log.With().Str("order_id", env.OrderID).Str("event_id", env.ID).
+	log := s.log.With().Str("shop", env.Shop).Str("order_id", env.OrderID).Str("event_id", env.ID).
 		Str("correlation_id", env.CorrelationID).Uint64("delivered", md.NumDelivered).Logger()
 	if ctx.Err() != nil {
 		_ = msg.Nak()
+		return
+	}
+	// A shop backing off as a whole parks its orders before they take a
+	// lease: only its probe calls.
+	if parked, wait, _ := s.shops.parked(env.Shop, s.slots(env.Shop)); parked && !s.tooOld(md) {
+		s.metrics.Retry(env.Shop, "shop_backing_off")
+		_ = msg.NakWithDelay(wait)
 		return
 	}
 	// The call itself is not cut short by shutdown: a half-made call leaves
@@ -247,7 +290,7 @@ func (s *Shipper) handle(ctx context.Context, msg jetstream.Msg, hold *pipeline.
 	lease, err = s.leases.Acquire(actx, env.Key())
 	cancel()
 	if errors.Is(err, pipeline.ErrLeaseTaken) {
-		s.metrics.Retries.WithLabelValues("lease_taken").Inc()
+		s.metrics.Retry(env.Shop, "lease_taken")
 		log.Debug().Msg("another shipper holds the order; coming back later")
 		_ = msg.NakWithDelay(s.leaseWait())
 		return
@@ -275,6 +318,12 @@ func (s *Shipper) handle(ctx context.Context, msg jetstream.Msg, hold *pipeline.
 	default:
 		_ = msg.Nak()
 	}
+}
+
+// tooOld reports whether a message has waited in the stream longer than
+// SHIP_MAX_ELAPSED: an order of a shop backing off ends failed then.
+func (s *Shipper) tooOld(md *jetstream.MsgMetadata) bool {
+	return s.now().Sub(md.Timestamp) > s.opts.MaxElapsed
 }
 
 // leaseWait is how long a copy waits for another holder: about a heartbeat,
@@ -321,6 +370,7 @@ func (s *Shipper) ship(ctx, callCtx context.Context, md *jetstream.MsgMetadata, 
 	}
 	b.Reset()
 	attempts := int(md.NumDelivered)
+	sender, senderErr := s.senders(env.Shop)
 	for calls := 1; ; calls++ {
 		settled, lastFailed, err := s.check(callCtx, env, md)
 		if err != nil {
@@ -339,8 +389,26 @@ func (s *Shipper) ship(ctx, callCtx context.Context, md *jetstream.MsgMetadata, 
 				return outcome{retry: s.leaseWait()}
 			}
 		}
-		err = s.sender.SendDelivery(callCtx, req)
+		if senderErr != nil {
+			return s.failed(env, 0, senderErr, attempts, calls-1, fmt.Sprintf(
+				"this deployment cannot reach the platform for the order's shop (%v); add the shop back to SHOPS_FILE, then run %s",
+				senderErr, pipeline.RedriveCommand(env)), lastFailed, log)
+		}
+		if ok, wait, st := s.shops.allow(env.Shop, s.slots(env.Shop)); !ok {
+			// The shop backs off as a whole: park the order, unless it
+			// has waited in the stream longer than SHIP_MAX_ELAPSED.
+			if s.tooOld(md) {
+				return s.failed(env, st.Errcode, nil, attempts, calls-1, fmt.Sprintf(
+					"the order's shop has been backing off as a whole (%s) and the order waited longer than SHIP_MAX_ELAPSED (%s); run %s once it recovers",
+					st, s.opts.MaxElapsed, pipeline.RedriveCommand(env)), lastFailed, log)
+			}
+			s.metrics.Retry(env.Shop, "shop_backing_off")
+			return outcome{retry: wait}
+		}
+		start := s.now()
+		err = sender.SendDelivery(callCtx, req)
 		code, class := wechat.Code(err), wechat.Classify(err)
+		s.shops.record(env.Shop, class, code, s.now().Sub(start))
 		switch class {
 		case wechat.ClassOK, wechat.ClassAlreadyDone:
 			shipped := events.Shipped{DeliveryID: data.DeliveryID, WaybillID: data.WaybillID,
@@ -354,13 +422,16 @@ func (s *Shipper) ship(ctx, callCtx context.Context, md *jetstream.MsgMetadata, 
 			// yet, whichever replica or copy gets there first.
 			return s.terminal(out, events.StageShipped, 0, log)
 		case wechat.ClassWait:
-			if int(md.NumDelivered) >= s.opts.WaitMaxAttempts {
+			// By time, not by deliveries: parks while the shop was busy or
+			// backing off are deliveries too. The order has had its
+			// SHIP_WAIT_MAX_ATTEMPTS when another wait would pass them.
+			if s.now().Sub(md.Timestamp) >= time.Duration(s.opts.WaitMaxAttempts-1)*s.opts.WaitDelay {
 				return s.failed(env, code, err, attempts, calls, fmt.Sprintf(
-					"the platform kept the order waiting on the merchant (errcode %d: %s) for %d attempts; resolve it in the shop back office, then run %s",
-					code, wechat.Hint(code), attempts, pipeline.RedriveCommand(env)), lastFailed, log)
+					"the platform kept the order waiting on the merchant (errcode %d: %s) for %s, the SHIP_WAIT_MAX_ATTEMPTS (%d) waits of SHIP_WAIT_DELAY; resolve it in the shop back office, then run %s",
+					code, wechat.Hint(code), s.now().Sub(md.Timestamp).Round(time.Second), s.opts.WaitMaxAttempts, pipeline.RedriveCommand(env)), lastFailed, log)
 			}
 			log.Info().Int("errcode", code).Dur("retry_in", s.opts.WaitDelay).Msg("waiting on the merchant or platform")
-			s.metrics.Retries.WithLabelValues(fmt.Sprint(code)).Inc()
+			s.metrics.Retry(env.Shop, fmt.Sprint(code))
 			return outcome{retry: s.opts.WaitDelay}
 		case wechat.ClassPermanent:
 			return s.failed(env, code, err, attempts, calls, fmt.Sprintf(
@@ -368,7 +439,7 @@ func (s *Shipper) ship(ctx, callCtx context.Context, md *jetstream.MsgMetadata, 
 				describe(code, err), pipeline.RedriveCommand(env)), lastFailed, log)
 		}
 		// Transient, or a token the client could not renew: back off.
-		s.metrics.Retries.WithLabelValues(fmt.Sprint(code)).Inc()
+		s.metrics.Retry(env.Shop, fmt.Sprint(code))
 		d := b.NextBackOff()
 		if d == backoff.Stop {
 			return s.failed(env, code, err, attempts, calls, fmt.Sprintf(
@@ -456,7 +527,7 @@ func (s *Shipper) complete() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		err := c.pending.Wait(ctx)
 		if err == nil && c.event.Stage() == events.StageShipped {
-			s.metrics.ObserveShipped(c.received, s.now())
+			s.metrics.ObserveShipped(c.event.Shop, c.received, s.now())
 		}
 		if errors.Is(err, pipeline.ErrDecided) {
 			err = s.decided(ctx, c)
@@ -469,7 +540,7 @@ func (s *Shipper) complete() {
 			if err := c.msg.Ack(); err != nil {
 				c.log.Warn().Err(err).Msg("ack")
 			}
-			s.metrics.Latency.WithLabelValues("shipper").Observe(s.now().Sub(c.occurred).Seconds())
+			s.metrics.Processed("shipper", c.event.Shop, s.now().Sub(c.occurred))
 		}
 		s.letGo(c.hold, c.lease)
 	}

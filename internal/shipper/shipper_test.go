@@ -116,7 +116,7 @@ func input(t *testing.T) (*events.Envelope, *events.Enriched) {
 func newTestShipper(sender Sender, rec Record) *Shipper {
 	return New(Options{Concurrency: 1, BackoffInitial: time.Millisecond, BackoffMax: 2 * time.Millisecond,
 		MaxElapsed: time.Minute, WaitDelay: 10 * time.Minute, WaitMaxAttempts: 144, Heartbeat: 100 * time.Millisecond},
-		sender, nil, rec, nil, zerolog.Nop(), service.NewMetrics())
+		func(string) (Sender, error) { return sender, nil }, nil, rec, nil, zerolog.Nop(), service.NewMetrics(), nil)
 }
 
 // TestShipClassification runs ship, the decision a shipper makes for one
@@ -160,6 +160,7 @@ func TestShipClassification(t *testing.T) {
 		name       string
 		script     []error
 		delivered  uint64
+		age        time.Duration // since the message was stored
 		maxElapsed time.Duration
 		record     func(r *fakeRecord)
 		beforeCall func(r *fakeRecord, call int)
@@ -182,7 +183,11 @@ func TestShipClassification(t *testing.T) {
 			want: want{calls: -1, stage: events.StageFailed, expectSeq: "0", errcode: 45011, reasonHas: "SHIP_MAX_ELAPSED"}},
 		{name: "waiting on the merchant parks the order", script: []error{apiErr(108009)},
 			want: want{calls: 1, retry: 10 * time.Minute}},
-		{name: "waiting too many deliveries fails", script: []error{apiErr(10020115)}, delivered: 144,
+		{name: "waiting on the merchant for SHIP_WAIT_MAX_ATTEMPTS waits fails", script: []error{apiErr(10020115)}, delivered: 5, age: 143 * 10 * time.Minute,
+			want: want{calls: 1, stage: events.StageFailed, expectSeq: "0", errcode: 10020115, reasonHas: "waiting on the merchant"}},
+		{name: "many deliveries (parks) are not many waits", script: []error{apiErr(10020115)}, delivered: 500, age: time.Hour,
+			want: want{calls: 1, retry: 10 * time.Minute}},
+		{name: "a day of waits fails", script: []error{apiErr(10020115)}, delivered: 144, age: 24 * time.Hour,
 			want: want{calls: 1, stage: events.StageFailed, expectSeq: "0", errcode: 10020115, reasonHas: "waiting on the merchant"}},
 		{name: "permanent fails after one call", script: []error{apiErr(109000)},
 			want: want{calls: 1, stage: events.StageFailed, expectSeq: "0", errcode: 109000, attempts: 1, reasonHas: "dlq redrive --order-id"}},
@@ -234,7 +239,7 @@ func TestShipClassification(t *testing.T) {
 				lease = &fakeLease{}
 			}
 			delivered := max(tt.delivered, 1)
-			md := &jetstream.MsgMetadata{NumDelivered: delivered, Sequence: jetstream.SequencePair{Stream: 100}}
+			md := &jetstream.MsgMetadata{NumDelivered: delivered, Sequence: jetstream.SequencePair{Stream: 100}, Timestamp: time.Now().Add(-tt.age)}
 			out := s.ship(t.Context(), t.Context(), md, env, data, lease, zerolog.Nop())
 
 			w := tt.want

@@ -3,6 +3,7 @@ package tally_test
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/fulfill/pipeline/internal/jstest"
 	"github.com/fulfill/pipeline/internal/pipeline"
@@ -37,16 +38,39 @@ func TestShopsKeepTheirOrdersApart(t *testing.T) {
 		t.Errorf("bolt's order 1: %+v, want received only", o)
 	}
 
+	// Two shipper replicas see bolt in trouble, one with a worse state;
+	// corp is backing off before any order of it is in the stream.
+	since := t0.Add(time.Minute)
+	for _, st := range []pipeline.ShopState{
+		{Shop: "bolt", State: "backing_off", Since: since, Errcode: -1},
+		{Shop: "bolt", State: "token_refused", Since: since, Errcode: 40001},
+		{Shop: "corp", State: "backing_off", Since: since, Errcode: -1},
+	} {
+		states, err := pipeline.OpenShopStates(t.Context(), js, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := states.Put(t.Context(), st); err != nil {
+			t.Fatal(err)
+		}
+	}
 	rep, err := tally.Status(t.Context(), js, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := []tally.ShopStatus{
-		{Shop: "acme", Received: 1, Shipped: 1},
-		{Shop: "bolt", Received: 2, Failed: 1, InFlight: 1},
+		{Shop: "acme", Received: 1, Shipped: 1, State: "ok"},
+		{Shop: "bolt", Received: 2, Failed: 1, InFlight: 1, State: "token_refused", Since: since, Errcode: 40001, Replicas: 2},
+		{Shop: "corp", State: "backing_off", Since: since, Errcode: -1, Replicas: 1},
 	}
-	if len(rep.Shops) != len(want) || rep.Shops[0] != want[0] || rep.Shops[1] != want[1] {
-		t.Errorf("shops %+v, want %+v", rep.Shops, want)
+	if len(rep.Shops) != len(want) {
+		t.Fatalf("shops %+v, want %+v", rep.Shops, want)
+	}
+	for i := range want {
+		if g := rep.Shops[i]; g.Shop != want[i].Shop || g.Received != want[i].Received || g.Failed != want[i].Failed ||
+			g.InFlight != want[i].InFlight || g.State != want[i].State || !g.Since.Equal(want[i].Since) || g.Errcode != want[i].Errcode || g.Replicas != want[i].Replicas {
+			t.Errorf("shop %d: %+v, want %+v", i, g, want[i])
+		}
 	}
 	rep, err = tally.Status(t.Context(), js, "bolt")
 	if err != nil {

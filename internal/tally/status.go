@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/fulfill/pipeline/internal/pipeline"
 	"github.com/fulfill/pipeline/pkg/events"
 )
 
@@ -44,7 +45,17 @@ type ShopStatus struct {
 	// InFlight counts orders received and neither shipped nor failed yet:
 	// the shop's lag, in orders.
 	InFlight int `json:"in_flight"`
+	// State is the shop's state at the shippers: ok, or the worst a
+	// replica reports (backing_off, token_refused), since when, with the
+	// platform's last errcode and how many replicas report it.
+	State    string    `json:"state"`
+	Since    time.Time `json:"since,omitzero"`
+	Errcode  int       `json:"errcode,omitempty"`
+	Replicas int       `json:"replicas,omitempty"`
 }
+
+// stateRank orders the shop states, worst last.
+var stateRank = map[string]int{"ok": 0, "backing_off": 1, "token_refused": 2}
 
 // StreamStatus is the ORDERS stream's state and health.
 type StreamStatus struct {
@@ -150,7 +161,11 @@ func Status(ctx context.Context, js jetstream.JetStream, shop string) (*StatusRe
 			rep.ShippedTwice++
 		}
 	}
-	rep.Shops = shopCounts(orders)
+	states, err := pipeline.ReadShopStates(ctx, js)
+	if err != nil {
+		return nil, err
+	}
+	rep.Shops = withStates(shopCounts(orders), states, shop)
 	if err := rep.atTheShipper(ctx, s, orders, time.Now()); err != nil {
 		return nil, err
 	}
@@ -200,6 +215,34 @@ func stageName(i int) string {
 		return string(events.Stages[i])
 	}
 	return "deadletter"
+}
+
+// withStates adds to each shop's counts the state the shippers report (a
+// shop in trouble with no order in the stream too), limited to shop if set.
+func withStates(counts []ShopStatus, states []pipeline.ShopState, shop string) []ShopStatus {
+	byShop := map[string]int{}
+	for i := range counts {
+		counts[i].State = "ok"
+		byShop[counts[i].Shop] = i
+	}
+	for _, st := range states {
+		if shop != "" && st.Shop != shop {
+			continue
+		}
+		i, ok := byShop[st.Shop]
+		if !ok {
+			counts = append(counts, ShopStatus{Shop: st.Shop, State: "ok"})
+			i = len(counts) - 1
+			byShop[st.Shop] = i
+		}
+		c := &counts[i]
+		c.Replicas++
+		if stateRank[st.State] > stateRank[c.State] {
+			c.State, c.Since, c.Errcode = st.State, st.Since, st.Errcode
+		}
+	}
+	sort.Slice(counts, func(i, j int) bool { return counts[i].Shop < counts[j].Shop })
+	return counts
 }
 
 // shopCounts sums the orders of each shop by stage, from the per-stage

@@ -1,0 +1,64 @@
+package shipper
+
+import (
+	"slices"
+	"testing"
+)
+
+// TestFairQueueTakesShopsInTurn: workers take the shops with a slot free in
+// turn; a shop whose slots are all busy waits without holding up the
+// others; a shop with as many waiting as its slots takes no more.
+func TestFairQueueTakesShopsInTurn(t *testing.T) {
+	q := newFairQueue[int](func(shop string) int {
+		if shop == "a" {
+			return 2
+		}
+		return 1
+	})
+	for i := range 2 {
+		if !q.push("a", i) {
+			t.Fatalf("a's message %d refused", i)
+		}
+	}
+	if q.push("a", 99) {
+		t.Fatal("a took a third message with 2 slots")
+	}
+	q.push("b", 10)
+	q.push("c", 20)
+
+	var order []string
+	for range 4 {
+		shop, _, ok := q.pop()
+		if !ok {
+			t.Fatal("queue closed early")
+		}
+		order = append(order, shop)
+	}
+	if !slices.Equal(order, []string{"a", "b", "c", "a"}) {
+		t.Errorf("taken %v, want a b c a (in turn)", order)
+	}
+	// a has both slots busy: its next message waits while b's goes.
+	q.push("a", 2)
+	q.push("b", 11)
+	q.done("b")
+	if shop, v, _ := q.pop(); shop != "b" || v != 11 {
+		t.Errorf("took %s/%d, want b/11: a's slots are busy", shop, v)
+	}
+	q.done("a")
+	if shop, v, _ := q.pop(); shop != "a" || v != 2 {
+		t.Errorf("took %s/%d, want a/2 once a slot freed", shop, v)
+	}
+	if n := q.room(10); n != 10-4 {
+		t.Errorf("room %d, want 6 (four held, all under way: a 2, b 1, c 1)", n)
+	}
+	q.close()
+	for _, s := range []string{"a", "a", "b", "c"} {
+		q.done(s)
+	}
+	if _, _, ok := q.pop(); ok {
+		t.Error("pop after close with nothing left answered a message")
+	}
+	if n := q.room(10); n != 0 {
+		t.Errorf("room after close %d, want 0", n)
+	}
+}
