@@ -30,6 +30,7 @@ type Product struct {
 
 // OrderView is a snapshot of a sandbox Channels order.
 type OrderView struct {
+	AppID      string // the app (shop) it belongs to
 	OrderID    string
 	Status     int // 20 awaiting shipment, 30 shipped
 	CreateTime time.Time
@@ -47,6 +48,7 @@ func (s *Sandbox) Order(orderID string) (OrderView, bool) {
 		return OrderView{}, false
 	}
 	v := OrderView{
+		AppID:      o.app.id(),
 		OrderID:    o.id,
 		Status:     o.status,
 		CreateTime: time.Unix(o.createTime, 0),
@@ -59,11 +61,23 @@ func (s *Sandbox) Order(orderID string) (OrderView, bool) {
 	return v, true
 }
 
-// Sends returns the number of successful delivery/send calls for the order.
+// Sends returns the number of successful delivery/send calls for the order (order ids
+// are unique across apps).
 func (s *Sandbox) Sends(orderID string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.sends[orderID]
+}
+
+// appOrderLocked is the order with the given id if it is the app's: the platform
+// answers an app's call for another app's order as for one that does not exist.
+// s.mu must be held.
+func (s *Sandbox) appOrderLocked(app *appState, id string) (*order, bool) {
+	o, ok := s.orders[id]
+	if !ok || o.app != app {
+		return nil, false
+	}
+	return o, true
 }
 
 // InFlight reports whether a delivery/send for the order is being handled right now
@@ -97,16 +111,16 @@ func cmpUpdate(aTime int64, aID string, bTime int64, bID string) int {
 // cmpOrders is cmpUpdate of two orders.
 func cmpOrders(a, b *order) int { return cmpUpdate(a.updateTime, a.id, b.updateTime, b.id) }
 
-// insertByUpdate adds o to s.byUpdate at its place.
-func (s *Sandbox) insertByUpdate(o *order) {
-	i, _ := slices.BinarySearchFunc(s.byUpdate, o, cmpOrders)
-	s.byUpdate = slices.Insert(s.byUpdate, i, o)
+// insertByUpdate adds o to a.byUpdate at its place.
+func (a *appState) insertByUpdate(o *order) {
+	i, _ := slices.BinarySearchFunc(a.byUpdate, o, cmpOrders)
+	a.byUpdate = slices.Insert(a.byUpdate, i, o)
 }
 
-// removeByUpdate removes o from s.byUpdate.
-func (s *Sandbox) removeByUpdate(o *order) {
-	if i, found := slices.BinarySearchFunc(s.byUpdate, o, cmpOrders); found && s.byUpdate[i] == o {
-		s.byUpdate = slices.Delete(s.byUpdate, i, i+1)
+// removeByUpdate removes o from a.byUpdate.
+func (a *appState) removeByUpdate(o *order) {
+	if i, found := slices.BinarySearchFunc(a.byUpdate, o, cmpOrders); found && a.byUpdate[i] == o {
+		a.byUpdate = slices.Delete(a.byUpdate, i, i+1)
 	}
 }
 
@@ -188,8 +202,10 @@ func parseNextKey(key string) (listCursor, bool) {
 	return listCursor{params: parts[0], updateTime: t, orderID: parts[2]}, true
 }
 
-// paramsHash identifies every parameter of a list request except next_key.
-func paramsHash(r *listRequest, pageSize int) string {
+// paramsHash identifies every parameter of a list request except next_key, and the
+// app after the first (so another app's next_key answers 606006; app 0's next_keys
+// are those of a single-app sandbox).
+func paramsHash(app *appState, r *listRequest, pageSize int) string {
 	h := fnv.New64a()
 	rng := func(tr *timeRange) string {
 		if tr == nil {
@@ -202,11 +218,14 @@ func paramsHash(r *listRequest, pageSize int) string {
 		status = strconv.Itoa(*r.Status)
 	}
 	fmt.Fprintf(h, "c=%s u=%s s=%s o=%q p=%d", rng(r.CreateTimeRange), rng(r.UpdateTimeRange), status, r.OpenID, pageSize)
+	if app.idx > 0 {
+		fmt.Fprintf(h, " a=%d", app.idx)
+	}
 	return strconv.FormatUint(h.Sum64(), 36)
 }
 
-// listOrdersLocked answers order/list/get. s.mu must be held.
-func (s *Sandbox) listOrdersLocked(req *listRequest) reply {
+// listOrdersLocked answers order/list/get with the app's orders. s.mu must be held.
+func (s *Sandbox) listOrdersLocked(app *appState, req *listRequest) reply {
 	if req.CreateTimeRange == nil && req.UpdateTimeRange == nil {
 		return wxErr(40097, "create_time_range or update_time_range is required")
 	}
@@ -226,7 +245,7 @@ func (s *Sandbox) listOrdersLocked(req *listRequest) reply {
 			return wxErr(40097, "page_size must be 1..100")
 		}
 	}
-	params := paramsHash(req, size)
+	params := paramsHash(app, req, size)
 	var after *listCursor
 	if req.NextKey != "" {
 		c, ok := parseNextKey(req.NextKey)
@@ -237,7 +256,7 @@ func (s *Sandbox) listOrdersLocked(req *listRequest) reply {
 		after = &c
 	}
 
-	candidates := s.byUpdate
+	candidates := app.byUpdate
 	if u := req.UpdateTimeRange; u != nil {
 		lo := sort.Search(len(candidates), func(i int) bool { return candidates[i].updateTime >= u.StartTime })
 		hi := sort.Search(len(candidates), func(i int) bool { return candidates[i].updateTime > u.EndTime })
@@ -353,12 +372,13 @@ type (
 	}
 )
 
-// getOrderLocked answers order/get. s.mu must be held.
-func (s *Sandbox) getOrderLocked(req *orderGetRequest) reply {
+// getOrderLocked answers order/get; another app's order is one the app does not
+// have (100002). s.mu must be held.
+func (s *Sandbox) getOrderLocked(app *appState, req *orderGetRequest) reply {
 	if req.OrderID == "" {
 		return wxErr(40097, "order_id is required")
 	}
-	o, ok := s.orders[string(req.OrderID)]
+	o, ok := s.appOrderLocked(app, string(req.OrderID))
 	if !ok {
 		return wxErr(100002, "")
 	}
@@ -457,18 +477,20 @@ func decodeSendRequest(body []byte) (*sendRequest, error) {
 	return &req, nil
 }
 
-// sendLocked answers delivery/send. s.mu must be held.
-func (s *Sandbox) sendLocked(req *sendRequest) reply {
+// sendLocked answers delivery/send; another app's order is one the app does not
+// have (100002). s.mu must be held.
+func (s *Sandbox) sendLocked(app *appState, req *sendRequest) reply {
 	id := string(req.OrderID)
 	if id == "" {
 		return wxErr(40097, "order_id is required")
 	}
-	o, ok := s.orders[id]
+	o, ok := s.appOrderLocked(app, id)
 	switch {
 	case !ok:
 		return wxErr(100002, "")
 	case o.status == statusShipped:
 		s.rec.stats.DuplicateSends++
+		s.appStatsLocked(app).DuplicateSends++
 		return wxErr(109001, "")
 	case o.status != statusAwaitingShipment:
 		return wxErr(101100, "")
@@ -517,12 +539,13 @@ func (s *Sandbox) sendLocked(req *sendRequest) reply {
 		}
 	}
 
-	s.removeByUpdate(o)
+	app.removeByUpdate(o)
 	o.status = statusShipped
 	o.updateTime = max(s.now().Unix(), o.updateTime)
 	o.shipped = packages
-	s.insertByUpdate(o)
+	app.insertByUpdate(o)
 	s.sends[id]++
 	s.rec.stats.SuccessfulSends++
+	s.appStatsLocked(app).SuccessfulSends++
 	return wxErr(0, "")
 }

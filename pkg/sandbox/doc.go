@@ -21,16 +21,40 @@
 //
 // A Sandbox generates a deterministic scenario from Config.Seed: Config.Orders
 // Channels orders awaiting shipment (status 20), each with a logistics waybill, and a
-// share of them assigned a fault class by Config.Faults. Scenario tells the outcome
-// the pipeline must reach for each order. Further faults can be injected at run time
-// with Inject; they apply before normal processing and count only the calls they
-// match.
+// share of them assigned a fault class by Config.Faults (per app with Config.Apps).
+// Scenario tells the outcome the pipeline must reach for each order. Further faults
+// can be injected at run time with Inject; they apply before normal processing and
+// count only the calls they match.
 //
 // The sandbox also watches its callers: Stats counts the mistakes a client of the real
 // platform must not make (concurrent delivery/send for one order, a second shipment,
 // force_refresh more often than every 30 s, batches over 100, windows over 7 days,
-// next_key reused with other parameters, more than 10 vv-tool requests in a second),
-// and Calls keeps what each call carried and was answered.
+// next_key reused with other parameters, more than 10 vv-tool requests in a second
+// on one account), and Calls keeps what each call carried and was answered.
+//
+// # Several shops
+//
+// A sandbox serves one shop (one WeChat Channels app) by default, made of the
+// single-app Config fields. Config.Apps makes it serve several, as a platform serving
+// an ERP or service provider with many shops does: each App has its own appid and
+// secret, its own tokens (current token, rotation, expiry and force_refresh spacing
+// per app), its own orders and faults and optionally its own vv-tool account (token,
+// shops and its own 10 requests per second). App k's generated order ids are
+// BaseOrderID + k×AppOrderIDSpan + i, drawn from the seed and k alone; unset appids
+// and secrets are derived (DerivedAppID, DerivedAppSecret: "wxsandboxapp2",
+// "sandbox-app-secret-2" for the second app). App 0 of a sandbox is exactly the
+// single-app sandbox of the same seed: the same orders, ids, times, faults, waybills
+// and vv-tool shippings. With several apps, the faults the scenario installs for an
+// order are restricted to the order's app (Fault.AppID).
+//
+// A business call is answered in the context of the app its access_token was issued
+// to, and a token of one app never reaches another's orders: order/list/get lists
+// only the app's orders; order/get and delivery/send of another app's order answer
+// 100002 (订单不存在, seed 004), as for an order that does not exist; batchGetOrder
+// answers that item, and getOrder the call, with CodeWaybillNotFound; a vv-tool
+// shop of another account answers 302 (未授权店铺, seed 003). Fault.AppID restricts
+// a fault to one app's calls ("shop B's platform answers -1 for a while"), Call.AppID
+// tells which app a call was made for and Stats.ByApp splits the counters by app.
 //
 // All state is guarded by one mutex; latency waits honour the request context, so a
 // server serving a Sandbox shuts down promptly.

@@ -18,6 +18,13 @@ type Fault struct {
 	// order/get, getOrder, an item of batchGetOrder, the tid of vvtool/detail);
 	// "" matches every call of the endpoint.
 	OrderID string
+	// AppID restricts the fault to calls made for this app: with an access_token
+	// issued to it (business calls, valid or not), with its appid (stable_token,
+	// token) or with its vv-tool token (vvtool/detail); "" matches every app's
+	// calls and calls of no app. With OrderID, both must match. An AppID with no
+	// OrderID is "this shop's platform answers Code to every call of Endpoint"
+	// (one fault per endpoint for a whole outage).
+	AppID string
 	// Code is the errcode (vv-tool: code) to answer. For batchGetOrder with OrderID it
 	// is that item's errcode, the other items are answered normally; without OrderID
 	// the whole call answers it. 0 with no HTTPStatus and no Body: latency only.
@@ -56,7 +63,10 @@ type activeFault struct {
 func (a *activeFault) live() bool { return a.f.Times <= 0 || a.hits < a.f.Times }
 
 // faultKey indexes faults by what they match, so a call looks only at its own.
-type faultKey struct{ ep, orderID string }
+type faultKey struct{ ep, appID, orderID string }
+
+// key is the index key of the fault.
+func (f Fault) key() faultKey { return faultKey{f.Endpoint, f.AppID, f.OrderID} }
 
 // faultSet holds the injected faults; guarded by Sandbox.mu. Exhausted faults stay (inert)
 // so FaultHits keeps answering for them.
@@ -85,7 +95,7 @@ func (s *Sandbox) injectLocked(f Fault) int {
 	fs.seq++
 	a := &activeFault{id: fs.seq, f: f}
 	fs.byID[a.id] = a
-	k := faultKey{f.Endpoint, f.OrderID}
+	k := f.key()
 	fs.idx[k] = append(fs.idx[k], a)
 	return a.id
 }
@@ -100,7 +110,7 @@ func (s *Sandbox) RemoveFault(id int) bool {
 		return false
 	}
 	delete(s.faults.byID, id)
-	k := faultKey{a.f.Endpoint, a.f.OrderID}
+	k := a.f.key()
 	s.faults.idx[k] = slices.DeleteFunc(s.faults.idx[k], func(b *activeFault) bool { return b == a })
 	if len(s.faults.idx[k]) == 0 {
 		delete(s.faults.idx, k)
@@ -135,21 +145,31 @@ type faultPlan struct {
 	items   map[string]int // batchGetOrder: per-item errcodes by order id
 }
 
-// planFaultsLocked matches the live faults against a call of endpoint ep carrying
-// order ids ids, counts the call on each match and returns the plan. s.mu must be held.
-func (s *Sandbox) planFaultsLocked(ep string, ids []string) faultPlan {
+// planFaultsLocked matches the live faults against a call of endpoint ep made for
+// app appID ("" for none) carrying order ids ids, counts the call on each match and
+// returns the plan. s.mu must be held.
+func (s *Sandbox) planFaultsLocked(ep, appID string, ids []string) faultPlan {
 	var p faultPlan
 	if len(s.faults.idx) == 0 {
 		return p
 	}
-	matched := slices.Clone(s.faults.idx[faultKey{ep, ""}])
+	apps := []string{""}
+	if appID != "" {
+		apps = append(apps, appID)
+	}
+	var matched []*activeFault
+	for _, app := range apps {
+		matched = append(matched, s.faults.idx[faultKey{ep, app, ""}]...)
+	}
 	seen := make(map[string]bool, len(ids))
 	for _, id := range ids {
 		if id == "" || seen[id] {
 			continue
 		}
 		seen[id] = true
-		matched = append(matched, s.faults.idx[faultKey{ep, id}]...)
+		for _, app := range apps {
+			matched = append(matched, s.faults.idx[faultKey{ep, app, id}]...)
+		}
 	}
 	slices.SortFunc(matched, func(a, b *activeFault) int { return a.id - b.id })
 	for _, a := range matched {

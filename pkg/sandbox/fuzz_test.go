@@ -169,3 +169,33 @@ func FuzzVVToolDetailForm(f *testing.F) {
 		fuzzServe(t, sb, "/tool/erps/detail", contentType, body)
 	})
 }
+
+// FuzzAppsBatchGetOrderIsolation posts any batchGetOrder body with the second app's
+// token to a sandbox of two apps: every item answered 0 is one of its own orders.
+func FuzzAppsBatchGetOrderIsolation(f *testing.F) {
+	seedFile(f, "batchget_request.json")
+	f.Add([]byte(`{"order_list":[{"order_id":"3704612354559743232","delivery_id":"SF"},{"order_id":3704612355559743233,"delivery_id":"SF"}]}`))
+	f.Add([]byte(`{"order_list":[{"order_id":"3704612355559743232","delivery_id":"SF"},{"order_id":"3704612355559743232","delivery_id":"SF"}]}`))
+	sb := New(Config{Apps: []App{{Orders: 2}, {Orders: 2}}})
+	appB := DerivedAppID(1)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		u := "/cgi-bin/express/business/order/batchget?access_token=" + sb.IssueAppToken(appB)
+		req := httptest.NewRequestWithContext(t.Context(), http.MethodPost, u, bytes.NewReader(b))
+		rec := httptest.NewRecorder()
+		sb.ServeHTTP(rec, req)
+		var resp struct {
+			OrderList []struct {
+				Errcode int    `json:"errcode"`
+				OrderID string `json:"order_id"`
+			} `json:"order_list"`
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &resp); err != nil {
+			t.Fatalf("answer is not a batchGetOrder object: %q", rec.Body.Bytes())
+		}
+		for _, it := range resp.OrderList {
+			if o, _ := sb.Order(it.OrderID); it.Errcode == 0 && o.AppID != appB {
+				t.Fatalf("app B got the waybill of order %q of app %q", it.OrderID, o.AppID)
+			}
+		}
+	})
+}

@@ -73,12 +73,16 @@ type batchResponse struct {
 	OrderList []waybillJSON `json:"order_list"`
 }
 
-// lookupWaybillLocked answers one query: the waybill, or an item error (itemCode from a
-// fault when non-zero). s.mu must be held.
-func (s *Sandbox) lookupWaybillLocked(q waybillQuery, itemCode int) waybillJSON {
+// lookupWaybillLocked answers one query of app: the waybill, or an item error
+// (itemCode from a fault when non-zero). The waybill of another app's order is one
+// the app does not have (CodeWaybillNotFound). s.mu must be held.
+func (s *Sandbox) lookupWaybillLocked(app *appState, q waybillQuery, itemCode int) waybillJSON {
 	id := string(q.OrderID)
 	item := waybillJSON{OrderID: id, DeliveryID: q.DeliveryID, WaybillID: q.WaybillID}
 	w, ok := s.waybills[id]
+	if _, mine := s.appOrderLocked(app, id); !mine {
+		w, ok = nil, false
+	}
 	switch {
 	case itemCode != 0:
 		item.Errcode, item.Errmsg = itemCode, wxMessage(itemCode, "")
@@ -111,7 +115,7 @@ func (s *Sandbox) lookupWaybillLocked(q waybillQuery, itemCode int) waybillJSON 
 
 // batchGetLocked answers batchGetOrder; items holds per-item errcodes from faults.
 // s.mu must be held.
-func (s *Sandbox) batchGetLocked(req *batchRequest, items map[string]int) reply {
+func (s *Sandbox) batchGetLocked(app *appState, req *batchRequest, items map[string]int) reply {
 	switch n := len(req.OrderList); {
 	case n == 0:
 		return wxErr(40097, "order_list is required")
@@ -120,15 +124,15 @@ func (s *Sandbox) batchGetLocked(req *batchRequest, items map[string]int) reply 
 	}
 	resp := batchResponse{wxStatus: wxStatus{Errmsg: "ok"}, OrderList: make([]waybillJSON, len(req.OrderList))}
 	for i, q := range req.OrderList {
-		resp.OrderList[i] = s.lookupWaybillLocked(q, items[string(q.OrderID)])
+		resp.OrderList[i] = s.lookupWaybillLocked(app, q, items[string(q.OrderID)])
 	}
 	return jsonReply(0, resp)
 }
 
 // getWaybillLocked answers getOrder: one waybill, or its errcode for the whole call.
 // s.mu must be held.
-func (s *Sandbox) getWaybillLocked(q *waybillQuery) reply {
-	item := s.lookupWaybillLocked(*q, 0)
+func (s *Sandbox) getWaybillLocked(app *appState, q *waybillQuery) reply {
+	item := s.lookupWaybillLocked(app, *q, 0)
 	if item.Errcode != 0 {
 		return jsonReply(item.Errcode, wxStatus{Errcode: item.Errcode, Errmsg: item.Errmsg})
 	}

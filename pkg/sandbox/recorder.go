@@ -18,12 +18,17 @@ type Call struct {
 	At       time.Time // arrival (Config.Now)
 	Body     []byte    // request body as received (shared: do not modify; a stable_token body holds the app secret)
 	OrderIDs []string  // order ids the call carried (vv-tool: the tid)
+	// AppID is the app the call was made for: the app its access_token was issued
+	// to (business calls), the appid it named (stable_token, token) or the app of
+	// its vv-tool token; "" if none.
+	AppID string
 	// Code is the errcode (vv-tool: code) answered, minus the HTTP status for a
 	// fault's raw answer, or CodeClientGone when the client left before the answer.
 	Code int
 }
 
-// Stats counts what the sandbox saw. Maps are keyed by endpoint name.
+// Stats counts what the sandbox saw, over every app; ByApp splits some of it by app.
+// Maps are keyed by endpoint name.
 type Stats struct {
 	Calls    map[string]int         `json:"calls"`    // per endpoint
 	ErrCodes map[string]map[int]int `json:"errcodes"` // per endpoint, per answered errcode (0 included)
@@ -40,11 +45,35 @@ type Stats struct {
 	MaxBatchSize int `json:"max_batch_size"`   // largest batchGetOrder order_list seen
 	BatchOver100 int `json:"batches_over_100"` // batchGetOrder calls with more than 100 items (answered 40097)
 
-	VVMaxPerSecond   int `json:"vvtool_max_per_second"`  // most vv-tool requests seen in any sliding second
-	VVRateViolations int `json:"vvtool_rate_violations"` // vv-tool requests beyond 10 in a sliding second (answered code 202)
+	VVMaxPerSecond   int `json:"vvtool_max_per_second"`  // most vv-tool requests seen in any sliding second of one account (token)
+	VVRateViolations int `json:"vvtool_rate_violations"` // vv-tool requests beyond 10 in a sliding second of their account (answered code 202)
 
 	ListWindowTooLong int `json:"list_window_too_long"` // order/list/get with a time range over 7 days (answered 40097)
 	NextKeyMismatch   int `json:"next_key_mismatches"`  // order/list/get answered 606006
+
+	// ByApp has an entry for every app, keyed by appid: the calls made for it
+	// (see Call.AppID) and its share of the counters above.
+	ByApp map[string]AppStats `json:"by_app"`
+}
+
+// AppStats is one app's share of Stats.
+type AppStats struct {
+	Calls               map[string]int `json:"calls"` // per endpoint, calls made for the app
+	SuccessfulSends     int            `json:"successful_sends"`
+	DuplicateSends      int            `json:"second_shipments"`
+	ConcurrentSends     int            `json:"concurrent_sends"`
+	ForceRefreshTooSoon int            `json:"force_refresh_too_soon"`
+	VVMaxPerSecond      int            `json:"vvtool_max_per_second"`  // of the app's vv-tool account
+	VVRateViolations    int            `json:"vvtool_rate_violations"` // of the app's vv-tool account
+}
+
+// appStatsLocked is the app's counters; for no app (nil), a throwaway. s.mu must be
+// held.
+func (s *Sandbox) appStatsLocked(a *appState) *AppStats {
+	if a == nil {
+		return &AppStats{}
+	}
+	return s.rec.byApp[a.idx]
 }
 
 // Mistakes is one line of what the real platform would have punished, for
@@ -59,6 +88,7 @@ func (st Stats) Mistakes() string {
 type recorder struct {
 	calls []Call
 	stats Stats
+	byApp []*AppStats // per app index; copied into Stats.ByApp by Stats
 }
 
 func newRecorder() recorder {
@@ -73,7 +103,10 @@ func (s *Sandbox) recordLocked(x *exchange, code int) {
 		st.ErrCodes[x.ep] = make(map[int]int)
 	}
 	st.ErrCodes[x.ep][code]++
-	s.rec.calls = append(s.rec.calls, Call{Endpoint: x.ep, At: x.at, Body: x.body, OrderIDs: x.ids, Code: code})
+	if x.app != nil {
+		s.rec.byApp[x.app.idx].Calls[x.ep]++
+	}
+	s.rec.calls = append(s.rec.calls, Call{Endpoint: x.ep, At: x.at, Body: x.body, OrderIDs: x.ids, AppID: x.app.id(), Code: code})
 	if len(s.rec.calls) >= 2*MaxRecordedCalls {
 		s.rec.calls = slices.Clone(s.rec.calls[len(s.rec.calls)-MaxRecordedCalls:])
 	}
@@ -106,6 +139,12 @@ func (s *Sandbox) Stats() Stats {
 	st.ErrCodes = make(map[string]map[int]int, len(s.rec.stats.ErrCodes))
 	for ep, m := range s.rec.stats.ErrCodes {
 		st.ErrCodes[ep] = maps.Clone(m)
+	}
+	st.ByApp = make(map[string]AppStats, len(s.apps))
+	for _, a := range s.apps {
+		as := *s.rec.byApp[a.idx]
+		as.Calls = maps.Clone(as.Calls)
+		st.ByApp[a.id()] = as
 	}
 	return st
 }

@@ -5,9 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"slices"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -53,8 +56,8 @@ var DefaultVVShops = []string{"1001", "1002"}
 // maxBody bounds the request bodies the sandbox reads (1 MiB).
 const maxBody = 1 << 20
 
-// Config configures a Sandbox. The zero value is usable: no orders, no faults and the
-// documented defaults.
+// Config configures a Sandbox. The zero value is usable: one app, no orders, no faults
+// and the documented defaults.
 type Config struct {
 	Seed       int64    // deterministic scenario
 	Orders     int      // N Channels orders awaiting shipment (status 20), ids "3704612354559743232"+offset
@@ -65,47 +68,147 @@ type Config struct {
 
 	VVToken            string   // default "sandbox-vv-token" (401 otherwise)
 	VVShops            []string // default {"1001","1002"} (302 for an unknown shop)
-	VVShippingsPerShop int      // default 50
+	VVShippingsPerShop int      // default 50; for every app's vv-tool account
+
+	// Apps are the shops' Channels apps the sandbox serves, each with its own
+	// appid, secret, tokens, orders and vv-tool account (see App). Empty: one
+	// app made of the fields above (Orders, DeliveryID, Faults, AppID,
+	// AppSecret, VVToken, VVShops), exactly as a sandbox without Apps. Set,
+	// those fields must be left zero (New panics otherwise: see Validate).
+	Apps []App
 
 	TokenTTL           time.Duration    // expires_in of issued tokens; default 2h
-	RotateTokenEvery   int              // 0 = never; else the current access_token becomes invalid (40001) after every N business calls
-	MaxOrdersPerWindow int              // order/list/get answers 31042 when the window holds more orders than this; default 1000
+	RotateTokenEvery   int              // 0 = never; else an app's current access_token becomes invalid (40001) after every N business calls made with it
+	MaxOrdersPerWindow int              // order/list/get answers 31042 when the window holds more of the app's orders than this; default 1000
 	Latency            time.Duration    // added to every business call; default 0
 	Now                func() time.Time // the clock (token expiry, windows, rates, update_time); default time.Now
 	// Epoch is the moment the scenario is dated from: orders updated in
 	// the 23 h before it, vv-tool shippings created in the 7 days before
 	// it. Zero means the sandbox's start. A sandbox restarted with the same
 	// Epoch serves the same facts at the same times, so a poller that saw
-	// them does not see them as new.
+	// them does not see them as new. It applies to every app.
 	Epoch time.Time
 	// Served is how many of the Orders a sandbox with this Epoch served
 	// before (a restart with more orders): the orders beyond it are dated
 	// at this sandbox's start, after anything a poller checkpointed, so it
-	// finds them.
+	// finds them. It applies to every app (to each app's Orders).
 	Served int
 }
 
-// withDefaults returns cfg with the zero fields filled in.
+// App is one shop's WeChat Channels app in Config.Apps: its credentials, its
+// orders and their faults, and optionally its vv-tool account.
+//
+// App k (0-based, in Config.Apps order) is derived where fields are empty:
+// AppID and AppSecret default to DerivedAppID(k) and DerivedAppSecret(k)
+// (app 0: DefaultAppID, DefaultAppSecret; app k>0: "wxsandboxapp<k+1>",
+// "sandbox-app-secret-<k+1>"); DeliveryID defaults to "SF". App 0's vv-tool
+// account defaults to DefaultVVToken with DefaultVVShops, as a single-app
+// sandbox's; an app after the first has a vv-tool account only when VVToken is
+// set (its VVShops then default to DefaultVVShops: shop ids are per account).
+//
+// App k's generated orders have the ids BaseOrderID + k×AppOrderIDSpan + i
+// (i = 0…Orders-1), so app 0's are those of a single-app sandbox and no two
+// apps share an id; they are drawn from Config.Seed and k alone, so adding an
+// app does not change the others' orders.
+type App struct {
+	AppID, AppSecret string
+	Orders           int      // Channels orders awaiting shipment; at most AppOrderIDSpan
+	Faults           FaultMix // share of this app's orders per fault class
+	DeliveryID       string   // carrier of this app's generated waybills; default "SF"
+	VVToken          string   // this app's vv-tool account (Bearer token); optional after the first app
+	VVShops          []string // the account's shops
+}
+
+// AppOrderIDSpan is the width of each app's range of generated order ids: app
+// k's orders are BaseOrderID + k×AppOrderIDSpan + i.
+const AppOrderIDSpan = 1_000_000_000
+
+// DerivedAppID is the appid app k of Config.Apps gets when its AppID is empty:
+// DefaultAppID for app 0, "wxsandboxapp<k+1>" for the others ("wxsandboxapp2"
+// for the second app).
+func DerivedAppID(k int) string {
+	if k == 0 {
+		return DefaultAppID
+	}
+	return "wxsandboxapp" + strconv.Itoa(k+1)
+}
+
+// DerivedAppSecret is the secret app k of Config.Apps gets when its AppSecret
+// is empty: DefaultAppSecret for app 0, "sandbox-app-secret-<k+1>" for the
+// others.
+func DerivedAppSecret(k int) string {
+	if k == 0 {
+		return DefaultAppSecret
+	}
+	return DefaultAppSecret + "-" + strconv.Itoa(k+1)
+}
+
+// DerivedApp is app k with its derived appid and secret and a vv-tool account
+// of its own: app 0 is the single-app default (DefaultVVToken, DefaultVVShops);
+// app k>0 has the token "sandbox-vv-token-<k+1>" and the shops "<k+1>001" and
+// "<k+1>002". Orders and Faults are left for the caller (fulfillctl sandbox
+// --shops N serves DerivedApp(0…N-1)).
+func DerivedApp(k int) App {
+	a := App{AppID: DerivedAppID(k), AppSecret: DerivedAppSecret(k)}
+	if k == 0 {
+		a.VVToken, a.VVShops = DefaultVVToken, slices.Clone(DefaultVVShops)
+		return a
+	}
+	n := strconv.Itoa(k + 1)
+	a.VVToken, a.VVShops = DefaultVVToken+"-"+n, []string{n + "001", n + "002"}
+	return a
+}
+
+// Validate reports what is wrong with the configuration of the apps: Apps set
+// together with the single-app fields, two apps with one appid or one vv-tool
+// token, VVShops without a VVToken, more orders than AppOrderIDSpan in an app.
+// New panics with this error: an invalid configuration is a programming error.
+func (cfg Config) Validate() error {
+	if len(cfg.Apps) == 0 {
+		return nil
+	}
+	if cfg.Orders != 0 || cfg.DeliveryID != "" || cfg.Faults != (FaultMix{}) || cfg.AppID != "" ||
+		cfg.AppSecret != "" || cfg.VVToken != "" || len(cfg.VVShops) != 0 {
+		return errors.New("sandbox: Config.Apps is set: leave Orders, DeliveryID, Faults, AppID, AppSecret, VVToken and VVShops zero (set them per App)")
+	}
+	apps := cfg.withDefaults().Apps
+	ids := make(map[string]int, len(apps))
+	tokens := make(map[string]int, len(apps))
+	for k, a := range apps {
+		if j, dup := ids[a.AppID]; dup {
+			return fmt.Errorf("sandbox: apps %d and %d have the same appid %q", j, k, a.AppID)
+		}
+		ids[a.AppID] = k
+		if in := cfg.Apps[k]; in.VVToken == "" && len(in.VVShops) != 0 && k > 0 {
+			return fmt.Errorf("sandbox: app %d (%s) has VVShops but no VVToken", k, a.AppID)
+		}
+		if a.VVToken != "" {
+			if j, dup := tokens[a.VVToken]; dup {
+				return fmt.Errorf("sandbox: apps %d and %d have the same vv-tool token", j, k)
+			}
+			tokens[a.VVToken] = k
+		}
+		if a.Orders > AppOrderIDSpan {
+			return fmt.Errorf("sandbox: app %d (%s) has %d orders, at most %d", k, a.AppID, a.Orders, AppOrderIDSpan)
+		}
+	}
+	return nil
+}
+
+// withDefaults returns cfg with the zero fields filled in and Apps holding
+// every app (the single-app fields as app 0 when Apps was empty).
 func (cfg Config) withDefaults() Config {
-	if cfg.Orders < 0 {
-		cfg.Orders = 0
+	if len(cfg.Apps) == 0 {
+		cfg.Apps = []App{{
+			AppID: cfg.AppID, AppSecret: cfg.AppSecret, Orders: cfg.Orders, Faults: cfg.Faults,
+			DeliveryID: cfg.DeliveryID, VVToken: cfg.VVToken, VVShops: cfg.VVShops,
+		}}
 	}
-	if cfg.DeliveryID == "" {
-		cfg.DeliveryID = DefaultDeliveryID
+	apps := make([]App, len(cfg.Apps))
+	for k, a := range cfg.Apps {
+		apps[k] = a.withDefaults(k)
 	}
-	if cfg.AppID == "" {
-		cfg.AppID = DefaultAppID
-	}
-	if cfg.AppSecret == "" {
-		cfg.AppSecret = DefaultAppSecret
-	}
-	if cfg.VVToken == "" {
-		cfg.VVToken = DefaultVVToken
-	}
-	if len(cfg.VVShops) == 0 {
-		cfg.VVShops = DefaultVVShops
-	}
-	cfg.VVShops = append([]string(nil), cfg.VVShops...)
+	cfg.Apps = apps
 	if cfg.VVShippingsPerShop <= 0 {
 		cfg.VVShippingsPerShop = DefaultVVShippingsPerShop
 	}
@@ -124,42 +227,116 @@ func (cfg Config) withDefaults() Config {
 	return cfg
 }
 
+// withDefaults returns app k with its zero fields filled in.
+func (a App) withDefaults(k int) App {
+	a.Orders = max(a.Orders, 0)
+	if a.DeliveryID == "" {
+		a.DeliveryID = DefaultDeliveryID
+	}
+	if a.AppID == "" {
+		a.AppID = DerivedAppID(k)
+	}
+	if a.AppSecret == "" {
+		a.AppSecret = DerivedAppSecret(k)
+	}
+	if a.VVToken == "" && k == 0 {
+		a.VVToken = DefaultVVToken
+	}
+	if a.VVToken != "" && len(a.VVShops) == 0 {
+		a.VVShops = DefaultVVShops
+	}
+	a.VVShops = slices.Clone(a.VVShops)
+	return a
+}
+
+// appState is one app's state; guarded by Sandbox.mu.
+type appState struct {
+	idx      int
+	cfg      App
+	tokens   tokenState
+	byUpdate []*order   // the app's orders sorted by (update_time, order_id): the order/list/get paging order
+	rng      *rand.Rand // runtime draws (AddOrder); scenario draws use their own streams
+	nextSeq  uint64     // offset of the next generated order id in the app's range
+	vv       *vvState   // the app's vv-tool account, nil if none
+}
+
+// id is the app's appid, "" for no app.
+func (a *appState) id() string {
+	if a == nil {
+		return ""
+	}
+	return a.cfg.AppID
+}
+
+// orderID is the id of the app's generated order with offset seq.
+func (a *appState) orderID(seq uint64) string {
+	return strconv.FormatUint(BaseOrderID+uint64(a.idx)*AppOrderIDSpan+seq, 10)
+}
+
 // Sandbox is the fake platform: an http.Handler serving every endpoint listed in the
 // package documentation. Create it with New; it is safe for concurrent use.
 type Sandbox struct {
 	cfg Config
 
+	apps    []*appState          // in Config.Apps order; fixed after New
+	appByID map[string]*appState // by appid; fixed after New
+	vv      *vvState             // app 0's vv-tool account (always there)
+
 	mu       sync.Mutex
-	rng      *rand.Rand // runtime draws (AddOrder); scenario draws use their own streams
-	nextSeq  uint64     // offset of the next generated order id
-	orders   map[string]*order
-	byUpdate []*order // sorted by (update_time, order_id): the order/list/get paging order
+	vvOthers []time.Time       // rate window of vv-tool requests with no or an unknown token
+	orders   map[string]*order // every app's, by id (ids are unique across apps)
 	waybills map[string]*waybill
 	scenario []ScenarioOrder
 	faults   faultSet
-	tokens   tokenState
-	inflight map[string]int // delivery/send being handled, per order id
-	sends    map[string]int // successful delivery/send per order id
-	vv       vvState
+	tokens   map[string]issuedToken // every access_token ever issued
+	issued   []string               // the tokens in issue order
+	inflight map[string]int         // delivery/send being handled, per order id
+	sends    map[string]int         // successful delivery/send per order id
 	rec      recorder
 	changed  chan struct{} // closed and replaced on every state change (WaitUntil)
 }
 
 // New returns a Sandbox serving the deterministic scenario generated from cfg.Seed.
+// It panics if cfg.Validate reports an error.
 func New(cfg Config) *Sandbox {
+	if err := cfg.Validate(); err != nil {
+		panic(err)
+	}
 	cfg = cfg.withDefaults()
 	s := &Sandbox{
 		cfg:      cfg,
+		appByID:  make(map[string]*appState, len(cfg.Apps)),
 		orders:   make(map[string]*order),
 		waybills: make(map[string]*waybill),
 		inflight: make(map[string]int),
 		sends:    make(map[string]int),
-		tokens:   newTokenState(),
+		tokens:   make(map[string]issuedToken),
 		rec:      newRecorder(),
 		changed:  make(chan struct{}),
 	}
+	for k, c := range cfg.Apps {
+		a := &appState{idx: k, cfg: c}
+		if c.VVToken != "" {
+			a.vv = &vvState{token: c.VVToken, app: a}
+		}
+		s.apps = append(s.apps, a)
+		s.appByID[c.AppID] = a
+		s.rec.byApp = append(s.rec.byApp, &AppStats{Calls: make(map[string]int)})
+	}
+	s.vv = s.apps[0].vv
 	s.generate()
 	return s
+}
+
+// Apps returns the apps the sandbox serves, with their defaults filled in (the
+// derived appids and secrets), in Config.Apps order.
+func (s *Sandbox) Apps() []App {
+	apps := make([]App, len(s.apps))
+	for k, a := range s.apps {
+		apps[k] = a.cfg
+		apps[k].VVShops = slices.Clone(a.cfg.VVShops)
+	}
+	return apps
 }
 
 // now is the sandbox clock (Config.Now).
@@ -204,6 +381,7 @@ type exchange struct {
 	at   time.Time
 	body []byte
 	ids  []string
+	app  *appState // the app of the call's token (or appid); nil if none
 }
 
 // reply is the answer to one request, recorded before it is written.
@@ -331,9 +509,13 @@ func asRequest[T wxRequest](req T, err error) (wxRequest, error) {
 }
 
 // serveWeChat answers a WeChat business call: detection of caller mistakes, faults,
-// latency, token check, then the endpoint's own processing.
+// latency, token check, then the endpoint's own processing, in the context of the
+// app the access_token was issued to.
 func (s *Sandbox) serveWeChat(r *http.Request, ep string) reply {
 	x, err := s.begin(r, ep)
+	s.mu.Lock()
+	x.app = s.tokenAppLocked(r.URL.Query().Get("access_token"))
+	s.mu.Unlock()
 	if err != nil {
 		return s.finish(x, wxErr(47001, err.Error()))
 	}
@@ -350,18 +532,19 @@ func (s *Sandbox) serveWeChat(r *http.Request, ep string) reply {
 		s.observeLocked(req)
 	}
 	var sendID string
-	if sr, ok := req.(*sendRequest); ok && sr.OrderID != "" {
+	if sr, ok := req.(*sendRequest); ok && sr.OrderID != "" && s.mayShipLocked(x.app, string(sr.OrderID)) {
 		// In flight from arrival to answer: a second call meanwhile is the caller's bug.
 		sendID = string(sr.OrderID)
 		if s.inflight[sendID] > 0 {
 			s.rec.stats.ConcurrentSends++
+			s.appStatsLocked(x.app).ConcurrentSends++
 			s.mu.Unlock()
 			return s.finish(x, wxErr(100003, "another delivery/send for this order is in progress"))
 		}
 		s.inflight[sendID]++
 		s.notifyLocked()
 	}
-	plan := s.planFaultsLocked(ep, x.ids)
+	plan := s.planFaultsLocked(ep, x.app.id(), x.ids)
 	s.mu.Unlock()
 
 	rep := s.answerWeChat(r, req, derr, plan)
@@ -374,6 +557,14 @@ func (s *Sandbox) serveWeChat(r *http.Request, ep string) reply {
 		s.mu.Unlock()
 	}
 	return s.finish(x, rep)
+}
+
+// mayShipLocked reports whether a delivery/send of app for the order is one the
+// order's shop sees (and so is in flight for it): always, unless the order is known
+// and is another app's (answered 100002, it locks nothing). s.mu must be held.
+func (s *Sandbox) mayShipLocked(app *appState, orderID string) bool {
+	o, ok := s.orders[orderID]
+	return app == nil || !ok || o.app == app
 }
 
 // observeLocked counts the caller mistakes visible in a request, whatever it is
@@ -411,20 +602,21 @@ func (s *Sandbox) answerWeChat(r *http.Request, req wxRequest, derr error, plan 
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if code := s.checkTokenLocked(r.URL.Query().Get("access_token")); code != 0 {
+	app, code := s.checkTokenLocked(r.URL.Query().Get("access_token"))
+	if code != 0 {
 		return wxErr(code, "")
 	}
 	switch req := req.(type) {
 	case *listRequest:
-		return s.listOrdersLocked(req)
+		return s.listOrdersLocked(app, req)
 	case *orderGetRequest:
-		return s.getOrderLocked(req)
+		return s.getOrderLocked(app, req)
 	case *sendRequest:
-		return s.sendLocked(req)
+		return s.sendLocked(app, req)
 	case *batchRequest:
-		return s.batchGetLocked(req, plan.items)
+		return s.batchGetLocked(app, req, plan.items)
 	case *waybillQuery:
-		return s.getWaybillLocked(req)
+		return s.getWaybillLocked(app, req)
 	}
 	return wxErr(-1, "unknown endpoint")
 }

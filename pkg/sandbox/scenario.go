@@ -53,6 +53,7 @@ const (
 
 // ScenarioOrder is one generated (or added) Channels order and what must become of it.
 type ScenarioOrder struct {
+	AppID      string // the app (shop) the order belongs to; AddOrder: "" is the first app
 	OrderID    string
 	DeliveryID string // carrier of its waybill
 	WaybillID  string
@@ -61,7 +62,8 @@ type ScenarioOrder struct {
 	Code       int    // the errcode the fault answers (0 for none and cancelled)
 }
 
-// BaseOrderID is the id of the first generated order; the others follow it.
+// BaseOrderID is the id of the first generated order; the others follow it. App k of
+// Config.Apps starts at BaseOrderID + k×AppOrderIDSpan.
 const BaseOrderID uint64 = 3704612354559743232
 
 // Codes the scenario draws from, per fault class.
@@ -85,6 +87,7 @@ const (
 
 // order is a Channels order's state.
 type order struct {
+	app        *appState // the shop it belongs to
 	id         string
 	numeric    bool // emit ids as bare JSON numbers
 	status     int
@@ -141,57 +144,79 @@ var (
 	}
 )
 
-// generate builds the scenario from the seed: orders, waybills, faults and the vv-tool
-// shippings. Only New calls it, before the Sandbox is shared.
+// Streams of the scenario's random draws (PCG's second word); app k uses
+// appStream(base, k), so app 0 draws as a single-app sandbox does.
+const (
+	streamOrders = 0x6f72646572   // "order"
+	streamNew    = 0x6e6577       // "new"
+	streamVV     = 0x7676746f6f6c // "vvtool"
+)
+
+// appStream is app k's variant of a stream: the base for app 0, then bases
+// tagged with k above their 48 bits.
+func appStream(base uint64, k int) uint64 { return base ^ uint64(k)<<48 }
+
+// generate builds the scenario from the seed: every app's orders, waybills, faults
+// and vv-tool shippings. Only New calls it, before the Sandbox is shared.
 func (s *Sandbox) generate() {
-	seed := uint64(s.cfg.Seed)
-	r := rand.New(rand.NewPCG(seed, 0x6f72646572)) // "order"
 	now := s.now()
 	epoch := s.cfg.Epoch
 	if epoch.IsZero() {
 		epoch = now
 	}
-	n := s.cfg.Orders
+	for _, a := range s.apps {
+		s.generateApp(a, now, epoch)
+	}
+}
+
+// generateApp builds app a's part of the scenario from the seed and its index.
+func (s *Sandbox) generateApp(a *appState, now, epoch time.Time) {
+	seed := uint64(s.cfg.Seed)
+	r := rand.New(rand.NewPCG(seed, appStream(streamOrders, a.idx)))
+	n := a.cfg.Orders
+	from := len(s.scenario)
 	// A restart with more orders than were served draws the earlier ones
 	// exactly as before, and the new ones from a stream of their own.
 	first := n
 	if s.cfg.Served > 0 && s.cfg.Served < n {
 		first = s.cfg.Served
 	}
-	s.drawOrders(r, 0, first, func() int64 {
+	s.drawOrders(a, r, 0, first, func() int64 {
 		const span = 23 * time.Hour // update_time in (epoch-23h-1m, epoch-1m]: a 24 h lookback sees all
 		return epoch.Add(-time.Minute - time.Duration(r.Int64N(int64(span)))).Unix()
 	})
 	if first < n {
 		// New since the earlier sandbox: dated at this one's start, after
 		// what its pollers checkpointed.
-		rn := rand.New(rand.NewPCG(seed, 0x6e6577)) // "new"
-		s.drawOrders(rn, first, n, func() int64 { return now.Unix() })
+		rn := rand.New(rand.NewPCG(seed, appStream(streamNew, a.idx)))
+		s.drawOrders(a, rn, first, n, func() int64 { return now.Unix() })
 	}
 	// Indexed once, sorted, rather than by n insertions.
-	s.byUpdate = make([]*order, 0, len(s.orders))
-	for _, o := range s.orders {
-		s.byUpdate = append(s.byUpdate, o)
+	a.byUpdate = make([]*order, 0, n)
+	for _, so := range s.scenario[from:] {
+		a.byUpdate = append(a.byUpdate, s.orders[so.OrderID])
 	}
-	slices.SortFunc(s.byUpdate, cmpOrders)
-	s.nextSeq = uint64(n)
-	s.rng = r
-	s.generateVV(rand.New(rand.NewPCG(seed, 0x7676746f6f6c)), epoch) // "vvtool"
+	slices.SortFunc(a.byUpdate, cmpOrders)
+	a.nextSeq = uint64(n)
+	a.rng = r
+	if a.vv != nil {
+		s.generateVV(a.vv, rand.New(rand.NewPCG(seed, appStream(streamVV, a.idx))), epoch)
+	}
 }
 
-// drawOrders adds the orders with index from to to-1, with r's fault classes
+// drawOrders adds app a's orders with index from to to-1, with r's fault classes
 // and id kinds (exact shares of the range) and update times from upd.
-func (s *Sandbox) drawOrders(r *rand.Rand, from, to int, upd func() int64) {
-	classes := assignClasses(r, to-from, s.cfg.Faults)
-	numeric := assignShare(r, to-from, s.cfg.Faults.NumericIDs)
+func (s *Sandbox) drawOrders(a *appState, r *rand.Rand, from, to int, upd func() int64) {
+	classes := assignClasses(r, to-from, a.cfg.Faults)
+	numeric := assignShare(r, to-from, a.cfg.Faults.NumericIDs)
 	for i := from; i < to; i++ {
 		t := upd()
 		o := ScenarioOrder{
-			OrderID:    strconv.FormatUint(BaseOrderID+uint64(i), 10),
-			DeliveryID: s.cfg.DeliveryID,
+			OrderID:    a.orderID(uint64(i)),
+			DeliveryID: a.cfg.DeliveryID,
 			Fault:      classes[i-from],
 		}
-		s.addLocked(r, o, 1+r.IntN(3), t, numeric[i-from], false)
+		s.addLocked(a, r, o, 1+r.IntN(3), t, numeric[i-from], false)
 	}
 }
 
@@ -241,13 +266,16 @@ func shareCount(n int, share float64) int {
 	return min(n, int(math.Round(share*float64(n))))
 }
 
-// addLocked creates an order, its waybill and its faults, and appends it to the
-// scenario; index adds it to s.byUpdate too. An existing order with the same id is
-// replaced (faults injected for it stay). s.mu must be held (or the Sandbox not yet
-// shared).
-func (s *Sandbox) addLocked(r *rand.Rand, so ScenarioOrder, products int, updateTime int64, numeric, index bool) ScenarioOrder {
+// addLocked creates an order of app a, its waybill and its faults, and appends it to
+// the scenario; index adds it to the app's byUpdate too. An existing order with the
+// same id (of any app) is replaced (faults injected for it stay). With several apps,
+// the order's faults are restricted to its app (Fault.AppID): another app's call for
+// it is answered as for an order that app does not have. s.mu must be held (or the
+// Sandbox not yet shared).
+func (s *Sandbox) addLocked(a *appState, r *rand.Rand, so ScenarioOrder, products int, updateTime int64, numeric, index bool) ScenarioOrder {
+	so.AppID = a.id()
 	if so.DeliveryID == "" {
-		so.DeliveryID = s.cfg.DeliveryID
+		so.DeliveryID = a.cfg.DeliveryID
 	}
 	if so.WaybillID == "" {
 		so.WaybillID = strconv.FormatUint(100_000_000_000+r.Uint64N(900_000_000_000), 10)
@@ -286,22 +314,27 @@ func (s *Sandbox) addLocked(r *rand.Rand, so ScenarioOrder, products int, update
 	}
 
 	o := newOrder(r, so.OrderID, products, updateTime, numeric)
+	o.app = a
 	if old, ok := s.orders[o.id]; ok {
-		s.removeByUpdate(old)
+		old.app.removeByUpdate(old)
 		s.scenario = slices.DeleteFunc(s.scenario, func(x ScenarioOrder) bool { return x.OrderID == o.id })
 		delete(s.sends, o.id)
 	}
 	s.orders[o.id] = o
 	if index {
-		s.insertByUpdate(o)
+		a.insertByUpdate(o)
 	}
 	s.waybills[o.id] = newWaybill(o, so.DeliveryID, so.WaybillID, so.Fault == FaultCancelled)
+	scope := ""
+	if len(s.apps) > 1 {
+		scope = a.id()
+	}
 	switch so.Fault {
 	case FaultTransient, FaultPermanent, FaultWait:
-		s.injectLocked(Fault{Endpoint: EndpointDeliverySend, OrderID: o.id, Code: so.Code, Times: times})
+		s.injectLocked(Fault{Endpoint: EndpointDeliverySend, AppID: scope, OrderID: o.id, Code: so.Code, Times: times})
 	case FaultItemError:
-		s.injectLocked(Fault{Endpoint: EndpointBatchGetOrder, OrderID: o.id, Code: so.Code, Times: -1})
-		s.injectLocked(Fault{Endpoint: EndpointGetOrder, OrderID: o.id, Code: so.Code, Times: -1})
+		s.injectLocked(Fault{Endpoint: EndpointBatchGetOrder, AppID: scope, OrderID: o.id, Code: so.Code, Times: -1})
+		s.injectLocked(Fault{Endpoint: EndpointGetOrder, AppID: scope, OrderID: o.id, Code: so.Code, Times: -1})
 	}
 	s.scenario = append(s.scenario, so)
 	return so
@@ -376,32 +409,55 @@ func (s *Sandbox) SetWaybillPrintHTML(orderID, html string) bool {
 	return ok
 }
 
-// Scenario returns the generated and added orders with their expected outcomes, in
-// the order they were created.
+// Scenario returns every app's generated and added orders with their expected
+// outcomes, in the order they were created (app by app for the generated ones).
 func (s *Sandbox) Scenario() []ScenarioOrder {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Clone(s.scenario)
 }
 
+// AppScenario is Scenario for the app with the given appid only (nil for an unknown
+// app).
+func (s *Sandbox) AppScenario(appID string) []ScenarioOrder {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var sc []ScenarioOrder
+	for _, so := range s.scenario {
+		if so.AppID == appID {
+			sc = append(sc, so)
+		}
+	}
+	return sc
+}
+
 // AddOrder adds one more order awaiting shipment at run time, with update_time now and
-// the given number of product lines (at least 1). Empty fields of o are filled in: the
-// next generated OrderID, Config.DeliveryID, a drawn WaybillID, the fault class's code,
-// and Expect from the class (an unknown Fault counts as "none"). An order with an
-// existing id is replaced (faults injected for the old one stay). The filled-in order
-// is the last element of Scenario.
+// the given number of product lines (at least 1), to the app o.AppID names (the first
+// app when empty; AddOrder panics for an appid the sandbox does not serve). Empty
+// fields of o are filled in: the app's next generated OrderID, the app's DeliveryID,
+// a drawn WaybillID, the fault class's code, and Expect from the class (an unknown
+// Fault counts as "none"). An order with an existing id is replaced, in whichever app
+// it was (faults injected for the old one stay). The filled-in order is the last
+// element of Scenario.
 func (s *Sandbox) AddOrder(o ScenarioOrder, products int) {
+	a := s.apps[0]
+	if o.AppID != "" {
+		var ok bool
+		if a, ok = s.appByID[o.AppID]; !ok {
+			panic("sandbox: AddOrder for an app the sandbox does not serve: " + o.AppID)
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if o.OrderID == "" {
 		for {
-			o.OrderID = strconv.FormatUint(BaseOrderID+s.nextSeq, 10)
-			s.nextSeq++
+			o.OrderID = a.orderID(a.nextSeq)
+			a.nextSeq++
 			if _, taken := s.orders[o.OrderID]; !taken {
 				break
 			}
 		}
 	}
-	s.addLocked(s.rng, o, products, s.now().Unix(), false, true)
+	s.addLocked(a, a.rng, o, products, s.now().Unix(), false, true)
 	s.notifyLocked()
 }

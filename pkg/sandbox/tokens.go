@@ -13,18 +13,18 @@ import (
 // force_refresh=true calls of stable_token.
 const forceRefreshMinInterval = 30 * time.Second
 
-// tokenState holds the access tokens; guarded by Sandbox.mu. At most one token is
-// valid at a time: the current one, until it expires or is rotated.
+// tokenState is one app's token state; guarded by Sandbox.mu. At most one token of
+// the app is valid at a time: its current one, until it expires or is rotated.
 type tokenState struct {
-	expiry    map[string]time.Time // every token ever issued → its expiry
-	issued    []string             // in issue order
-	current   string               // the valid token, "" when none
-	calls     int                  // business calls accepted with current (RotateTokenEvery)
-	lastForce time.Time            // last force_refresh=true, zero if none
+	current   string    // the valid token, "" when none
+	calls     int       // business calls accepted with current (RotateTokenEvery)
+	lastForce time.Time // last force_refresh=true, zero if none
 }
 
-func newTokenState() tokenState {
-	return tokenState{expiry: make(map[string]time.Time)}
+// issuedToken is what the sandbox knows of an access_token it issued.
+type issuedToken struct {
+	app    *appState
+	expiry time.Time
 }
 
 // stableTokenRequest is the body of POST /cgi-bin/stable_token (and the query of
@@ -49,39 +49,57 @@ type tokenResponse struct {
 	ExpiresIn   int64  `json:"expires_in"`
 }
 
-// IssueToken returns a valid access_token: the current one, or a new one when there
-// is none (for tests and deployments using a fixed token).
+// IssueToken returns a valid access_token of the first app: its current one, or a
+// new one when there is none (for tests and deployments using a fixed token).
 func (s *Sandbox) IssueToken() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := s.now()
-	if !s.currentValidLocked(now) {
-		s.rotateLocked(now)
-	}
-	return s.tokens.current
+	return s.issueLocked(s.apps[0])
 }
 
-// Tokens returns every access_token ever issued, oldest first (for leak checks).
+// IssueAppToken is IssueToken for the app with the given appid; "" when the
+// sandbox has no such app.
+func (s *Sandbox) IssueAppToken(appID string) string {
+	a, ok := s.appByID[appID]
+	if !ok {
+		return ""
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.issueLocked(a)
+}
+
+// issueLocked returns the app's valid token, issuing one if needed. s.mu must be held.
+func (s *Sandbox) issueLocked(a *appState) string {
+	now := s.now()
+	if !s.currentValidLocked(a, now) {
+		s.rotateLocked(a, now)
+	}
+	return a.tokens.current
+}
+
+// Tokens returns every access_token ever issued, of every app, oldest first (for
+// leak checks).
 func (s *Sandbox) Tokens() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return slices.Clone(s.tokens.issued)
+	return slices.Clone(s.issued)
 }
 
-// currentValidLocked reports whether there is a current token not yet expired.
-func (s *Sandbox) currentValidLocked(now time.Time) bool {
-	t := &s.tokens
-	return t.current != "" && now.Before(t.expiry[t.current])
+// currentValidLocked reports whether the app has a current token not yet expired.
+func (s *Sandbox) currentValidLocked(a *appState, now time.Time) bool {
+	cur := a.tokens.current
+	return cur != "" && now.Before(s.tokens[cur].expiry)
 }
 
-// rotateLocked issues a new token; every older token becomes invalid.
-func (s *Sandbox) rotateLocked(now time.Time) {
-	t := &s.tokens
+// rotateLocked issues a new token to the app; every older token of the app becomes
+// invalid.
+func (s *Sandbox) rotateLocked(a *appState, now time.Time) {
 	tok := newToken()
-	t.expiry[tok] = now.Add(s.cfg.TokenTTL)
-	t.issued = append(t.issued, tok)
-	t.current = tok
-	t.calls = 0
+	s.tokens[tok] = issuedToken{app: a, expiry: now.Add(s.cfg.TokenTTL)}
+	s.issued = append(s.issued, tok)
+	a.tokens.current = tok
+	a.tokens.calls = 0
 }
 
 // newToken returns a fresh random token (URL-safe, unique enough to grep logs for).
@@ -91,25 +109,31 @@ func newToken() string {
 	return "SBX_" + hex.EncodeToString(b[:])
 }
 
-// checkTokenLocked validates the access_token of a business call: 0 when valid,
-// 40001 when missing, unknown or rotated, 42001 when expired. A valid call counts
-// towards RotateTokenEvery.
-func (s *Sandbox) checkTokenLocked(tok string) int {
-	t := &s.tokens
-	exp, ok := t.expiry[tok]
+// tokenAppLocked is the app the token was issued to (valid or not), nil for a
+// token the sandbox never issued. s.mu must be held.
+func (s *Sandbox) tokenAppLocked(tok string) *appState {
+	return s.tokens[tok].app
+}
+
+// checkTokenLocked validates the access_token of a business call: its app and 0 when
+// valid, 40001 when missing, unknown or rotated, 42001 when expired. A valid call
+// counts towards its app's RotateTokenEvery.
+func (s *Sandbox) checkTokenLocked(tok string) (*appState, int) {
+	it, ok := s.tokens[tok]
 	switch {
 	case tok == "" || !ok:
-		return 40001
-	case !s.now().Before(exp):
-		return 42001
-	case tok != t.current:
-		return 40001
+		return nil, 40001
+	case !s.now().Before(it.expiry):
+		return nil, 42001
+	case tok != it.app.tokens.current:
+		return nil, 40001
 	}
+	t := &it.app.tokens
 	t.calls++
 	if n := s.cfg.RotateTokenEvery; n > 0 && t.calls >= n {
 		t.current = "" // rotated elsewhere: the next call with it answers 40001
 	}
-	return 0
+	return it.app, 0
 }
 
 // serveToken answers POST /cgi-bin/stable_token and GET /cgi-bin/token.
@@ -135,8 +159,10 @@ func (s *Sandbox) serveToken(r *http.Request, ep string) reply {
 		req = stableTokenRequest{GrantType: q.Get("grant_type"), AppID: q.Get("appid"), Secret: q.Get("secret")}
 	}
 
+	x.app = s.appByID[req.AppID] // the app the call names, whatever its secret
+
 	s.mu.Lock()
-	plan := s.planFaultsLocked(ep, nil)
+	plan := s.planFaultsLocked(ep, x.app.id(), nil)
 	s.mu.Unlock()
 	if !delay(r.Context(), plan.latency) {
 		return s.finish(x, reply{code: CodeClientGone, gone: true})
@@ -150,7 +176,8 @@ func (s *Sandbox) serveToken(r *http.Request, ep string) reply {
 		}
 		return s.finish(x, wxErr(47001, derr.Error()))
 	}
-	if code := s.checkCredentials(req); code != 0 {
+	app, code := s.checkCredentials(req)
+	if code != 0 {
 		return s.finish(x, wxErr(code, ""))
 	}
 
@@ -158,35 +185,37 @@ func (s *Sandbox) serveToken(r *http.Request, ep string) reply {
 	now := s.now()
 	switch {
 	case ep == EndpointToken:
-		s.rotateLocked(now)
+		s.rotateLocked(app, now)
 	case req.ForceRefresh:
-		if last := s.tokens.lastForce; !last.IsZero() && now.Sub(last) < forceRefreshMinInterval {
+		if last := app.tokens.lastForce; !last.IsZero() && now.Sub(last) < forceRefreshMinInterval {
 			s.rec.stats.ForceRefreshTooSoon++
+			s.appStatsLocked(app).ForceRefreshTooSoon++
 		}
-		s.tokens.lastForce = now
-		s.rotateLocked(now)
-	case !s.currentValidLocked(now):
-		s.rotateLocked(now)
+		app.tokens.lastForce = now
+		s.rotateLocked(app, now)
+	case !s.currentValidLocked(app, now):
+		s.rotateLocked(app, now)
 	}
-	tok := s.tokens.current
-	left := s.tokens.expiry[tok].Sub(now)
+	tok := app.tokens.current
+	left := s.tokens[tok].expiry.Sub(now)
 	s.mu.Unlock()
 	return s.finish(x, jsonReply(0, tokenResponse{AccessToken: tok, ExpiresIn: int64(left / time.Second)}))
 }
 
-// checkCredentials validates grant_type, appid and secret: 0 or the errcode.
-func (s *Sandbox) checkCredentials(req stableTokenRequest) int {
+// checkCredentials validates grant_type, appid and secret: the app, or the errcode.
+func (s *Sandbox) checkCredentials(req stableTokenRequest) (*appState, int) {
+	app, known := s.appByID[req.AppID]
 	switch {
 	case req.GrantType != "client_credential":
-		return 40002
+		return nil, 40002
 	case req.AppID == "":
-		return 41002
-	case req.AppID != s.cfg.AppID:
-		return 40013
+		return nil, 41002
+	case !known:
+		return nil, 40013
 	case req.Secret == "":
-		return 41004
-	case req.Secret != s.cfg.AppSecret:
-		return 40125
+		return nil, 41004
+	case req.Secret != app.cfg.AppSecret:
+		return nil, 40125
 	}
-	return 0
+	return app, 0
 }

@@ -28,8 +28,12 @@ const (
 // vvZone is the time zone of vv-tool's dates (Asia/Shanghai, no DST).
 var vvZone = time.FixedZone("CST", 8*3600)
 
-// vvState holds the vv-tool shippings and the rate window; guarded by Sandbox.mu.
+// vvState is one vv-tool account: its token, its app, its shops' shippings and its
+// rate window. token, app and shops are fixed after New; window is guarded by
+// Sandbox.mu.
 type vvState struct {
+	token  string
+	app    *appState
 	window []time.Time              // arrivals within the last second
 	shops  map[string][]*vvShipping // per shop, newest created first
 }
@@ -68,17 +72,17 @@ var (
 	b64Alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 )
 
-// generateVV draws the shippings of every shop. Only New calls it.
-func (s *Sandbox) generateVV(r *rand.Rand, now time.Time) {
-	s.vv.shops = make(map[string][]*vvShipping, len(s.cfg.VVShops))
-	for _, shop := range s.cfg.VVShops {
+// generateVV draws the shippings of every shop of the account. Only New calls it.
+func (s *Sandbox) generateVV(vv *vvState, r *rand.Rand, now time.Time) {
+	vv.shops = make(map[string][]*vvShipping, len(vv.app.cfg.VVShops))
+	for _, shop := range vv.app.cfg.VVShops {
 		seller := "tb" + strconv.FormatUint(1_000_000_000+r.Uint64N(9_000_000_000), 10)
 		list := make([]*vvShipping, 0, s.cfg.VVShippingsPerShop)
 		for range s.cfg.VVShippingsPerShop {
 			list = append(list, newVVShipping(r, now, seller))
 		}
 		slices.SortStableFunc(list, func(a, b *vvShipping) int { return b.created.Compare(a.created) })
-		s.vv.shops[shop] = list
+		vv.shops[shop] = list
 	}
 }
 
@@ -265,10 +269,14 @@ func (s *Sandbox) vvErr(x *exchange, code int, detail string) reply {
 	return jsonReply(code, vvErrorResponse{Code: code, Msg: vvMessage(code, detail), Msec: now.Sub(x.at).Milliseconds(), Time: now.Unix()})
 }
 
-// serveVVTool answers POST /tool/erps/detail: rate detection, faults, latency, Bearer
-// token, parameters, shop, then one page of shippings.
+// serveVVTool answers POST /tool/erps/detail: rate detection (per account), faults,
+// latency, Bearer token, parameters, shop of the account, then one page of shippings.
 func (s *Sandbox) serveVVTool(r *http.Request) reply {
 	x, err := s.begin(r, EndpointVVToolDetail)
+	acct := s.vvAccount(r.Header.Get("Authorization"))
+	if acct != nil {
+		x.app = acct.app
+	}
 	if err != nil {
 		return s.finish(x, s.vvErr(x, 100, err.Error()))
 	}
@@ -279,7 +287,7 @@ func (s *Sandbox) serveVVTool(r *http.Request) reply {
 	if tid := form.Get("tid"); tid != "" {
 		x.ids = []string{tid}
 	}
-	plan, limited := s.admitVVTool(x.ids)
+	plan, limited := s.admitVVTool(acct, x.ids)
 	if limited {
 		return s.finish(x, s.vvErr(x, 202, fmt.Sprintf("more than %d requests in a second", VVMaxRequestsPerSecond)))
 	}
@@ -292,8 +300,7 @@ func (s *Sandbox) serveVVTool(r *http.Request) reply {
 		}
 		return s.finish(x, s.vvErr(x, f.Code, ""))
 	}
-	tok, ok := cutPrefixFold(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(tok)), []byte(s.cfg.VVToken)) != 1 {
+	if acct == nil {
 		return s.finish(x, s.vvErr(x, 401, ""))
 	}
 	if ferr != nil {
@@ -303,9 +310,7 @@ func (s *Sandbox) serveVVTool(r *http.Request) reply {
 	if code != 0 {
 		return s.finish(x, s.vvErr(x, code, detail))
 	}
-	s.mu.Lock()
-	list, ok := s.vv.shops[p.shopID]
-	s.mu.Unlock()
+	list, ok := acct.shops[p.shopID]
 	if !ok {
 		return s.finish(x, s.vvErr(x, 302, "shop "+p.shopID))
 	}
@@ -315,28 +320,53 @@ func (s *Sandbox) serveVVTool(r *http.Request) reply {
 	return s.finish(x, jsonReply(0, resp))
 }
 
-// admitVVTool counts a request in the account's sliding second and, if it
-// is within the limit, plans the faults of a call carrying ids; limited says it is over the
-// limit (answered 202, as vv-tool does).
-func (s *Sandbox) admitVVTool(ids []string) (plan faultPlan, limited bool) {
+// vvAccount is the account whose token the Authorization header carries (compared
+// in constant time), nil for none.
+func (s *Sandbox) vvAccount(auth string) *vvState {
+	tok, ok := cutPrefixFold(auth, "Bearer ")
+	if !ok {
+		return nil
+	}
+	tok = strings.TrimSpace(tok)
+	var found *vvState
+	for _, a := range s.apps {
+		if a.vv != nil && subtle.ConstantTimeCompare([]byte(tok), []byte(a.vv.token)) == 1 {
+			found = a.vv
+		}
+	}
+	return found
+}
+
+// admitVVTool counts a request in the sliding second of its account (acct; nil:
+// the requests with no or an unknown token, which share one window) and, if it is
+// within the limit, plans the faults of a call carrying ids; limited says it is
+// over the limit (answered 202, as vv-tool does).
+func (s *Sandbox) admitVVTool(acct *vvState, ids []string) (plan faultPlan, limited bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
-	w := s.vv.window
+	window := &s.vvOthers
+	var app *appState
+	if acct != nil {
+		window, app = &acct.window, acct.app
+	}
+	w := *window
 	cut := now.Add(-time.Second)
 	i := 0
 	for i < len(w) && !w[i].After(cut) {
 		i++
 	}
-	s.vv.window = append(w[i:], now)
-	n := len(s.vv.window)
-	st := &s.rec.stats
+	*window = append(w[i:], now)
+	n := len(*window)
+	st, ast := &s.rec.stats, s.appStatsLocked(app)
 	st.VVMaxPerSecond = max(st.VVMaxPerSecond, n)
+	ast.VVMaxPerSecond = max(ast.VVMaxPerSecond, n)
 	if n > VVMaxRequestsPerSecond {
 		st.VVRateViolations++
+		ast.VVRateViolations++
 		return faultPlan{}, true
 	}
-	return s.planFaultsLocked(EndpointVVToolDetail, ids), false
+	return s.planFaultsLocked(EndpointVVToolDetail, app.id(), ids), false
 }
 
 // matching keeps the shippings the request's filters select; a tid
