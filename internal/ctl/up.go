@@ -47,15 +47,17 @@ type upOptions struct {
 	mix         sandbox.FaultMix
 	seed        int64
 	shippers    int
+	shops       int
 	natsPort    int
 	sandboxAddr string
 	stall       time.Duration
 }
 
 func parseUp(e Env, args []string) (*upOptions, bool, error) {
-	fs := newFlags(e, "up", "[--orders N] [--until-done] [--data-dir DIR] [--faults default|none] [--seed S] [--shippers N] [--nats-port P] [--sandbox-addr A] [--stall D]")
+	fs := newFlags(e, "up", "[--orders N] [--shops N] [--until-done] [--data-dir DIR] [--faults default|none] [--seed S] [--shippers N] [--nats-port P] [--sandbox-addr A] [--stall D]")
 	o := &upOptions{}
-	fs.IntVar(&o.orders, "orders", 500, "demo orders the sandbox serves")
+	fs.IntVar(&o.orders, "orders", 500, "demo orders the sandbox serves (per shop)")
+	fs.IntVar(&o.shops, "shops", 1, "demo shops, each its own Channels app, in a shops file (1: the one shop default, configured by environment)")
 	fs.BoolVar(&o.untilDone, "until-done", false, "exit once every order is shipped or failed: 0 if none was lost")
 	fs.StringVar(&o.dataDir, "data-dir", "", "keep the stream here (a standalone nats-server opens it with -sd DIR) with the services' log and the sandbox's dates, so a rerun resumes (default: a temporary directory, removed after a successful run)")
 	fs.StringVar(&o.faults, "faults", "default", "fault mix of the sandbox: default (transient, permanent, waiting, cancelled…) or none")
@@ -74,6 +76,9 @@ func parseUp(e Env, args []string) (*upOptions, bool, error) {
 	o.mix = mix
 	if o.orders < 0 {
 		return nil, false, fmt.Errorf("%w: --orders must be ≥ 0", ErrUsage)
+	}
+	if o.shops < 1 || o.shops > 1000 {
+		return nil, false, fmt.Errorf("%w: --shops must be 1..1000", ErrUsage)
 	}
 	return o, false, nil
 }
@@ -115,7 +120,12 @@ func up(ctx context.Context, e Env, args []string) (runErr error) {
 	defer logFile.Close()
 
 	fmt.Fprintf(e.Stdout, "NATS:     %s   (nats -s %s stream info ORDERS)\n", st.NATSURL, st.NATSURL)
-	fmt.Fprintf(e.Stdout, "Sandbox:  %s   (appid %s, %d orders, faults %s)\n", st.SandboxURL, sandbox.DefaultAppID, o.orders, o.faults)
+	if o.shops > 1 {
+		fmt.Fprintf(e.Stdout, "Sandbox:  %s   (%d shops, %d orders each, faults %s)\n", st.SandboxURL, o.shops, o.orders, o.faults)
+		fmt.Fprintf(e.Stdout, "Shops:    %s   (fulfillctl shops)\n", st.ShopsFile)
+	} else {
+		fmt.Fprintf(e.Stdout, "Sandbox:  %s   (appid %s, %d orders, faults %s)\n", st.SandboxURL, sandbox.DefaultAppID, o.orders, o.faults)
+	}
 	fmt.Fprintf(e.Stdout, "Logs:     %s\n\n", logPath)
 
 	svcCtx, stopServices := context.WithCancel(ctx)
@@ -134,7 +144,7 @@ func up(ctx context.Context, e Env, args []string) (runErr error) {
 	}
 	defer nc.Close()
 
-	p := &progress{w: e.Stdout, tty: isTerminal(e.Stdout), sb: st.Sandbox, want: len(st.Sandbox.Scenario()), start: time.Now()}
+	p := &progress{w: e.Stdout, tty: isTerminal(e.Stdout), sb: st.Sandbox, key: st.Key, want: len(st.Sandbox.Scenario()), start: time.Now()}
 	waitErr := p.run(ctx, js, o.untilDone, o.stall)
 	stopServices()
 	svcErr := g.Wait()
@@ -163,7 +173,17 @@ func startUpStack(o *upOptions, dir string) (*stack.Stack, error) {
 		SandboxAddr: o.sandboxAddr,
 		Sandbox:     sb,
 		Env:         map[string]string{"INGEST_SOURCES": "channels,vvtool"},
+		Shops:       shopsOption(o.shops),
 	})
+}
+
+// shopsOption is stack.Options.Shops for --shops: 0 (the environment's one
+// shop) for one.
+func shopsOption(n int) int {
+	if n > 1 {
+		return n
+	}
+	return 0
 }
 
 // finishUp prints the summary read back from the stream and says whether
@@ -175,7 +195,7 @@ func finishUp(e Env, o *upOptions, js jetstream.JetStream, st *stack.Stack, p *p
 	if err != nil {
 		return err
 	}
-	lost := summary(e.Stdout, tl, st.Sandbox.Scenario(), time.Since(p.start))
+	lost := summary(e.Stdout, tl, st.Sandbox.Scenario(), st.Key, time.Since(p.start))
 	fmt.Fprintf(e.Stdout, "Sandbox: %s\n", st.Sandbox.Stats().Mistakes())
 	if svcErr != nil {
 		return fmt.Errorf("services: %w", svcErr)
@@ -202,6 +222,7 @@ type progress struct {
 	w     io.Writer
 	tty   bool
 	sb    *sandbox.Sandbox
+	key   func(sandbox.ScenarioOrder) string
 	want  int
 	start time.Time
 
@@ -275,7 +296,7 @@ func (p *progress) run(ctx context.Context, js jetstream.JetStream, untilDone bo
 func (p *progress) allTerminal(tl *tally.Tally) bool {
 	ids := make([]string, 0, p.want)
 	for _, o := range p.sb.Scenario() {
-		ids = append(ids, events.OrderKey(events.DefaultShop, o.OrderID))
+		ids = append(ids, p.key(o))
 	}
 	return tl.AllTerminal(ids)
 }
@@ -351,7 +372,7 @@ func orNone(parts []string) string {
 
 // summary prints the end-of-run table from the stream and returns how many
 // scenario orders have no terminal event.
-func summary(w io.Writer, tl *tally.Tally, want []sandbox.ScenarioOrder, took time.Duration) int {
+func summary(w io.Writer, tl *tally.Tally, want []sandbox.ScenarioOrder, key func(sandbox.ScenarioOrder) string, took time.Duration) int {
 	type row struct{ orders, shipped, failed, lost, expected int }
 	rows := map[string]*row{}
 	total := &row{}
@@ -364,7 +385,7 @@ func summary(w io.Writer, tl *tally.Tally, want []sandbox.ScenarioOrder, took ti
 		}
 		r.orders++
 		total.orders++
-		s := tl.Order(events.DefaultShop, o.OrderID)
+		s := tl.Orders[key(o)]
 		switch {
 		case s == nil || s.Latest == "":
 			r.lost++

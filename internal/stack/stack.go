@@ -13,6 +13,8 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -23,6 +25,7 @@ import (
 	"github.com/fulfill/pipeline/internal/enricher"
 	"github.com/fulfill/pipeline/internal/ingest"
 	"github.com/fulfill/pipeline/internal/shipper"
+	"github.com/fulfill/pipeline/pkg/events"
 	"github.com/fulfill/pipeline/pkg/sandbox"
 )
 
@@ -44,7 +47,15 @@ type Options struct {
 	// NATSToken, or NATSUser and NATSPassword, make NATS require
 	// authentication; NATSURL then carries them.
 	NATSToken, NATSUser, NATSPassword string
+	// Shops, if set, makes a deployment of that many shops: the sandbox
+	// serves one app per shop (Sandbox.Apps, or sandbox.DerivedApp k with
+	// Sandbox.Orders and Sandbox.Faults each), and the services read a
+	// shops file (ShopsFile) naming them ShopID(k), secrets by reference.
+	Shops int
 }
+
+// ShopID is the id of the k-th shop (from 0) of a stack of several shops.
+func ShopID(k int) string { return "shop-" + strconv.Itoa(k+1) }
 
 // Stack is a running NATS server and sandbox.
 type Stack struct {
@@ -54,7 +65,12 @@ type Stack struct {
 	SandboxURL string
 	DataDir    string
 
+	// ShopsFile is the shops file of a stack of several shops.
+	ShopsFile string
+
 	env     map[string]string
+	shopOf  map[string]string // appid → shop id
+	apps    []sandbox.App
 	httpSrv *http.Server
 	tempDir bool
 	wg      sync.WaitGroup
@@ -94,7 +110,22 @@ func Start(o Options) (*Stack, error) {
 		st.Close()
 		return nil, fmt.Errorf("sandbox listen on %s: %w", addr, err)
 	}
-	st.Sandbox = sandbox.New(o.Sandbox)
+	sbCfg := o.Sandbox
+	if o.Shops > 0 {
+		if len(sbCfg.Apps) == 0 {
+			for k := range o.Shops {
+				a := sandbox.DerivedApp(k)
+				a.Orders, a.Faults = sbCfg.Orders, sbCfg.Faults
+				sbCfg.Apps = append(sbCfg.Apps, a)
+			}
+			sbCfg.Orders, sbCfg.Faults = 0, sandbox.FaultMix{}
+		}
+		if len(sbCfg.Apps) != o.Shops {
+			st.Close()
+			return nil, fmt.Errorf("stack: %d shops but %d sandbox apps", o.Shops, len(sbCfg.Apps))
+		}
+	}
+	st.Sandbox = sandbox.New(sbCfg)
 	st.SandboxURL = "http://" + ln.Addr().String()
 	st.httpSrv = &http.Server{Handler: st.Sandbox, ReadHeaderTimeout: 5 * time.Second}
 	st.wg.Go(func() { _ = st.httpSrv.Serve(ln) })
@@ -132,10 +163,90 @@ func Start(o Options) (*Stack, error) {
 	if o.Sandbox.DeliveryID != "" {
 		st.env["INGEST_DELIVERY_ID"] = o.Sandbox.DeliveryID
 	}
+	st.shopOf = map[string]string{}
+	if o.Shops > 0 {
+		if err := st.multiShop(st.Sandbox.Apps()); err != nil {
+			st.Close()
+			return nil, err
+		}
+	}
 	for k, v := range o.Env {
 		st.env[k] = v
 	}
 	return st, nil
+}
+
+// multiShop writes the shops file of the sandbox's apps, one shop each, and
+// sets the environment for it: SHOPS_FILE, and each secret the file names.
+func (st *Stack) multiShop(apps []sandbox.App) error {
+	st.apps = apps
+	for _, name := range []string{"WECHAT_APPID", "WECHAT_APPSECRET", "INGEST_DELIVERY_ID", "VVTOOL_TOKEN", "VVTOOL_SHOP_IDS"} {
+		delete(st.env, name)
+	}
+	ids := make([]int, len(apps))
+	for k, a := range apps {
+		ids[k] = k
+		st.shopOf[a.AppID] = ShopID(k)
+		st.env[secretVar(k, "WECHAT_SECRET")] = a.AppSecret
+		if a.VVToken != "" {
+			st.env[secretVar(k, "VV_TOKEN")] = a.VVToken
+		}
+	}
+	st.ShopsFile = filepath.Join(st.DataDir, "shops.yaml")
+	st.env["SHOPS_FILE"] = st.ShopsFile
+	return st.WriteShops(ids...)
+}
+
+// secretVar is the environment variable of the k-th shop's secret what.
+func secretVar(k int, what string) string {
+	return "SHOP_" + strconv.Itoa(k+1) + "_" + what
+}
+
+// WriteShops writes the shops file of a stack of several shops with the
+// shops k (from 0) only: the services pick it up at their next reload.
+func (st *Stack) WriteShops(ks ...int) error {
+	var b strings.Builder
+	b.WriteString("# Written by the stack: one shop per sandbox app, secrets from the environment.\nshops:\n")
+	for _, k := range ks {
+		a := st.apps[k]
+		delivery := a.DeliveryID
+		if delivery == "" {
+			delivery = sandbox.DefaultDeliveryID
+		}
+		fmt.Fprintf(&b, "  - id: %s\n    channels:\n      appid: %s\n      secret_env: %s\n      delivery_id: %s\n",
+			ShopID(k), a.AppID, secretVar(k, "WECHAT_SECRET"), delivery)
+		if a.VVToken != "" {
+			fmt.Fprintf(&b, "    vvtool:\n      token_env: %s\n      shop_ids: [%s]\n", secretVar(k, "VV_TOKEN"), strings.Join(a.VVShops, ", "))
+		}
+	}
+	// Written aside and renamed, so a reload never reads half a file.
+	tmp := st.ShopsFile + ".tmp"
+	if err := os.WriteFile(tmp, []byte(b.String()), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, st.ShopsFile)
+}
+
+// ShopOf is the shop of a sandbox app: events.DefaultShop on a stack of one.
+func (st *Stack) ShopOf(appID string) string {
+	if shop, ok := st.shopOf[appID]; ok {
+		return shop
+	}
+	return events.DefaultShop
+}
+
+// Key is the tally key (events.OrderKey) of a scenario order.
+func (st *Stack) Key(o sandbox.ScenarioOrder) string {
+	return events.OrderKey(st.ShopOf(o.AppID), o.OrderID)
+}
+
+// Keys are the tally keys of orders.
+func (st *Stack) Keys(orders []sandbox.ScenarioOrder) []string {
+	keys := make([]string, len(orders))
+	for i, o := range orders {
+		keys[i] = st.Key(o)
+	}
+	return keys
 }
 
 // Getenv is the environment of a service of this stack, with extra
