@@ -126,10 +126,10 @@ func Run(ctx context.Context, bin Binary, args []string, getenv func(string) str
 		Int("shops", shopSet.Current().Len()).Msg("started")
 
 	shopsCtx, stopShops := context.WithCancel(ctx)
-	wg.Add(1)
-	go func() { defer wg.Done(); shopSet.Run(shopsCtx) }()
+	shopsDone := shopSet.Start(shopsCtx)
 	runErr := stage(ctx, b)
 	stopShops()
+	shopsDone()
 
 	// The stage has stopped fetching and settled what it held; flush our
 	// publishes and acks before closing.

@@ -120,20 +120,20 @@ func (s *Shops) OnChange(fn func(*shops.Registry)) {
 	s.subs = append(s.subs, fn)
 }
 
-// Run keeps the registry current until ctx ends: SIGHUP re-reads the shops
-// file at once, and it is checked for changes every SHOPS_RELOAD_INTERVAL.
-// Without a shops file it returns at once.
-func (s *Shops) Run(ctx context.Context) {
+// Start keeps the registry current until ctx ends, and returns a func that
+// waits for that to stop: SIGHUP re-reads the shops file at once (caught
+// from the moment Start returns), and it is checked for changes every
+// SHOPS_RELOAD_INTERVAL. Without a shops file there is nothing to do.
+func (s *Shops) Start(ctx context.Context) (wait func()) {
 	if s.watcher == nil {
-		return
+		return func() {}
 	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	reload := make(chan struct{}, 1)
 	var wg sync.WaitGroup
-	defer wg.Wait()
 	wg.Go(func() {
+		defer signal.Stop(hup)
 		for {
 			select {
 			case <-ctx.Done():
@@ -147,19 +147,22 @@ func (s *Shops) Run(ctx context.Context) {
 		}
 	})
 	wg.Go(func() { s.watcher.Run(ctx, reload, s.cfg.ShopsReloadInterval) })
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case reg := <-s.watcher.Changes():
-			s.mu.Lock()
-			subs := slices.Clone(s.subs)
-			s.mu.Unlock()
-			for _, fn := range subs {
-				fn(reg)
+	wg.Go(func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case reg := <-s.watcher.Changes():
+				s.mu.Lock()
+				subs := slices.Clone(s.subs)
+				s.mu.Unlock()
+				for _, fn := range subs {
+					fn(reg)
+				}
 			}
 		}
-	}
+	})
+	return wg.Wait
 }
 
 // Shop is the shop id's entry in the current registry.
