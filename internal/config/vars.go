@@ -105,7 +105,7 @@ var Vars = []Var{
 			c.LogFormat = v
 			return nil
 		}},
-	{Name: "SHOPS_FILE", UsedBy: wechatUsers, Usage: "YAML file of the shops served, secrets by reference (see docs/shops.md); unset: the account variables below define one shop, default",
+	{Name: "SHOPS_FILE", UsedBy: wechatUsers, Usage: "YAML file of the shops served, secrets by reference (README, Many shops); unset: the account variables below define one shop, default",
 		set: func(c *Config, v string) error { c.ShopsFile = v; return nil }},
 	{Name: "SHOPS_RELOAD_INTERVAL", Default: "10s", UsedBy: wechatUsers, Usage: "how often SHOPS_FILE (and the secret files it names) is checked for changes; SIGHUP re-reads it at once",
 		set: func(c *Config, v string) error { return duration(&c.ShopsReloadInterval, v, 10*time.Millisecond) }},
