@@ -40,6 +40,10 @@ type Config struct {
 	WeChatAppSecret   string
 	WeChatAccessToken string
 
+	WeChatPushToken          string
+	WeChatPushAESKey         string
+	WeChatPushAESKeyPrevious string
+
 	IngestSources      []string
 	IngestPollInterval time.Duration
 	IngestLookback     time.Duration
@@ -129,7 +133,8 @@ func Parse(binary, summary string, args []string, getenv func(string) string, he
 
 // shopVars are the variables that define the one shop of a deployment
 // without SHOPS_FILE.
-var shopVars = []string{"WECHAT_APPID", "WECHAT_APPSECRET", "WECHAT_ACCESS_TOKEN", "INGEST_DELIVERY_ID", "VVTOOL_TOKEN", "VVTOOL_SHOP_IDS"}
+var shopVars = []string{"WECHAT_APPID", "WECHAT_APPSECRET", "WECHAT_ACCESS_TOKEN", "INGEST_DELIVERY_ID", "VVTOOL_TOKEN", "VVTOOL_SHOP_IDS",
+	"WECHAT_PUSH_TOKEN", "WECHAT_PUSH_AES_KEY", "WECHAT_PUSH_AES_KEY_PREVIOUS"}
 
 // check validates combinations the single-variable parsers cannot see.
 func (c *Config) check() error {
@@ -170,7 +175,7 @@ func (c *Config) checkShop() error {
 		if c.HasSource("vvtool") && (c.VVToolToken == "" || len(c.VVToolShopIDs) == 0) {
 			return errors.New("VVTOOL_TOKEN and VVTOOL_SHOP_IDS are required when INGEST_SOURCES includes vvtool")
 		}
-		if len(c.IngestSources) == 0 && c.IngestAPIToken == "" {
+		if len(c.IngestSources) == 0 && c.IngestAPIToken == "" && c.WeChatPushToken == "" {
 			return errors.New("nothing to ingest: INGEST_SOURCES is empty and INGEST_API_TOKEN is unset")
 		}
 	}

@@ -117,6 +117,12 @@ var Vars = []Var{
 		set: func(c *Config, v string) error { c.WeChatAppSecret = v; return nil }},
 	{Name: "WECHAT_ACCESS_TOKEN", UsedBy: wechatUsers, Secret: true, Usage: "a fixed token (third-party authorizer_access_token) instead of appid/secret",
 		set: func(c *Config, v string) error { c.WeChatAccessToken = v; return nil }},
+	{Name: "WECHAT_PUSH_TOKEN", UsedBy: []string{Ingest}, Secret: true, Usage: "the Token of the shop back office's 消息推送 page: turns on push ingest at INGEST_HTTP_ADDR /v1/wechat/push/default (with WECHAT_PUSH_AES_KEY)",
+		set: func(c *Config, v string) error { c.WeChatPushToken = v; return nil }},
+	{Name: "WECHAT_PUSH_AES_KEY", UsedBy: []string{Ingest}, Secret: true, Usage: "the EncodingAESKey (43 characters) of the 消息推送 page, security mode",
+		set: func(c *Config, v string) error { c.WeChatPushAESKey = v; return nil }},
+	{Name: "WECHAT_PUSH_AES_KEY_PREVIOUS", UsedBy: []string{Ingest}, Secret: true, Usage: "the EncodingAESKey being rotated out, still accepted",
+		set: func(c *Config, v string) error { c.WeChatPushAESKeyPrevious = v; return nil }},
 	{Name: "INGEST_SOURCES", Default: "channels", UsedBy: []string{Ingest}, Usage: "pollers to run: comma list of channels, vvtool; none for the HTTP API only",
 		set: func(c *Config, v string) error {
 			c.IngestSources = nil

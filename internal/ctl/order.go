@@ -100,6 +100,8 @@ func detail(s tally.Step) string {
 	case s.Failed != nil:
 		f := s.Failed
 		parts = append(parts, fmt.Sprintf("in %s, errcode %d, %s: %s", f.Stage, f.Errcode, plural(f.Attempts, "attempt"), f.Reason))
+	case s.Shipped != nil && s.Shipped.Elsewhere:
+		parts = append(parts, "delivered outside the pipeline (a channels_ec_order_deliver push): not sent by it")
 	case s.Shipped != nil:
 		sh := s.Shipped
 		d := fmt.Sprintf("waybill %s of %s, %s", sh.WaybillID, sh.DeliveryID, plural(sh.Attempts, "attempt"))
@@ -115,10 +117,36 @@ func detail(s tally.Step) string {
 	case s.Event != nil && s.Stage == events.StageReceived:
 		var d events.Received
 		if s.Event.DecodeData(&d) == nil {
-			parts = append(parts, fmt.Sprintf("carrier %s, %s", d.DeliveryID, plural(len(d.Products), "product")))
+			p := fmt.Sprintf("carrier %s, %s", d.DeliveryID, plural(len(d.Products), "product"))
+			if d.Via != "" {
+				p += ", by " + d.Via
+			}
+			parts = append(parts, p)
+		}
+	case s.Event != nil && s.Stage == events.StagePush:
+		var d events.Push
+		if s.Event.DecodeData(&d) == nil {
+			parts = append(parts, pushDetail(d))
 		}
 	}
 	return strings.Join(parts, "; ")
+}
+
+// pushDetail says what a pushed order message was.
+func pushDetail(d events.Push) string {
+	switch d.Event {
+	case "channels_ec_order_cancel":
+		return fmt.Sprintf("pushed: cancelled (cancel_type %d)", d.CancelType)
+	case "channels_ec_order_ext_info_update":
+		switch d.ExtType {
+		case 2:
+			return "pushed: the buyer changed the address (ext_info_update type 2)"
+		case 7:
+			return "pushed: the buyer urges shipment (ext_info_update type 7)"
+		}
+		return fmt.Sprintf("pushed: order information changed (ext_info_update type %d)", d.ExtType)
+	}
+	return "pushed: " + strings.TrimPrefix(d.Event, "channels_ec_order_")
 }
 
 // nextStep says what an operator does about an order in its state.
@@ -144,6 +172,9 @@ func nextStep(h *tally.History) string {
 	case tally.StateShipped:
 		return "nothing: the order is shipped."
 	case tally.StateFailed:
+		if lastFailed.Cancelled() {
+			return fmt.Sprintf("nothing: the order was cancelled on the platform (%s); it is never sent.", lastFailed.Reason)
+		}
 		reason := "see the failed event above"
 		if lastFailed != nil && lastFailed.Reason != "" {
 			reason = lastFailed.Reason

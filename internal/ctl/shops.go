@@ -44,10 +44,10 @@ func shopsCmd(ctx context.Context, e Env, args []string) error {
 // printShops writes one line per shop.
 func printShops(w io.Writer, shops []tally.ShopStatus, now time.Time) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SHOP\tRECEIVED\tSHIPPED\tFAILED\tIN_FLIGHT\tSTATE")
+	fmt.Fprintln(tw, "SHOP\tRECEIVED\tSHIPPED\tFAILED\tIN_FLIGHT\tLAST_PUSH\tSTATE")
 	trouble := 0
 	for _, s := range shops {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\n", s.Shop, s.Received, s.Shipped, s.Failed, s.InFlight, shopState(s, now))
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%s\n", s.Shop, s.Received, s.Shipped, s.Failed, s.InFlight, lastPush(s, now), shopState(s, now))
 		if s.State != "ok" {
 			trouble++
 		}
@@ -58,6 +58,14 @@ func printShops(w io.Writer, shops []tally.ShopStatus, now time.Time) error {
 	_, err := fmt.Fprintf(w, "\n%s, %d backed off by the shippers (their orders are parked and go out once the platform answers again)\n",
 		plural(len(shops), "shop"), trouble)
 	return err
+}
+
+// lastPush says how long ago a shop's last push came, "-" for none.
+func lastPush(s tally.ShopStatus, now time.Time) string {
+	if s.LastPush.IsZero() {
+		return "-"
+	}
+	return now.Sub(s.LastPush).Round(time.Second).String() + " ago"
 }
 
 // shopState says a shop's state for people.

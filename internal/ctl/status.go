@@ -71,6 +71,15 @@ func printStatus(w io.Writer, r *tally.StatusReport) error {
 	if len(trouble) > 0 {
 		fmt.Fprintf(w, "Shops backed off by the shippers: %s (fulfillctl shops)\n", strings.Join(trouble, ", "))
 	}
+	var quiet []string
+	for _, sh := range r.Shops {
+		if !sh.LastPush.IsZero() && time.Since(sh.LastPush) > tally.PushQuiet {
+			quiet = append(quiet, fmt.Sprintf("%s (last %s ago)", sh.Shop, time.Since(sh.LastPush).Round(time.Minute)))
+		}
+	}
+	if len(quiet) > 0 {
+		fmt.Fprintf(w, "Pushes stopped arriving for: %s; polling still finds their orders, every INGEST_POLL_INTERVAL (check the shop's 消息推送 page)\n", strings.Join(quiet, ", "))
+	}
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "CONSUMER\tFILTER\tPENDING\tACK_PENDING\tREDELIVERED\tWAITING\tLAST_ACTIVE")

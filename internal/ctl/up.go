@@ -422,6 +422,14 @@ func summary(w io.Writer, tl *tally.Tally, want []sandbox.ScenarioOrder, key fun
 	fmt.Fprintf(w, "\nStream: %d received, %d enriched, %d shipped, %d failed, %d logistics events; orders shipped twice: %d; dead letters: %d\n",
 		tl.Messages[events.StageReceived], tl.Messages[events.StageEnriched], tl.Messages[events.StageShipped],
 		tl.Messages[events.StageFailed], tl.Messages[events.StageLogistics], twice, tl.DeadLetters)
+	via := map[string]int{}
+	for _, o := range tl.Orders {
+		if o.Received > 0 {
+			via[o.Via]++
+		}
+	}
+	fmt.Fprintf(w, "Orders came in by push: %d, by poll: %d, by the API: %d (pushes stored: %d)\n",
+		via[events.ViaPush], via[events.ViaPoll], via[events.ViaAPI], tl.Messages[events.StagePush])
 	match := tl.Terminal(events.StageShipped) == total.shipped && tl.Terminal(events.StageFailed) == total.failed && twice == 0
 	verdict := "yes"
 	if !match {

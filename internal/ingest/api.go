@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/fulfill/pipeline/internal/pipeline"
+	"github.com/fulfill/pipeline/pkg/clients/wechat/push"
 	"github.com/fulfill/pipeline/pkg/events"
 )
 
@@ -64,6 +65,7 @@ type API struct {
 	In    *Ingester
 	Token string
 	shops atomic.Pointer[apiShops]
+	push  atomic.Pointer[map[string]push.Keys]
 	// StoreTimeout bounds the wait for JetStream to store an order, so a
 	// client hears 503 (and retries) while NATS is away instead of hanging
 	// until the write timeout; 0 means DefaultStoreTimeout.
@@ -74,6 +76,8 @@ type API struct {
 func (a *API) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/orders", a.postOrder)
+	mux.HandleFunc("GET /v1/wechat/push/{shop}", a.pushURLCheck)
+	mux.HandleFunc("POST /v1/wechat/push/{shop}", a.pushMessage)
 	return mux
 }
 
@@ -196,7 +200,7 @@ func (a *API) postOrder(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
 	id, dup, err := a.In.Received(ctx, events.SourceAPI, shop, req.OrderID, events.Received{
-		DeliveryID: req.DeliveryID, WaybillID: req.WaybillID, Products: req.Products,
+		DeliveryID: req.DeliveryID, WaybillID: req.WaybillID, Products: req.Products, Via: events.ViaAPI,
 	})
 	var conflict *ConflictError
 	switch {

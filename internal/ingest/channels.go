@@ -163,6 +163,14 @@ func (p *ChannelsPoller) orders(ctx context.Context, ids []wechat.ID) error {
 }
 
 func (p *ChannelsPoller) order(ctx context.Context, id string) error {
+	return p.take(ctx, id, events.ViaPoll)
+}
+
+// take fetches an order with order/get and takes it in, once, unless the
+// stream has it already: the one path of an order found by polling (via
+// poll) and of one pushed (via push), so an order both find is one
+// received event.
+func (p *ChannelsPoller) take(ctx context.Context, id, via string) error {
 	if err := events.ValidateOrderID(id); err != nil {
 		p.Log.Error().Err(err).Msg("order/list/get returned an id that cannot be a subject; skipped")
 		return nil
@@ -189,7 +197,7 @@ func (p *ChannelsPoller) order(ctx context.Context, id string) error {
 	for _, pi := range o.OrderDetail.ProductInfos {
 		products = append(products, events.Product{ProductID: string(pi.ProductID), SkuID: string(pi.SkuID), ProductCnt: pi.SkuCnt})
 	}
-	data := events.Received{DeliveryID: p.DeliveryID, Products: products, OrderStatus: o.Status, UpdateTime: o.UpdateTime}
+	data := events.Received{DeliveryID: p.DeliveryID, Products: products, OrderStatus: o.Status, UpdateTime: o.UpdateTime, Via: via}
 	if err := data.Validate(); err != nil {
 		return p.In.Failed(ctx, events.SourceChannels, p.Shop, id, events.Failed{
 			Stage: events.ComponentIngest, Errmsg: err.Error(), Attempts: 1,

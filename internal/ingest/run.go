@@ -16,6 +16,8 @@ import (
 	"github.com/fulfill/pipeline/internal/config"
 	"github.com/fulfill/pipeline/internal/service"
 	"github.com/fulfill/pipeline/internal/shops"
+	"github.com/fulfill/pipeline/pkg/clients/wechat/push"
+	"github.com/fulfill/pipeline/pkg/events"
 )
 
 // Summary is the one-line description of the binary for --help.
@@ -39,29 +41,42 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		pub.GiveUpWhenFull = true // a full stream is answered 503 (the API) or retried next poll
 		in := NewIngester(b.Stream, pub, b.Stream.CachedInfo().Config.MaxAge, b.Log, b.Metrics)
 
+		var wg sync.WaitGroup
+		defer wg.Wait() // after cancel: deferred calls run last first
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
-		var wg sync.WaitGroup
-		defer wg.Wait()
 
 		pollers := &pollerSet{run: map[string]*running{}, interval: c.IngestPollInterval, log: b.Log,
 			build: func(sh *shops.Shop) map[string]Poller { return shopPollers(b, in, ledger, sh) }}
 		defer pollers.stopAll()
 		api := &API{In: in, Token: c.IngestAPIToken}
-		apply := func(reg *shops.Registry) {
-			pollers.apply(ctx, reg)
-			api.SetShops(apiTokens(reg))
-		}
-		apply(b.Shops.Current())
+		pollers.apply(ctx, b.Shops.Current())
+		api.SetShops(apiTokens(b.Shops.Current()))
+		api.SetPush(pushKeys(b.Shops.Current()))
 		b.Shops.OnChange(func(reg *shops.Registry) {
 			b.Log.Info().Int("shops", reg.Len()).Int("pollers", pollers.apply(ctx, reg)).Msg("shops reloaded")
 			api.SetShops(apiTokens(reg))
+			api.SetPush(pushKeys(reg))
 		})
 
-		errc := make(chan error, 1)
-		// With a shops file the API serves whatever tokens the file gives
-		// after a reload, so it listens even when none is set yet.
-		if c.IngestAPIToken != "" || b.Shops.FromFile() {
+		errc := make(chan error, 2)
+		// Stored pushes are acted on by a consumer of their own; it idles
+		// while no shop has push configured.
+		pushes := &Pushes{In: in, Workers: 16, Heartbeat: pushAckWait / 4, Log: b.Log,
+			Orders: func(shop string) (*ChannelsPoller, error) { return orderTaker(b, in, shop) }}
+		pc, err := events.ConsumerConfig(events.ConsumerPush, 10_000, pushAckWait)
+		if err != nil {
+			return err
+		}
+		wg.Go(func() {
+			if err := b.Consume(ctx, pc, pushes.Run); err != nil && ctx.Err() == nil {
+				errc <- err
+			}
+		})
+		// With a shops file the API serves whatever tokens and push keys
+		// the file gives after a reload, so it listens even when none is
+		// set yet.
+		if c.IngestAPIToken != "" || b.Shops.FromFile() || len(pushKeys(b.Shops.Current())) > 0 {
 			ln, err := net.Listen("tcp", c.IngestHTTPAddr)
 			if err != nil {
 				return fmt.Errorf("order API listen on %s: %w", c.IngestHTTPAddr, err)
@@ -104,6 +119,34 @@ func shopPollers(b *service.Base, in *Ingester, ledger *Ledger, sh *shops.Shop) 
 	if c.HasSource("vvtool") && sh.VVTool != nil {
 		if client, err := b.Shops.VVTool(sh.ID); err == nil {
 			out["vvtool"] = &VVToolPoller{Shop: sh.ID, Client: client, In: in, ShopIDs: sh.VVTool.ShopIDs, Lookback: c.IngestLookback, Log: log}
+		}
+	}
+	return out
+}
+
+// pushAckWait is the ack wait of the push consumer: one order/get call
+// and a publish, with room.
+const pushAckWait = 30 * time.Second
+
+// orderTaker is the Channels order taker of shop, for its pushes.
+func orderTaker(b *service.Base, in *Ingester, shop string) (*ChannelsPoller, error) {
+	sh, err := b.Shops.Shop(shop)
+	if err != nil {
+		return nil, err
+	}
+	client, err := b.Shops.WeChat(shop)
+	if err != nil {
+		return nil, err
+	}
+	return &ChannelsPoller{Shop: shop, Client: client, In: in, DeliveryID: sh.Channels.DeliveryID, Log: b.Log.With().Str("shop", shop).Logger()}, nil
+}
+
+// pushKeys are the push settings of the shops that have them.
+func pushKeys(reg *shops.Registry) map[string]push.Keys {
+	out := map[string]push.Keys{}
+	for _, sh := range reg.Shops() {
+		if ch := sh.Channels; ch != nil && ch.PushToken != "" {
+			out[sh.ID] = push.Keys{Token: ch.PushToken, AESKey: ch.PushAESKey, PreviousAESKey: ch.PushAESKeyPrevious, AppID: ch.AppID}
 		}
 	}
 	return out

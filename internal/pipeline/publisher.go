@@ -103,6 +103,38 @@ func (p *Publisher) PublishEach(ctx context.Context, msgs ...*nats.Msg) []error 
 	}
 }
 
+// PublishAck publishes one message and waits for its acknowledgement,
+// re-sending it (same Nats-Msg-Id) after failures that may pass, until ctx
+// ends. Its PubAck says whether JetStream had stored it already
+// (Duplicate).
+func (p *Publisher) PublishAck(ctx context.Context, m *nats.Msg) (*jetstream.PubAck, error) {
+	b := backoff.WithContext(&backoff.ExponentialBackOff{
+		InitialInterval: p.RetryWait, RandomizationFactor: 0.2, Multiplier: 2,
+		MaxInterval: max(p.MaxRetryWait, p.RetryWait), Stop: backoff.Stop, Clock: backoff.SystemClock,
+	}, ctx)
+	var ack *jetstream.PubAck
+	err := backoff.Retry(func() error {
+		var err error
+		ack, err = p.js.PublishMsg(ctx, m)
+		switch {
+		case err == nil:
+			return nil
+		case conflict(err):
+			return backoff.Permanent(fmt.Errorf("%w: %w", ErrDecided, err))
+		case full(err) && p.GiveUpWhenFull:
+			return backoff.Permanent(fmt.Errorf("%w: %w", ErrStreamFull, err))
+		case permanent(err):
+			return backoff.Permanent(err)
+		}
+		return err
+	}, b)
+	if err != nil {
+		return nil, fmt.Errorf("publish %s: %w", m.Subject, err)
+	}
+	p.published(m)
+	return ack, nil
+}
+
 // round publishes msgs[i] once for every i of pending, records the outcome
 // in errs and returns the indexes worth sending again.
 func (p *Publisher) round(ctx context.Context, msgs []*nats.Msg, pending []int, errs []error) []int {

@@ -243,6 +243,14 @@ func (r *Redriver) drive(ctx context.Context, orig *events.Envelope, key string,
 		res.Action, res.Reason = ActionSkipShipped, "shipped by event "+shipped.ID
 		return res, nil
 	}
+	// A cancelled order is final on the platform: no copy may reach the
+	// shipper.
+	if failed, _, err := r.record.Last(ctx, events.StageFailed, orig.Shop, orig.OrderID); err != nil {
+		return res, err
+	} else if f := failedOf(failed); f.Cancelled() {
+		res.Action, res.Reason = ActionSkip, fmt.Sprintf("cancelled on the platform (cancel_type %d, event %s): never re-driven", f.CancelType, failed.ID)
+		return res, nil
+	}
 	cp, err := orig.Copy(key, r.now())
 	if err != nil {
 		return res, err
@@ -285,4 +293,16 @@ func (r *Redriver) drive(ctx context.Context, orig *events.Envelope, key string,
 	}
 	res.Action = ActionRedrive
 	return res, nil
+}
+
+// failedOf is the payload of a failed event, or nil.
+func failedOf(e *events.Envelope) *events.Failed {
+	if e == nil {
+		return nil
+	}
+	var f events.Failed
+	if e.DecodeData(&f) != nil {
+		return nil
+	}
+	return &f
 }

@@ -40,6 +40,11 @@ type Metrics struct {
 	// ShopState is 1 for each shop's state as the shipper sees it (ok,
 	// backing_off, token_refused), 0 for the others.
 	ShopState *prometheus.GaugeVec // shop, state
+	// Pushes counts the platform's pushes by how they were answered
+	// (PushStored, PushDuplicate, PushURLCheck, PushBadSignature, …);
+	// LastPush is the time of each shop's last stored push.
+	Pushes   *prometheus.CounterVec // shop, result
+	LastPush *prometheus.GaugeVec   // shop
 
 	// known tells the shops of the registry, so that a label is never
 	// taken from a message's subject unchecked.
@@ -149,9 +154,15 @@ func NewMetrics() *Metrics {
 		ShopState: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "fulfill_shop_state",
 			Help: "1 for the state each shop is in as this shipper sees it (ok; backing_off: its platform fails, its orders are parked; token_refused: no access token can be had), 0 for the others."},
 			[]string{"shop", "state"}),
+		Pushes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fulfill_pushes_total",
+			Help: "Order pushes from the platform by result: stored (then answered success), duplicate (stored before), url_check, bad_signature, not_encrypted, bad_ciphertext, wrong_appid, malformed, too_large, unusable (valid, but no order id of the grammar: answered success, not stored), store_failed (answered an error: the platform retries), not_configured."},
+			[]string{"shop", "result"}),
+		LastPush: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "fulfill_push_last_stored_timestamp_seconds",
+			Help: "Unix time of the last push stored for each shop: an alert compares it with the orders the shop's polling still finds."},
+			[]string{"shop"}),
 	}
 	r.MustRegister(m.EventsIn, m.EventsOut, m.APICalls, m.APILatency, m.Retries, m.BatchSize, m.Latency,
-		m.Pending, m.AckPending, m.Redelivers, m.Failed, m.TokenRefreshes, m.ReceivedToShipped, m.ShopState)
+		m.Pending, m.AckPending, m.Redelivers, m.Failed, m.TokenRefreshes, m.ReceivedToShipped, m.ShopState, m.Pushes, m.LastPush)
 	return m
 }
 
@@ -188,6 +199,11 @@ func (m *Metrics) ObserveToken(shop string) func(ep wechat.Endpoint, code int, d
 // pipeline.Publisher.OnPublished.
 func (m *Metrics) ObservePublished(stage events.Stage, shop string) {
 	m.EventsOut.WithLabelValues(string(stage), m.Shop(shop)).Inc()
+}
+
+// Push counts a push of shop by result.
+func (m *Metrics) Push(shop, result string) {
+	m.Pushes.WithLabelValues(m.Shop(shop), result).Inc()
 }
 
 // SetShopState sets shop's state gauge: 1 for state, 0 for the others.

@@ -93,6 +93,7 @@ func EnvShop(c *config.Config) (*shops.Registry, error) {
 		} else {
 			ch.Secret = c.WeChatAppSecret
 		}
+		ch.PushToken, ch.PushAESKey, ch.PushAESKeyPrevious = c.WeChatPushToken, c.WeChatPushAESKey, c.WeChatPushAESKeyPrevious
 		s.Channels = ch
 	}
 	if c.VVToolToken != "" {

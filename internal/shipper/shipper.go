@@ -349,6 +349,13 @@ func (s *Shipper) check(ctx context.Context, env *events.Envelope, md *jetstream
 	if err != nil {
 		return "", 0, err
 	}
+	// A cancellation is final, whichever copy of the order this is.
+	if failed != nil {
+		var f events.Failed
+		if failed.DecodeData(&f) == nil && f.Cancelled() {
+			return fmt.Sprintf("order cancelled on the platform (cancel_type %d, event %s); not sending", f.CancelType, failed.ID), 0, nil
+		}
+	}
 	if failed != nil && seq > md.Sequence.Stream && failed.CorrelationID == env.CorrelationID {
 		return fmt.Sprintf("order failed after this message was stored (event %s at seq %d); not sending again", failed.ID, seq), 0, nil
 	}

@@ -137,6 +137,11 @@ func TestShipClassification(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	cancelled, err := events.New(events.Fact{Shop: events.DefaultShop, Stage: events.StageFailed, Source: events.SourceChannels, OrderID: env.OrderID,
+		Data: events.Failed{Stage: events.ComponentIngest, CancelType: 1, Reason: "cancelled by the buyer (cancel_type 1)"}}, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
 	shipped, err := shippedElsewhere.Next(events.StageShipped, events.Shipped{DeliveryID: "SF", WaybillID: "SF100", Attempts: 1}, t0)
 	if err != nil {
 		t.Fatal(err)
@@ -209,6 +214,16 @@ func TestShipClassification(t *testing.T) {
 		{name: "a failure this copy re-drives is not a reason to stop", script: []error{apiErr(109000)},
 			record: func(r *fakeRecord) { r.set(events.StageFailed, sameChainFailed, 50) },
 			want:   want{calls: 1, stage: events.StageFailed, expectSeq: "50", errcode: 109000}},
+		{name: "a cancelled order is never sent, even by a later copy", script: []error{nil},
+			record: func(r *fakeRecord) { r.set(events.StageFailed, cancelled, 50) },
+			want:   want{calls: 0, settledHas: "cancelled on the platform"}},
+		{name: "a cancel stored during the backoff stops the next call", script: []error{apiErr(-1), nil},
+			beforeCall: func(r *fakeRecord, call int) {
+				if call == 1 {
+					r.set(events.StageFailed, cancelled, 150)
+				}
+			},
+			want: want{calls: 1, settledHas: "cancelled on the platform"}},
 		{name: "another chain's later failure does not settle this one", script: []error{apiErr(109000)},
 			record: func(r *fakeRecord) { r.set(events.StageFailed, otherChain, 150) },
 			want:   want{calls: 1, stage: events.StageFailed, expectSeq: "150", errcode: 109000}},

@@ -52,7 +52,14 @@ type ShopStatus struct {
 	Since    time.Time `json:"since,omitzero"`
 	Errcode  int       `json:"errcode,omitempty"`
 	Replicas int       `json:"replicas,omitempty"`
+	// LastPush is when the shop's latest push was stored (zero: none in
+	// the stream).
+	LastPush time.Time `json:"last_push,omitzero"`
 }
+
+// PushQuiet is how long a shop that pushes may go without a push before
+// status says its pushes stopped (polling still finds its orders).
+const PushQuiet = 30 * time.Minute
 
 // stateRank orders the shop states, worst last.
 var stateRank = map[string]int{"ok": 0, "backing_off": 1, "token_refused": 2}
@@ -166,10 +173,13 @@ func Status(ctx context.Context, js jetstream.JetStream, shop string) (*StatusRe
 		return nil, err
 	}
 	rep.Shops = withStates(shopCounts(orders), states, shop)
+	if err := lastPushes(ctx, s, rep.Shops, orders[events.StagePush]); err != nil {
+		return nil, err
+	}
 	if err := rep.atTheShipper(ctx, s, orders, time.Now()); err != nil {
 		return nil, err
 	}
-	for _, name := range []string{events.ConsumerEnricher, events.ConsumerShipper} {
+	for _, name := range []string{events.ConsumerEnricher, events.ConsumerShipper, events.ConsumerPush} {
 		c, err := s.Consumer(ctx, name)
 		if errors.Is(err, jetstream.ErrConsumerNotFound) {
 			continue
@@ -215,6 +225,30 @@ func stageName(i int) string {
 		return string(events.Stages[i])
 	}
 	return "deadletter"
+}
+
+// lastPushes dates each shop's latest push, for the shops with a push in
+// the stream (from the push stage's order keys).
+func lastPushes(ctx context.Context, s jetstream.Stream, shops []ShopStatus, pushed map[string]int) error {
+	has := map[string]bool{}
+	for key := range pushed {
+		shop, _, _ := strings.Cut(key, ".")
+		has[shop] = true
+	}
+	for i := range shops {
+		if !has[shops[i].Shop] {
+			continue
+		}
+		m, err := s.GetLastMsgForSubject(ctx, "orders."+string(events.StagePush)+".*."+shops[i].Shop+".*")
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("date shop %s's last push: %w", shops[i].Shop, err)
+		}
+		shops[i].LastPush = m.Time
+	}
+	return nil
 }
 
 // withStates adds to each shop's counts the state the shippers report (a

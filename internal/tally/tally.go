@@ -5,6 +5,7 @@
 package tally
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"sort"
@@ -21,7 +22,10 @@ type Order struct {
 	OrderID string
 	Source  events.Source
 	// Counts of events per stage.
-	Received, Enriched, Shipped, Failed int
+	Received, Enriched, Shipped, Failed, Pushes int
+	// Via is how the order's first received event came in (events.ViaPoll,
+	// ViaPush, ViaAPI; "" for events that predate it).
+	Via string
 	// Latest is the stage of the latest terminal event ("" if none).
 	Latest events.Stage
 	// LastFailed is the payload of the latest failed event, and
@@ -188,11 +192,16 @@ func (t *Tally) add(subject string, data []byte, at time.Time) {
 	switch stage {
 	case events.StageReceived:
 		o.Received++
+		if o.Via == "" {
+			o.Via = viaOf(data)
+		}
 		if t.FirstReceivedAt.IsZero() || at.Before(t.FirstReceivedAt) {
 			t.FirstReceivedAt = at
 		}
 	case events.StageEnriched:
 		o.Enriched++
+	case events.StagePush:
+		o.Pushes++
 	case events.StageShipped, events.StageFailed:
 		env, err := events.Decode(data)
 		if err != nil {
@@ -217,6 +226,18 @@ func (t *Tally) add(subject string, data []byte, at time.Time) {
 			t.LastTerminalAt = at
 		}
 	}
+}
+
+// viaOf finds a received event's via without decoding it: the tally reads
+// every event, often. Inside a JSON string a quote is escaped, so the
+// literal can only be the field itself.
+func viaOf(data []byte) string {
+	for _, via := range []string{events.ViaPoll, events.ViaPush, events.ViaAPI} {
+		if bytes.Contains(data, []byte(`"via":"`+via+`"`)) {
+			return via
+		}
+	}
+	return ""
 }
 
 // Watch reads the stream every interval until cond holds for a reading,

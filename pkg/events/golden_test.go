@@ -2,9 +2,11 @@ package events_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"flag"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -46,9 +48,15 @@ func goldenChain(t *testing.T) map[events.Stage]*events.Envelope {
 		CompanyName: "顺丰速运", OutSid: "SF1234567890123", ItemTitle: "T-shirt",
 		SubTids: []string{"T202503140001-1"}, Created: at.Add(-time.Hour), Modified: at,
 	}, nil, "", at)
+	psh := mustNew(t, events.StagePush, events.SourceChannels, id, events.Push{
+		Event: "channels_ec_order_pay", CreateTime: at.Unix(),
+		Message: json.RawMessage(`{"ToUserName":"gh_0123456789ab","FromUserName":"o0A1b2C3d4E5f6G7h8I9j0","CreateTime":` +
+			strconv.FormatInt(at.Unix(), 10) + `,"MsgType":"event","Event":"channels_ec_order_pay","order_info":{"order_id":3704612354559743232,"pay_time":` +
+			strconv.FormatInt(at.Unix(), 10) + `}}`),
+	}, nil, "channels_ec_order_pay:"+strconv.FormatInt(at.Unix(), 10), at)
 	return map[events.Stage]*events.Envelope{
 		events.StageReceived: rcv, events.StageEnriched: enr, events.StageShipped: shp,
-		events.StageFailed: fld, events.StageLogistics: lgs,
+		events.StageFailed: fld, events.StageLogistics: lgs, events.StagePush: psh,
 	}
 }
 
@@ -96,6 +104,8 @@ func TestGolden(t *testing.T) {
 				payload = &events.Failed{}
 			case events.StageLogistics:
 				payload = &events.Logistics{}
+			case events.StagePush:
+				payload = &events.Push{}
 			}
 			if err := d.DecodeData(payload); err != nil {
 				t.Fatalf("DecodeData(%T): %v", payload, err)

@@ -1,6 +1,7 @@
 package events
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -84,7 +85,17 @@ type Received struct {
 	OrderStatus int `json:"order_status,omitempty"`
 	// UpdateTime is the platform's update_time, unix seconds.
 	UpdateTime int64 `json:"update_time,omitempty"`
+	// Via says how the pipeline learnt of the order: ViaPoll (order/list
+	// polling), ViaPush (a pushed order message), ViaAPI.
+	Via string `json:"via,omitempty"`
 }
+
+// How an order came in, as Received.Via says.
+const (
+	ViaPoll = "poll"
+	ViaPush = "push"
+	ViaAPI  = "api"
+)
 
 // Validate checks what the enricher and shipper need, within the bounds.
 func (r *Received) Validate() error {
@@ -158,6 +169,10 @@ type Shipped struct {
 	// shipped by an earlier attempt whose result was lost (a crash, a
 	// timeout), so this is a success, not a second shipment.
 	AlreadyShipped bool `json:"already_shipped,omitempty"`
+	// Elsewhere is set when the platform said the order was delivered
+	// (a channels_ec_order_deliver push) before this pipeline shipped it:
+	// recorded so that it is never sent, not a call of ours.
+	Elsewhere bool `json:"shipped_elsewhere,omitempty"`
 }
 
 // Failed is the payload of order.failed, a terminal event.
@@ -179,7 +194,15 @@ type Failed struct {
 	// OriginalSubject and OriginalSeq locate the message that failed.
 	OriginalSubject string `json:"original_subject,omitempty"`
 	OriginalSeq     uint64 `json:"original_seq,omitempty"`
+	// CancelType is set when the order was cancelled on the platform
+	// (1 by the buyer, 2 unpaid in time, 3 after-sale): final, whatever
+	// copy of the order comes later; such an order is never sent, and
+	// never re-driven.
+	CancelType int `json:"cancel_type,omitempty"`
 }
+
+// Cancelled reports whether the failure is the order's cancellation.
+func (f *Failed) Cancelled() bool { return f != nil && f.CancelType != 0 }
 
 // Component is a process of the pipeline, as named in a failed event's
 // stage field: the one that gave up on the order.
@@ -227,4 +250,21 @@ type Logistics struct {
 	SubTids     []string  `json:"sub_tids,omitempty"`
 	Created     time.Time `json:"created"`
 	Modified    time.Time `json:"modified"`
+}
+
+// Push is the payload of order.push: one message the platform pushed about
+// the order, verified and decrypted, kept whole in Message.
+type Push struct {
+	// Event is the message's Event, e.g. channels_ec_order_pay.
+	Event string `json:"event"`
+	// CreateTime is the message's CreateTime, unix seconds.
+	CreateTime int64 `json:"create_time"`
+	// CancelType (channels_ec_order_cancel), FinishDelivery
+	// (channels_ec_order_deliver) and ExtType
+	// (channels_ec_order_ext_info_update) copy the message's order_info.
+	CancelType     int `json:"cancel_type,omitempty"`
+	FinishDelivery int `json:"finish_delivery,omitempty"`
+	ExtType        int `json:"ext_type,omitempty"`
+	// Message is the decrypted message as the platform sent it.
+	Message json.RawMessage `json:"message"`
 }

@@ -13,6 +13,8 @@ const (
 	StreamSubjects   = "orders.>"
 	ConsumerEnricher = "enricher"
 	ConsumerShipper  = "shipper"
+	// ConsumerPush is ingest's consumer of stored pushes.
+	ConsumerPush = "ingest-push"
 )
 
 // DeadLetterSubject holds messages whose own subject is not of the grammar,
@@ -74,8 +76,10 @@ func ConsumerConfig(name string, maxAckPending int, ackWait time.Duration) (jets
 		filter, desc = FilterSubject(StageReceived), "enricher: attaches waybills to received orders"
 	case ConsumerShipper:
 		filter, desc = FilterSubject(StageEnriched), "shipper: calls delivery/send for enriched orders"
+	case ConsumerPush:
+		filter, desc = FilterSubject(StagePush), "ingest: acts on the platform's stored order pushes (paid: take the order in; cancelled, delivered: record it)"
 	default:
-		return jetstream.ConsumerConfig{}, fmt.Errorf("unknown consumer %q: want %s or %s", name, ConsumerEnricher, ConsumerShipper)
+		return jetstream.ConsumerConfig{}, fmt.Errorf("unknown consumer %q: want %s, %s or %s", name, ConsumerEnricher, ConsumerShipper, ConsumerPush)
 	}
 	if ackWait <= 0 {
 		ackWait = AckWait

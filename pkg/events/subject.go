@@ -17,15 +17,18 @@ const (
 	StageShipped   Stage = "shipped"
 	StageFailed    Stage = "failed"
 	StageLogistics Stage = "logistics"
+	// StagePush is a message the platform pushed about the order (a
+	// Channels order event), stored as it came, before anything acts on it.
+	StagePush Stage = "push"
 )
 
 // Stages lists every valid stage, in pipeline order.
-var Stages = []Stage{StageReceived, StageEnriched, StageShipped, StageFailed, StageLogistics}
+var Stages = []Stage{StageReceived, StageEnriched, StageShipped, StageFailed, StageLogistics, StagePush}
 
 // Valid reports whether s is one of Stages.
 func (s Stage) Valid() bool {
 	switch s {
-	case StageReceived, StageEnriched, StageShipped, StageFailed, StageLogistics:
+	case StageReceived, StageEnriched, StageShipped, StageFailed, StageLogistics, StagePush:
 		return true
 	}
 	return false

@@ -101,8 +101,8 @@ func TestStageAndSourceValid(t *testing.T) {
 			t.Errorf("%q.Type() = %q, want %q", s, got, want)
 		}
 	}
-	if len(events.Stages) != 5 {
-		t.Errorf("Stages = %v, want the 5 stages of the grammar", events.Stages)
+	if len(events.Stages) != 6 {
+		t.Errorf("Stages = %v, want the 6 stages of the grammar", events.Stages)
 	}
 	for _, s := range []events.Stage{"", "Received", "deadletter", "received ", "order.received", "*", ">"} {
 		if s.Valid() {
