@@ -29,8 +29,13 @@ var ShopStates = []string{string(ShopOK), string(ShopBackingOff), string(ShopTok
 
 // breakAfter is how many calls of a shop in a row must fail, with no answer
 // from its platform between them, before the whole shop backs off: more
-// than one order's bad luck, fewer than its calls in flight.
-const breakAfter = 5
+// than one order's bad luck, fewer than its calls in flight. breakSpan is
+// how long they must go on: a burst of transient answers at one moment is
+// the orders' own, a second of nothing but failures is the shop's.
+const (
+	breakAfter = 5
+	breakSpan  = time.Second
+)
 
 // probeTimeout is how long a probe call may take before another is let
 // out: longer than the platform client's 10 s timeout.
@@ -74,6 +79,10 @@ type shopBreaker struct {
 	// latency is a moving average of the shop's call time, which spaces
 	// parked orders by what a worker takes to call.
 	latency time.Duration
+	// codes counts the failed calls' errcodes since the failures began:
+	// the shop's state names the commonest, the outage's rather than one
+	// order's own.
+	codes map[int]int
 }
 
 func newBreaker(initial, max time.Duration, changed func(string, ShopStatus)) *breaker {
@@ -179,8 +188,10 @@ func (b *breaker) record(shop string, class wechat.Class, code int, d time.Durat
 		s.fails++
 		if s.fails == 1 {
 			s.status.Since = now
+			s.codes = map[int]int{}
 		}
-		s.status.Errcode = code
+		s.codes[code]++
+		s.status.Errcode = commonest(s.codes, code)
 		state := ShopBackingOff
 		if class == wechat.ClassToken {
 			state = ShopTokenRefused
@@ -191,13 +202,13 @@ func (b *breaker) record(shop string, class wechat.Class, code int, d time.Durat
 			s.delay = min(2*s.delay, b.max)
 			s.probeAt = now.Add(s.delay)
 			s.status.State = state
-		case s.status.State == ShopOK && s.fails >= breakAfter:
+		case s.status.State == ShopOK && s.fails >= breakAfter && now.Sub(s.status.Since) >= breakSpan:
 			s.delay = b.initial
 			s.probeAt = now.Add(s.delay)
 			s.status.State = state
 		}
 	default:
-		s.fails, s.probing = 0, time.Time{}
+		s.fails, s.probing, s.codes = 0, time.Time{}, nil
 		s.status = ShopStatus{State: ShopOK}
 	}
 	cur := s.status
@@ -207,13 +218,24 @@ func (b *breaker) record(shop string, class wechat.Class, code int, d time.Durat
 	}
 }
 
+// commonest is the errcode counted most often (the smallest of a tie).
+func commonest(codes map[int]int, last int) int {
+	best := last
+	for c, n := range codes {
+		if n > codes[best] || n == codes[best] && c < best {
+			best = c
+		}
+	}
+	return best
+}
+
 // String says what the state means for a log line or a reason.
 func (st ShopStatus) String() string {
 	switch st.State {
 	case ShopBackingOff:
-		return fmt.Sprintf("its platform keeps failing (last errcode %d) since %s", st.Errcode, st.Since.UTC().Format(time.RFC3339))
+		return fmt.Sprintf("its platform keeps failing (mostly errcode %d) since %s", st.Errcode, st.Since.UTC().Format(time.RFC3339))
 	case ShopTokenRefused:
-		return fmt.Sprintf("no access token can be had for it (last errcode %d) since %s", st.Errcode, st.Since.UTC().Format(time.RFC3339))
+		return fmt.Sprintf("no access token can be had for it (mostly errcode %d) since %s", st.Errcode, st.Since.UTC().Format(time.RFC3339))
 	}
 	return "ok"
 }

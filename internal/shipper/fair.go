@@ -31,8 +31,8 @@ func newFairQueue[T any](slots func(string) int) *fairQueue[T] {
 	return q
 }
 
-// push adds a message of shop, unless the shop already has as many waiting
-// as it may call at once: then it answers false and the caller parks it.
+// push adds a message of shop, unless the shop already holds its slots and
+// waitingFor them more: then it answers false and the caller parks it.
 func (q *fairQueue[T]) push(shop string, v T) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -41,7 +41,7 @@ func (q *fairQueue[T]) push(shop string, v T) bool {
 		l = &shopLine[T]{}
 		q.shops[shop] = l
 	}
-	if len(l.waiting) >= max(q.slots(shop), 1) {
+	if slots := q.slots(shop); l.busy+len(l.waiting) >= max(slots, 1)+waitingFor(slots) {
 		return false
 	}
 	l.waiting = append(l.waiting, v)
@@ -122,3 +122,9 @@ func (q *fairQueue[T]) close() {
 	q.closed = true
 	q.cond.Broadcast()
 }
+
+// waitingFor is how many messages a shop with slots may have waiting for a
+// slot: a few, so a slot freed is taken at once without a fetch, and few
+// enough that no message waits long in a shipper while the stream holds
+// others (a dead replica's, or another shop's).
+func waitingFor(slots int) int { return max(slots/4, 1) }

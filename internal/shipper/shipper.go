@@ -164,10 +164,12 @@ func (s *Shipper) Run(ctx context.Context, cons jetstream.Consumer) error {
 		hold *pipeline.Hold
 	}
 	// Held messages wait in one line per shop; workers take them in turn
-	// from the shops with a call slot free. The shipper holds at most two
-	// messages per worker, and a shop at most twice its slots: a message
-	// of a shop with no room is parked (nak with delay) so that it never
-	// waits in the shipper while other shops' messages wait in the stream.
+	// from the shops with a call slot free. The shipper holds a quarter
+	// more messages than it has workers, a shop its slots and a quarter
+	// (waitingFor): a message of a shop with no room is parked (nak with
+	// delay), so that no message waits long in the shipper while others
+	// wait in the stream (another shop's, or a dead replica's, which then
+	// reach a free worker soon after their ack wait).
 	q := newFairQueue[job](s.slots)
 	stopQueue := context.AfterFunc(ctx, q.close)
 	defer stopQueue()
@@ -184,7 +186,7 @@ func (s *Shipper) Run(ctx context.Context, cons jetstream.Consumer) error {
 			}
 		})
 	}
-	limit := 2 * s.opts.Concurrency
+	limit := s.opts.Concurrency + waitingFor(s.opts.Concurrency)
 	for ctx.Err() == nil {
 		n := q.room(limit)
 		if n == 0 {
