@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"os"
 	"path"
 	"slices"
 	"strings"
 	"testing"
+
+	"go.yaml.in/yaml/v3"
 
 	"github.com/fulfill/pipeline/internal/config"
 	"github.com/fulfill/pipeline/internal/shops"
@@ -470,5 +473,69 @@ func TestK8sShopsChecksCatch(t *testing.T) {
 			tc.mutate(t, in)
 			wantProblem(t, in.problems(refused), tc.want)
 		})
+	}
+}
+
+// TestReadmeManyShops keeps deploy/README.md's "Many shops" section true to
+// the code: it names the refused variables, the ConfigMap and the Secret,
+// every YAML block in it that lists shops parses with shops.Parse (a block
+// of list items as the entries of a shops file, a mapping by its shops
+// key), and the first, the base's example, is k8s/shops.yaml's shops.
+func TestReadmeManyShops(t *testing.T) {
+	data, err := os.ReadFile(deployPath(t, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(data), "\n## Many shops\n")
+	if !ok {
+		t.Fatal("deploy/README.md has no \"## Many shops\" section")
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	for _, name := range append(slices.Clone(oneShopVars), shopsConfigMap, secretsName, "SHOPS_RELOAD_INTERVAL", "SHIP_SHOP_CONCURRENCY", "SIGHUP") {
+		if !strings.Contains(section, name) {
+			t.Errorf("the section does not mention %s", name)
+		}
+	}
+	env := func(k string) string { return dummySecret(k) }
+	base, err := parseShops([]byte(loadK8sShops(t).configMaps[shopsConfigMap]["shops.yaml"]), env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, block := range strings.Split(section, "```yaml\n")[1:] {
+		block, _, _ = strings.Cut(block, "```")
+		var v any
+		if err := yaml.Unmarshal([]byte(block), &v); err != nil {
+			t.Errorf("a YAML block does not parse: %v\n%s", err, block)
+			continue
+		}
+		var list any
+		switch x := v.(type) {
+		case map[string]any:
+			if list, ok = x["shops"]; !ok {
+				continue
+			}
+		case []any:
+			list = x
+		default:
+			continue
+		}
+		file, err := yaml.Marshal(map[string]any{"shops": list})
+		if err != nil {
+			t.Fatal(err)
+		}
+		refs, err := parseShops(file, env)
+		if err != nil {
+			t.Errorf("a shops block is refused: %v\n%s", err, block)
+			continue
+		}
+		if n == 0 && !refs.reg.Equal(base.reg) {
+			t.Errorf("the first shops block is not k8s/shops.yaml's shops (%v, %d secret files; the base: %v, %d)",
+				refs.reg.IDs(), len(refs.files), base.reg.IDs(), len(base.files))
+		}
+		n++
+	}
+	if n < 4 {
+		t.Errorf("%d blocks of shops, want at least 4: the base's example, adding a shop, the upgrade, Helm", n)
 	}
 }
