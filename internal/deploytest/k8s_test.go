@@ -44,8 +44,11 @@ type deployment struct {
 			Spec struct {
 				TerminationGracePeriodSeconds *int64 `yaml:"terminationGracePeriodSeconds"`
 				SecurityContext               struct {
-					RunAsNonRoot *bool `yaml:"runAsNonRoot"`
+					RunAsNonRoot *bool  `yaml:"runAsNonRoot"`
+					RunAsUser    *int64 `yaml:"runAsUser"`
+					FSGroup      *int64 `yaml:"fsGroup"`
 				} `yaml:"securityContext"`
+				Volumes                   []volume `yaml:"volumes"`
 				TopologySpreadConstraints []struct {
 					MaxSkew       int           `yaml:"maxSkew"`
 					TopologyKey   string        `yaml:"topologyKey"`
@@ -81,13 +84,42 @@ type container struct {
 			Name string `yaml:"name"`
 		} `yaml:"secretRef"`
 	} `yaml:"envFrom"`
-	StartupProbe   *probe `yaml:"startupProbe"`
-	LivenessProbe  *probe `yaml:"livenessProbe"`
-	ReadinessProbe *probe `yaml:"readinessProbe"`
+	VolumeMounts   []volumeMount `yaml:"volumeMounts"`
+	StartupProbe   *probe        `yaml:"startupProbe"`
+	LivenessProbe  *probe        `yaml:"livenessProbe"`
+	ReadinessProbe *probe        `yaml:"readinessProbe"`
 	Resources      struct {
 		Requests map[string]string `yaml:"requests"`
 		Limits   map[string]string `yaml:"limits"`
 	} `yaml:"resources"`
+}
+
+// volume is a pod volume of the kinds the base mounts: a ConfigMap's or a
+// Secret's keys as files.
+type volume struct {
+	Name      string `yaml:"name"`
+	ConfigMap *struct {
+		Name        string    `yaml:"name"`
+		Items       []keyPath `yaml:"items"`
+		DefaultMode *int      `yaml:"defaultMode"`
+	} `yaml:"configMap"`
+	Secret *struct {
+		SecretName  string    `yaml:"secretName"`
+		Items       []keyPath `yaml:"items"`
+		DefaultMode *int      `yaml:"defaultMode"`
+	} `yaml:"secret"`
+}
+
+type keyPath struct {
+	Key  string `yaml:"key"`
+	Path string `yaml:"path"`
+}
+
+type volumeMount struct {
+	Name      string `yaml:"name"`
+	MountPath string `yaml:"mountPath"`
+	SubPath   string `yaml:"subPath"`
+	ReadOnly  bool   `yaml:"readOnly"`
 }
 
 type keyRef struct {
@@ -263,6 +295,8 @@ type workload struct {
 	// env maps each variable to its literal value ("" when it comes from a
 	// Secret), from env and from the ConfigMaps and Secrets of envFrom.
 	env map[string]string
+	// fromSecret are the variables of env whose value is a Secret's.
+	fromSecret map[string]bool
 }
 
 func workloads(t *testing.T, b base) []workload {
@@ -274,7 +308,7 @@ func workloads(t *testing.T, b base) []workload {
 		if len(cs) != 1 {
 			t.Fatalf("%s has %d containers, want 1", o, len(cs))
 		}
-		w := workload{obj: o, dep: d, c: cs[0], binary: cs[0].Name, env: map[string]string{}}
+		w := workload{obj: o, dep: d, c: cs[0], binary: cs[0].Name, env: map[string]string{}, fromSecret: map[string]bool{}}
 		for _, ef := range w.c.EnvFrom {
 			switch {
 			case ef.ConfigMapRef != nil:
@@ -292,17 +326,21 @@ func workloads(t *testing.T, b base) []workload {
 				}
 				s := as[secret](t, so)
 				for k := range s.Data {
-					w.env[k] = ""
+					w.env[k], w.fromSecret[k] = "", true
 				}
 				for k := range s.StringData {
-					w.env[k] = ""
+					w.env[k], w.fromSecret[k] = "", true
 				}
 			}
 		}
 		for _, e := range w.c.Env {
 			w.env[e.Name] = ""
-			if e.Value != nil {
+			delete(w.fromSecret, e.Name)
+			switch {
+			case e.Value != nil:
 				w.env[e.Name] = *e.Value
+			case e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil:
+				w.fromSecret[e.Name] = true
 			}
 		}
 		out = append(out, w)
@@ -500,9 +538,15 @@ func TestSecretsOnlyInSecrets(t *testing.T) {
 			}
 		}
 	}
-	// Every secret a binary reads is wired, so a filled Secret reaches it.
+	// Every secret a binary reads is wired, so a filled Secret reaches it;
+	// beside SHOPS_FILE the one-shop secrets are refused, and the shops'
+	// secrets are files (TestK8sShops).
+	refused := refusedBesideShopsFile(t)
 	for _, w := range workloads(t, b) {
 		for _, v := range config.VarsFor(w.binary) {
+			if w.env["SHOPS_FILE"] != "" && refused[v.Name] {
+				continue
+			}
 			if _, set := w.env[v.Name]; v.Secret && !set {
 				t.Errorf("%s does not take %s from the Secret", w.obj, v.Name)
 			}
