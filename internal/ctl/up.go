@@ -145,7 +145,18 @@ func up(ctx context.Context, e Env, args []string) (runErr error) {
 	defer nc.Close()
 
 	p := &progress{w: e.Stdout, tty: isTerminal(e.Stdout), sb: st.Sandbox, key: st.Key, want: len(st.Sandbox.Scenario()), start: time.Now()}
-	waitErr := p.run(ctx, js, o.untilDone, o.stall)
+	// A service that stops (bad configuration, a port taken) ends the run
+	// at once, with its error, instead of a progress line that never moves.
+	runCtx, stopRun := context.WithCancel(ctx)
+	defer stopRun()
+	go func() {
+		select {
+		case <-g.Failed():
+			stopRun()
+		case <-runCtx.Done():
+		}
+	}()
+	waitErr := p.run(runCtx, js, o.untilDone, o.stall)
 	stopServices()
 	svcErr := g.Wait()
 	return finishUp(e, o, js, st, p, waitErr, svcErr)

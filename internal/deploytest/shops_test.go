@@ -22,7 +22,8 @@ import (
 // without SHOPS_FILE; beside SHOPS_FILE the binaries refuse them.
 // deploy/README.md ("Many shops") names them for the upgrade, so
 // TestRefusedBesideShopsFile keeps this list equal to what config refuses.
-var oneShopVars = []string{"WECHAT_APPID", "WECHAT_APPSECRET", "WECHAT_ACCESS_TOKEN", "INGEST_DELIVERY_ID", "VVTOOL_TOKEN", "VVTOOL_SHOP_IDS"}
+var oneShopVars = []string{"WECHAT_APPID", "WECHAT_APPSECRET", "WECHAT_ACCESS_TOKEN", "INGEST_DELIVERY_ID", "VVTOOL_TOKEN", "VVTOOL_SHOP_IDS",
+	"WECHAT_PUSH_TOKEN", "WECHAT_PUSH_AES_KEY", "WECHAT_PUSH_AES_KEY_PREVIOUS"}
 
 // refusedBesideShopsFile asks the config package which variables a stage
 // binary refuses when SHOPS_FILE is set: each variable each binary reads is

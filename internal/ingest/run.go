@@ -52,11 +52,20 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		api := &API{In: in, Token: c.IngestAPIToken}
 		pollers.apply(ctx, b.Shops.Current())
 		api.SetShops(apiTokens(b.Shops.Current()))
-		api.SetPush(pushKeys(b.Shops.Current()))
+		setPush := func(reg *shops.Registry) {
+			keys := pushKeys(reg)
+			api.SetPush(keys)
+			// A shop with push is watched from now: no push within 30
+			// minutes while its orders come in is an alert.
+			for shop := range keys {
+				b.Metrics.WatchPushes(shop)
+			}
+		}
+		setPush(b.Shops.Current())
 		b.Shops.OnChange(func(reg *shops.Registry) {
 			b.Log.Info().Int("shops", reg.Len()).Int("pollers", pollers.apply(ctx, reg)).Msg("shops reloaded")
 			api.SetShops(apiTokens(reg))
-			api.SetPush(pushKeys(reg))
+			setPush(reg)
 		})
 
 		errc := make(chan error, 2)

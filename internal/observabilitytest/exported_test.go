@@ -66,7 +66,10 @@ func runPipeline(t *testing.T) ([]exposition, []sandbox.ScenarioOrder) {
 	st := faulttest.StartStack(t, stack.Options{
 		Sandbox: sandbox.Config{Seed: 18, Orders: 30,
 			Faults: sandbox.FaultMix{Transient: .1, Permanent: .1, Wait: .1, Cancelled: .1, ItemError: .1}},
-		Env: faulttest.FastEnv(nil),
+		Env: faulttest.FastEnv(map[string]string{
+			// A shop with push: its last-push gauge is exported from the start.
+			"WECHAT_PUSH_TOKEN": "push-t0ken", "WECHAT_PUSH_AES_KEY": "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
+		}),
 	})
 	logs := &faulttest.SyncBuffer{}
 	admins := map[string]string{}

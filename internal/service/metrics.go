@@ -3,6 +3,7 @@ package service
 import (
 	"encoding/json"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -49,6 +50,9 @@ type Metrics struct {
 	// known tells the shops of the registry, so that a label is never
 	// taken from a message's subject unchecked.
 	known atomic.Pointer[func(string) bool]
+
+	pushMu  sync.Mutex
+	watched map[string]bool // shops whose last-push gauge runs
 }
 
 // UnknownShop is the shop label of a series whose shop is not in the
@@ -199,6 +203,22 @@ func (m *Metrics) ObserveToken(shop string) func(ep wechat.Endpoint, code int, d
 // pipeline.Publisher.OnPublished.
 func (m *Metrics) ObservePublished(stage events.Stage, shop string) {
 	m.EventsOut.WithLabelValues(string(stage), m.Shop(shop)).Inc()
+}
+
+// WatchPushes starts shop's last-push gauge at now, unless a push was
+// stored already: the alert on a shop without pushes then counts from the
+// moment push was configured, not from the epoch.
+func (m *Metrics) WatchPushes(shop string) {
+	m.pushMu.Lock()
+	defer m.pushMu.Unlock()
+	label := m.Shop(shop)
+	if m.watched == nil {
+		m.watched = map[string]bool{}
+	}
+	if !m.watched[label] {
+		m.watched[label] = true
+		m.LastPush.WithLabelValues(label).SetToCurrentTime()
+	}
 }
 
 // Push counts a push of shop by result.

@@ -153,6 +153,9 @@ func Start(o Options) (*Stack, error) {
 		"INGEST_SOURCES":       "channels",
 		"INGEST_DELIVERY_ID":   sandbox.DefaultDeliveryID,
 		"INGEST_POLL_INTERVAL": "1s",
+		// A free port: several stacks (and up next to a service of yours)
+		// must not fight over :8080.
+		"INGEST_HTTP_ADDR": "127.0.0.1:0",
 		"VVTOOL_API_BASE":      st.SandboxURL,
 		"VVTOOL_TOKEN":         vvToken,
 		"VVTOOL_SHOP_IDS":      strings.Join(shops, ","),
@@ -272,9 +275,21 @@ var Services = map[string]RunFunc{
 
 // Group is a set of services running until their context ends.
 type Group struct {
-	wg   sync.WaitGroup
-	mu   sync.Mutex
-	errs []error
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	errs   []error
+	failed chan struct{} // closed at the first service that fails
+}
+
+// Failed is closed when a service of the group stopped with an error
+// before its context ended.
+func (g *Group) Failed() <-chan struct{} {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.failed == nil {
+		g.failed = make(chan struct{})
+	}
+	return g.failed
 }
 
 // Go runs service name in the group with the stack's environment plus extra.
@@ -284,6 +299,12 @@ func (st *Stack) Go(ctx context.Context, g *Group, name string, logs io.Writer, 
 		if err := run(ctx, []string{name}, st.Getenv(extra), logs, logs); err != nil {
 			g.mu.Lock()
 			g.errs = append(g.errs, err)
+			if g.failed == nil {
+				g.failed = make(chan struct{})
+			}
+			if len(g.errs) == 1 {
+				close(g.failed)
+			}
 			g.mu.Unlock()
 		}
 	})
