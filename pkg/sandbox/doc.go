@@ -5,7 +5,10 @@
 //
 // It is the independent other side of pkg/clients/wechat and pkg/clients/vvtool and
 // deliberately does not import them: it defines its own wire structs, written from the
-// platform pages in shared/seeds (field names, JSON types, error codes, limits).
+// platform pages in shared/seeds (field names, JSON types, error codes, limits). The
+// one exception is pkg/clients/wechat/push, whose Seal encrypts and signs the pushes
+// the sandbox sends: that is WeChat's algorithm, checked there against WeChat's own
+// sample vectors, not a reading of the wire structs.
 //
 // Served paths (a *Sandbox is an http.Handler; serve it with httptest.NewServer or an
 // http.Server):

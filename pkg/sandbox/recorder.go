@@ -51,6 +51,9 @@ type Stats struct {
 	ListWindowTooLong int `json:"list_window_too_long"` // order/list/get with a time range over 7 days (answered 40097)
 	NextKeyMismatch   int `json:"next_key_mismatches"`  // order/list/get answered 606006
 
+	// Pushes counts the pushes sent to the apps' PushURLs (StartPushes).
+	Pushes PushStats `json:"pushes,omitzero"`
+
 	// ByApp has an entry for every app, keyed by appid: the calls made for it
 	// (see Call.AppID) and its share of the counters above.
 	ByApp map[string]AppStats `json:"by_app"`
@@ -65,6 +68,7 @@ type AppStats struct {
 	ForceRefreshTooSoon int            `json:"force_refresh_too_soon"`
 	VVMaxPerSecond      int            `json:"vvtool_max_per_second"`  // of the app's vv-tool account
 	VVRateViolations    int            `json:"vvtool_rate_violations"` // of the app's vv-tool account
+	Pushes              PushStats      `json:"pushes,omitzero"`        // the pushes sent to the app's PushURL
 }
 
 // appStatsLocked is the app's counters; for no app (nil), a throwaway. s.mu must be

@@ -48,6 +48,11 @@ const (
 	DefaultVVShippingsPerShop = 50
 	DefaultTokenTTL           = 2 * time.Hour
 	DefaultMaxOrdersPerWindow = 1000
+
+	// DefaultPushToken and DefaultPushAESKey are the first app's push Token
+	// and EncodingAESKey (DerivedPushToken(0), DerivedPushAESKey(0)).
+	DefaultPushToken  = "sandboxpushtoken"
+	DefaultPushAESKey = "8AtvvB6utQDSHi9hCgE94GC8J11D395MNTGJ7Yuqxmk"
 )
 
 // DefaultVVShops is the vv-tool shop list used when Config.VVShops is empty.
@@ -66,6 +71,11 @@ type Config struct {
 
 	AppID, AppSecret string // default "wxsandboxappid", "sandbox-app-secret"; token endpoints answer 40013/40125 otherwise
 
+	// PushToken, PushAESKey and PushURL are the single app's push settings
+	// (see App: PushURL empty is push off; the others default to
+	// DefaultPushToken and DefaultPushAESKey).
+	PushToken, PushAESKey, PushURL string
+
 	VVToken            string   // default "sandbox-vv-token" (401 otherwise)
 	VVShops            []string // default {"1001","1002"} (302 for an unknown shop)
 	VVShippingsPerShop int      // default 50; for every app's vv-tool account
@@ -73,9 +83,17 @@ type Config struct {
 	// Apps are the shops' Channels apps the sandbox serves, each with its own
 	// appid, secret, tokens, orders and vv-tool account (see App). Empty: one
 	// app made of the fields above (Orders, DeliveryID, Faults, AppID,
-	// AppSecret, VVToken, VVShops), exactly as a sandbox without Apps. Set,
-	// those fields must be left zero (New panics otherwise: see Validate).
+	// AppSecret, VVToken, VVShops, PushToken, PushAESKey, PushURL), exactly as
+	// a sandbox without Apps. Set, those fields must be left zero (New panics
+	// otherwise: see Validate).
 	Apps []App
+
+	// Pushes: what StartPushes sends to the PushURL of every app that has
+	// one (the package documentation's "Pushes").
+	PushRate        float64       // pay pushes per second per app, from StartPushes, in the order of the orders' update_time; 0: all at once
+	PushTimeScale   float64       // multiplies the waits of WeChat's retry schedule (PushRetrySchedule, 3.6 h); 0 means 1; 0.001 makes it 13 s
+	PushTimeout     time.Duration // how long a push waits for its answer before it counts as failed; default 5 s (DefaultPushTimeout), not scaled
+	PushConcurrency int           // pushes in flight at once, over every app; default 32 (DefaultPushConcurrency)
 
 	TokenTTL           time.Duration    // expires_in of issued tokens; default 2h
 	RotateTokenEvery   int              // 0 = never; else an app's current access_token becomes invalid (40001) after every N business calls made with it
@@ -117,6 +135,14 @@ type App struct {
 	DeliveryID       string   // carrier of this app's generated waybills; default "SF"
 	VVToken          string   // this app's vv-tool account (Bearer token); optional after the first app
 	VVShops          []string // the account's shops
+
+	// The app's 消息推送 (message push) settings: the Token and the
+	// EncodingAESKey (43 letters and digits) its pushes are signed and
+	// encrypted with, and the callback URL they are POSTed to, e.g.
+	// "http://127.0.0.1:8080/v1/wechat/push/shop-1". Empty PushToken and
+	// PushAESKey default to DerivedPushToken(k) and DerivedPushAESKey(k);
+	// an empty PushURL is push off for the app.
+	PushToken, PushAESKey, PushURL string
 }
 
 // AppOrderIDSpan is the width of each app's range of generated order ids: app
@@ -143,13 +169,37 @@ func DerivedAppSecret(k int) string {
 	return DefaultAppSecret + "-" + strconv.Itoa(k+1)
 }
 
-// DerivedApp is app k with its derived appid and secret and a vv-tool account
-// of its own: app 0 is the single-app default (DefaultVVToken, DefaultVVShops);
-// app k>0 has the token "sandbox-vv-token-<k+1>" and the shops "<k+1>001" and
-// "<k+1>002". Orders and Faults are left for the caller (fulfillctl sandbox
+// DerivedPushToken is the push Token app k gets when its PushToken is empty:
+// DefaultPushToken for app 0, "sandboxpushtoken<k+1>" for the others (WeChat
+// takes 3 to 32 letters and digits).
+func DerivedPushToken(k int) string {
+	if k == 0 {
+		return DefaultPushToken
+	}
+	return DefaultPushToken + strconv.Itoa(k+1)
+}
+
+// DerivedPushAESKey is the EncodingAESKey app k gets when its PushAESKey is
+// empty: 43 letters and digits drawn from k alone (DefaultPushAESKey for app
+// 0), a valid key as the 消息推送 page generates them.
+func DerivedPushAESKey(k int) string {
+	return randString(rand.New(rand.NewPCG(streamPushKey, uint64(k))), alphanumerics, 43)
+}
+
+// streamPushKey seeds DerivedPushAESKey ("pushkey").
+const streamPushKey = 0x707573686b6579
+
+// alphanumerics are the characters of a push Token and EncodingAESKey.
+const alphanumerics = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+// DerivedApp is app k with its derived appid and secret, push token and
+// EncodingAESKey (no PushURL: push off) and a vv-tool account of its own: app
+// 0 is the single-app default (DefaultVVToken, DefaultVVShops); app k>0 has
+// the token "sandbox-vv-token-<k+1>" and the shops "<k+1>001" and "<k+1>002".
+// Orders, Faults and PushURL are left for the caller (fulfillctl sandbox
 // --shops N serves DerivedApp(0…N-1)).
 func DerivedApp(k int) App {
-	a := App{AppID: DerivedAppID(k), AppSecret: DerivedAppSecret(k)}
+	a := App{AppID: DerivedAppID(k), AppSecret: DerivedAppSecret(k), PushToken: DerivedPushToken(k), PushAESKey: DerivedPushAESKey(k)}
 	if k == 0 {
 		a.VVToken, a.VVShops = DefaultVVToken, slices.Clone(DefaultVVShops)
 		return a
@@ -161,15 +211,21 @@ func DerivedApp(k int) App {
 
 // Validate reports what is wrong with the configuration of the apps: Apps set
 // together with the single-app fields, two apps with one appid or one vv-tool
-// token, VVShops without a VVToken, more orders than AppOrderIDSpan in an app.
+// token, VVShops without a VVToken, more orders than AppOrderIDSpan in an app,
+// a PushAESKey that is not 43 characters of base64, a PushURL that is not an
+// http(s) URL, a negative push rate, scale, timeout or concurrency.
 // New panics with this error: an invalid configuration is a programming error.
 func (cfg Config) Validate() error {
+	if err := cfg.validatePushes(); err != nil {
+		return err
+	}
 	if len(cfg.Apps) == 0 {
 		return nil
 	}
 	if cfg.Orders != 0 || cfg.DeliveryID != "" || cfg.Faults != (FaultMix{}) || cfg.AppID != "" ||
-		cfg.AppSecret != "" || cfg.VVToken != "" || len(cfg.VVShops) != 0 {
-		return errors.New("sandbox: Config.Apps is set: leave Orders, DeliveryID, Faults, AppID, AppSecret, VVToken and VVShops zero (set them per App)")
+		cfg.AppSecret != "" || cfg.VVToken != "" || len(cfg.VVShops) != 0 ||
+		cfg.PushToken != "" || cfg.PushAESKey != "" || cfg.PushURL != "" {
+		return errors.New("sandbox: Config.Apps is set: leave Orders, DeliveryID, Faults, AppID, AppSecret, VVToken, VVShops, PushToken, PushAESKey and PushURL zero (set them per App)")
 	}
 	apps := cfg.withDefaults().Apps
 	ids := make(map[string]int, len(apps))
@@ -202,6 +258,7 @@ func (cfg Config) withDefaults() Config {
 		cfg.Apps = []App{{
 			AppID: cfg.AppID, AppSecret: cfg.AppSecret, Orders: cfg.Orders, Faults: cfg.Faults,
 			DeliveryID: cfg.DeliveryID, VVToken: cfg.VVToken, VVShops: cfg.VVShops,
+			PushToken: cfg.PushToken, PushAESKey: cfg.PushAESKey, PushURL: cfg.PushURL,
 		}}
 	}
 	apps := make([]App, len(cfg.Apps))
@@ -223,6 +280,15 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.PushTimeScale <= 0 {
+		cfg.PushTimeScale = 1
+	}
+	if cfg.PushTimeout <= 0 {
+		cfg.PushTimeout = DefaultPushTimeout
+	}
+	if cfg.PushConcurrency <= 0 {
+		cfg.PushConcurrency = DefaultPushConcurrency
 	}
 	return cfg
 }
@@ -246,6 +312,12 @@ func (a App) withDefaults(k int) App {
 		a.VVShops = DefaultVVShops
 	}
 	a.VVShops = slices.Clone(a.VVShops)
+	if a.PushToken == "" {
+		a.PushToken = DerivedPushToken(k)
+	}
+	if a.PushAESKey == "" {
+		a.PushAESKey = DerivedPushAESKey(k)
+	}
 	return a
 }
 
@@ -258,6 +330,7 @@ type appState struct {
 	rng      *rand.Rand // runtime draws (AddOrder); scenario draws use their own streams
 	nextSeq  uint64     // offset of the next generated order id in the app's range
 	vv       *vvState   // the app's vv-tool account, nil if none
+	push     *appPush   // the app's pushes, nil without a PushURL
 }
 
 // id is the app's appid, "" for no app.
@@ -294,6 +367,10 @@ type Sandbox struct {
 	sends    map[string]int         // successful delivery/send per order id
 	rec      recorder
 	changed  chan struct{} // closed and replaced on every state change (WaitUntil)
+
+	run       *pushRun             // the pushes being sent; nil before StartPushes
+	pushes    []*Push              // every push delivery, in the order they were started
+	firstPush map[string]time.Time // per order id, when its first valid push was first sent
 }
 
 // New returns a Sandbox serving the deterministic scenario generated from cfg.Seed.
@@ -313,11 +390,16 @@ func New(cfg Config) *Sandbox {
 		tokens:   make(map[string]issuedToken),
 		rec:      newRecorder(),
 		changed:  make(chan struct{}),
+
+		firstPush: make(map[string]time.Time),
 	}
 	for k, c := range cfg.Apps {
 		a := &appState{idx: k, cfg: c}
 		if c.VVToken != "" {
 			a.vv = &vvState{token: c.VVToken, app: a}
+		}
+		if c.PushURL != "" {
+			a.push = &appPush{}
 		}
 		s.apps = append(s.apps, a)
 		s.appByID[c.AppID] = a

@@ -438,7 +438,9 @@ func (s *Sandbox) AppScenario(appID string) []ScenarioOrder {
 // a drawn WaybillID, the fault class's code, and Expect from the class (an unknown
 // Fault counts as "none"). An order with an existing id is replaced, in whichever app
 // it was (faults injected for the old one stay). The filled-in order is the last
-// element of Scenario.
+// element of Scenario. When the app has a PushURL and pushes are running
+// (StartPushes), the order's pay push is sent at once; added before
+// StartPushes, it is pushed with the others.
 func (s *Sandbox) AddOrder(o ScenarioOrder, products int) {
 	a := s.apps[0]
 	if o.AppID != "" {
@@ -458,6 +460,7 @@ func (s *Sandbox) AddOrder(o ScenarioOrder, products int) {
 			}
 		}
 	}
-	s.addLocked(a, a.rng, o, products, s.now().Unix(), false, true)
+	so := s.addLocked(a, a.rng, o, products, s.now().Unix(), false, true)
+	s.pushAddedLocked(a, so.OrderID)
 	s.notifyLocked()
 }

@@ -1,0 +1,532 @@
+package sandbox
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha1"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	mrand "math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fulfill/pipeline/pkg/clients/wechat/push"
+)
+
+// Push events the sandbox sends (order_info.order_id a bare JSON number).
+const (
+	EventOrderPay = "channels_ec_order_pay"
+)
+
+// WeChat's push delivery (the order callbacks' 重试规则, e.g. the
+// channels_ec_order_new page of the WeChat Shop documentation): a push not
+// answered within 5 s counts as failed and is pushed again after
+// 0s/0s/10s/1min/5min/30min/60min/60min/60min, at most 10 pushes in all,
+// about 3.6 h.
+const (
+	MaxPushAttempts        = 10
+	DefaultPushTimeout     = 5 * time.Second
+	DefaultPushConcurrency = 32
+)
+
+// pushRetrySchedule is the wait before each push after the first.
+var pushRetrySchedule = []time.Duration{0, 0, 10 * time.Second, time.Minute, 5 * time.Minute,
+	30 * time.Minute, time.Hour, time.Hour, time.Hour}
+
+// PushRetrySchedule returns WeChat's waits before the second to the tenth
+// push of a message not answered success (Config.PushTimeScale multiplies
+// them): 0s, 0s, 10s, 1min, 5min, 30min, 60min, 60min, 60min (3 h 36 min 10 s
+// in all).
+func PushRetrySchedule() []time.Duration { return slices.Clone(pushRetrySchedule) }
+
+// Push is one push delivery: a message POSTed to an app's PushURL, and POSTed
+// again on WeChat's schedule until it is answered success (HTTP 200 with the
+// body "success" or an empty body) or MaxPushAttempts POSTs were not.
+type Push struct {
+	AppID      string
+	OrderID    string
+	Event      string    // EventOrderPay
+	CreateTime int64     // the message's CreateTime: the same in every POST
+	FirstSent  time.Time // when its first POST was sent (Config.Now, like Call.At); zero before
+	Attempts   int       // POSTs answered or failed so far
+	Answered   time.Time // when it was answered success; zero if it was not (yet)
+	GaveUp     bool      // MaxPushAttempts POSTs were not answered success
+	// Status is the HTTP status of the last POST's answer, 0 if there was
+	// none (connection refused, timeout); Answer is its body (at most 64
+	// bytes) or what went wrong.
+	Status int
+	Answer string
+	done   bool
+}
+
+// Settled reports whether the delivery is over: answered success or given
+// up.
+func (p Push) Settled() bool { return p.done }
+
+// PushStats counts an app's pushes (Stats.Pushes sums every app's).
+type PushStats struct {
+	Sent      int `json:"sent"`      // POSTs of valid pushes, every attempt and copy
+	Succeeded int `json:"succeeded"` // deliveries answered success
+	Failed    int `json:"failed"`    // POSTs not answered success (another status or body, timeout, no connection)
+	Retried   int `json:"retried"`   // POSTs after a failed one of the same delivery
+	GivenUp   int `json:"given_up"`  // deliveries abandoned after MaxPushAttempts POSTs
+}
+
+// Errors of StartPushes and PushesSettled.
+var (
+	ErrPushesStarted    = errors.New("sandbox: pushes already started")
+	ErrPushesNotStarted = errors.New("sandbox: pushes not started (StartPushes)")
+	ErrPushesStopped    = errors.New("sandbox: pushes stopped before every push was settled")
+)
+
+// appPush marks an app with a PushURL.
+type appPush struct{}
+
+// pushRun is the pushes being sent (StartPushes); its counters are guarded
+// by Sandbox.mu.
+type pushRun struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	client *http.Client
+	sem    chan struct{} // a slot per POST in flight
+	// starting has a slot per order whose pay push was not POSTed yet:
+	// orders are started no faster than they are pushed, so all at once
+	// does not mean a goroutine per order at once.
+	starting chan struct{}
+	pending  int  // deliveries planned and not settled
+	stopped  bool // no new delivery starts
+}
+
+// validatePushes checks every app's push settings and the push options.
+func (cfg Config) validatePushes() error {
+	for _, c := range []struct {
+		name string
+		v    float64
+		max  float64
+	}{
+		{"PushRate", cfg.PushRate, math.Inf(1)},
+		{"PushTimeScale", cfg.PushTimeScale, math.Inf(1)},
+	} {
+		if !(c.v >= 0 && c.v <= c.max) {
+			return fmt.Errorf("sandbox: %s %v out of range", c.name, c.v)
+		}
+	}
+	if cfg.PushTimeout < 0 || cfg.PushConcurrency < 0 {
+		return errors.New("sandbox: PushTimeout and PushConcurrency must not be negative")
+	}
+	apps := cfg.Apps
+	if len(apps) == 0 {
+		apps = []App{{PushAESKey: cfg.PushAESKey, PushURL: cfg.PushURL}}
+	}
+	for k, a := range apps {
+		if a.PushAESKey != "" {
+			if _, err := push.Encrypt(a.PushAESKey, nil, "", bytes.NewReader(make([]byte, 16))); err != nil {
+				return fmt.Errorf("sandbox: app %d: PushAESKey: %w", k, err)
+			}
+		}
+		if a.PushURL != "" {
+			u, err := url.Parse(a.PushURL)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return fmt.Errorf("sandbox: app %d: PushURL %q is not an http(s) URL", k, a.PushURL)
+			}
+		}
+	}
+	return nil
+}
+
+// pushOrder is what the pushes of one order need.
+type pushOrder struct {
+	id, openid string
+}
+
+// StartPushes starts sending the pushes of every app with a PushURL and
+// returns: the pay push of each of the app's orders, at Config.PushRate in
+// the order of their update_time (all at once if 0), each retried on
+// WeChat's schedule (PushRetrySchedule, scaled by PushTimeScale) until it is
+// answered success. Orders added later with AddOrder are pushed at once.
+// Sending stops when ctx is done or at StopPushes. Pushes, FirstPush and
+// Stats tell what was sent and answered; PushesSettled waits for the end.
+// Without an app with a PushURL it does nothing. It can be called once.
+func (s *Sandbox) StartPushes(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.run != nil {
+		return ErrPushesStarted
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.Proxy = nil
+	tr.MaxIdleConnsPerHost = s.cfg.PushConcurrency
+	run := &pushRun{
+		ctx:    ctx,
+		cancel: cancel,
+		client: &http.Client{Transport: tr, Timeout: s.cfg.PushTimeout,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
+		sem:      make(chan struct{}, s.cfg.PushConcurrency),
+		starting: make(chan struct{}, s.cfg.PushConcurrency),
+	}
+	s.run = run
+	for _, a := range s.apps {
+		if a.push == nil {
+			continue
+		}
+		orders := make([]pushOrder, 0, len(a.byUpdate))
+		for _, o := range a.byUpdate {
+			orders = append(orders, pushOrder{id: o.id, openid: o.openid})
+			run.pending++
+		}
+		run.wg.Add(1)
+		go s.paceApp(run, a, orders)
+	}
+	context.AfterFunc(ctx, func() {
+		s.mu.Lock()
+		run.stopped = true
+		s.notifyLocked()
+		s.mu.Unlock()
+	})
+	s.notifyLocked()
+	return nil
+}
+
+// StopPushes stops sending pushes and returns once nothing is being sent;
+// deliveries not settled are abandoned (PushesSettled then answers
+// ErrPushesStopped). It may be called at any time, more than once.
+func (s *Sandbox) StopPushes() {
+	s.mu.Lock()
+	run := s.run
+	if run != nil {
+		run.stopped = true
+		s.notifyLocked()
+	}
+	s.mu.Unlock()
+	if run == nil {
+		return
+	}
+	run.cancel()
+	run.wg.Wait()
+	run.client.CloseIdleConnections()
+}
+
+// PushesSettled waits until every push planned so far was answered success
+// or given up, or ctx is done (ctx.Err()).
+// It answers nil at once when no app has a PushURL, ErrPushesNotStarted
+// before StartPushes and ErrPushesStopped when the pushes were stopped first.
+// An order added later makes the pushes unsettled again until it is pushed.
+func (s *Sandbox) PushesSettled(ctx context.Context) error {
+	var err error
+	werr := s.WaitUntil(ctx, func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		switch {
+		case !slices.ContainsFunc(s.apps, func(a *appState) bool { return a.push != nil }):
+			err = nil
+		case s.run == nil:
+			err = ErrPushesNotStarted
+		case s.run.pending == 0:
+			err = nil
+		case s.run.stopped:
+			err = ErrPushesStopped
+		default:
+			return false
+		}
+		return true
+	})
+	if werr != nil {
+		return werr
+	}
+	return err
+}
+
+// Pushes returns every push delivery started so far, in the order they were
+// started.
+func (s *Sandbox) Pushes() []Push {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Push, len(s.pushes))
+	for i, p := range s.pushes {
+		out[i] = *p
+	}
+	return out
+}
+
+// FirstPush returns when the first push of the order was first POSTed
+// (Config.Now, the clock of Call.At): with the At of its delivery/send call,
+// the time from push to shipment. ok is false while no push of the order
+// was sent.
+func (s *Sandbox) FirstPush(orderID string) (t time.Time, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok = s.firstPush[orderID]
+	return t, ok
+}
+
+// pushStatsLocked returns the app's and the total push counters. s.mu must
+// be held.
+func (s *Sandbox) pushStatsLocked(a *appState) [2]*PushStats {
+	return [2]*PushStats{&s.rec.stats.Pushes, &s.rec.byApp[a.idx].Pushes}
+}
+
+// paceApp starts the pay pushes of an app's orders at the configured rate
+// (from now).
+func (s *Sandbox) paceApp(run *pushRun, a *appState, orders []pushOrder) {
+	defer run.wg.Done()
+	start := time.Now()
+	for i, o := range orders {
+		if s.cfg.PushRate > 0 {
+			due := start.Add(time.Duration(float64(i) / s.cfg.PushRate * float64(time.Second)))
+			if !delay(run.ctx, time.Until(due)) {
+				return
+			}
+		} else if run.ctx.Err() != nil {
+			return
+		}
+		select {
+		case run.starting <- struct{}{}:
+		case <-run.ctx.Done():
+			return
+		}
+		run.wg.Add(1)
+		go s.pushOrderEvents(run, a, o, true)
+	}
+}
+
+// pushAddedLocked sends the pay push of an order AddOrder added, when
+// pushes are running for its app. s.mu must be held.
+func (s *Sandbox) pushAddedLocked(a *appState, orderID string) {
+	run := s.run
+	o, ok := s.orders[orderID]
+	if run == nil || run.stopped || a.push == nil || !ok {
+		return
+	}
+	run.pending++
+	run.wg.Add(1)
+	go s.pushOrderEvents(run, a, pushOrder{id: o.id, openid: o.openid}, false)
+}
+
+// pushOrderEvents sends an order's pay push. slot: it holds a
+// run.starting slot, given back once the pay push was POSTed.
+func (s *Sandbox) pushOrderEvents(run *pushRun, a *appState, o pushOrder, slot bool) {
+	defer run.wg.Done()
+	d := s.startDelivery(run, a, o, EventOrderPay, s.now().Unix(), 0)
+	if slot {
+		wait(run.ctx, d.first)
+		<-run.starting
+	}
+}
+
+// delivery is a push being delivered.
+type delivery struct {
+	rec   *Push         // guarded by s.mu
+	first chan struct{} // closed once its first POST was answered (or failed)
+	done  chan struct{} // closed once it is settled (or abandoned)
+}
+
+// startDelivery starts delivering one valid push of an order.
+func (s *Sandbox) startDelivery(run *pushRun, a *appState, o pushOrder, event string, ct int64, cancelType int) *delivery {
+	d := &delivery{
+		rec:   &Push{AppID: a.id(), OrderID: o.id, Event: event, CreateTime: ct},
+		first: make(chan struct{}),
+		done:  make(chan struct{}),
+	}
+	msg := s.pushMessage(a, o, event, ct, cancelType)
+	s.mu.Lock()
+	s.pushes = append(s.pushes, d.rec)
+	s.mu.Unlock()
+	run.wg.Add(1)
+	go s.deliver(run, a, d, msg, o.openid)
+	return d
+}
+
+// deliver POSTs a push until it is answered success, on WeChat's schedule.
+func (s *Sandbox) deliver(run *pushRun, a *appState, d *delivery, msg []byte, openid string) {
+	defer run.wg.Done()
+	defer close(d.done)
+	first := d.first
+	defer func() {
+		if first != nil {
+			close(first)
+		}
+	}()
+	keys := s.pushKeys(a)
+	for attempt := 1; attempt <= MaxPushAttempts; attempt++ {
+		if attempt > 1 && !delay(run.ctx, time.Duration(float64(pushRetrySchedule[attempt-2])*s.cfg.PushTimeScale)) {
+			return
+		}
+		if !acquire(run) {
+			return
+		}
+		s.mu.Lock()
+		if attempt == 1 {
+			d.rec.FirstSent = s.now()
+			if t, seen := s.firstPush[d.rec.OrderID]; !seen || d.rec.FirstSent.Before(t) {
+				s.firstPush[d.rec.OrderID] = d.rec.FirstSent
+			}
+		}
+		s.mu.Unlock()
+		ts, nonce := s.now().Unix(), strconv.FormatUint(mrand.Uint64N(1e10), 10)
+		q, body, err := keys.Seal(msg, strconv.FormatInt(ts, 10), nonce, rand.Reader)
+		var status int
+		var answer string
+		if err == nil {
+			q.Set("openid", openid)
+			status, answer, err = s.post(run, a, q, body)
+		}
+		<-run.sem
+		if run.ctx.Err() != nil {
+			return // stopped: this POST counts for nothing
+		}
+		ok := err == nil && status == http.StatusOK && (answer == "success" || answer == "")
+		if err != nil {
+			answer = err.Error()
+		}
+		s.mu.Lock()
+		rec := d.rec
+		rec.Attempts++
+		rec.Status, rec.Answer = status, limit(answer, 64)
+		settled := ok || attempt == MaxPushAttempts
+		for _, ps := range s.pushStatsLocked(a) {
+			ps.Sent++
+			if attempt > 1 {
+				ps.Retried++
+			}
+			switch {
+			case ok:
+				ps.Succeeded++
+			case settled:
+				ps.Failed++
+				ps.GivenUp++
+			default:
+				ps.Failed++
+			}
+		}
+		if ok {
+			rec.Answered = s.now()
+		}
+		if settled {
+			rec.GaveUp, rec.done = !ok, true
+			run.pending--
+		}
+		s.notifyLocked()
+		s.mu.Unlock()
+		if first != nil {
+			close(first)
+			first = nil
+		}
+		if settled {
+			return
+		}
+	}
+}
+
+// pushKeys are the app's push keys, as WeChat holds them.
+func (s *Sandbox) pushKeys(a *appState) push.Keys {
+	return push.Keys{Token: a.cfg.PushToken, AESKey: a.cfg.PushAESKey, AppID: a.cfg.AppID}
+}
+
+// post POSTs a push to the app's PushURL (its own query kept) and returns
+// the answer's status and trimmed body.
+func (s *Sandbox) post(run *pushRun, a *appState, q url.Values, body []byte) (int, string, error) {
+	u, err := url.Parse(a.cfg.PushURL)
+	if err != nil {
+		return 0, "", err
+	}
+	all := u.Query()
+	for k, v := range q {
+		all[k] = v
+	}
+	u.RawQuery = all.Encode()
+	req, err := http.NewRequestWithContext(run.ctx, http.MethodPost, u.String(), bytes.NewReader(body))
+	if err != nil {
+		return 0, "", err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := run.client.Do(req)
+	if err != nil {
+		return 0, "", pushError(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+	if err != nil {
+		return 0, "", pushError(err)
+	}
+	return resp.StatusCode, string(bytes.TrimSpace(b)), nil
+}
+
+// pushError names a failed POST without its URL (which carries the
+// signatures).
+func pushError(err error) error {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return errors.New("timeout: no answer in time")
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+// pushMessage is the JSON of an order message as WeChat pushes it (the
+// order id a bare number when it is all digits).
+func (s *Sandbox) pushMessage(a *appState, o pushOrder, event string, ct int64, cancelType int) []byte {
+	type orderInfo struct {
+		OrderID    json.RawMessage `json:"order_id"`
+		CancelType int             `json:"cancel_type,omitempty"` // channels_ec_order_cancel
+	}
+	b, _ := json.Marshal(struct { // only strings, numbers and raw ids: never fails
+		ToUserName   string    `json:"ToUserName"`
+		FromUserName string    `json:"FromUserName"`
+		CreateTime   int64     `json:"CreateTime"`
+		MsgType      string    `json:"MsgType"`
+		Event        string    `json:"Event"`
+		OrderInfo    orderInfo `json:"order_info"`
+	}{pushUserName(a.id()), o.openid, ct, "event", event, orderInfo{idJSON(o.id, true), cancelType}})
+	return b
+}
+
+// pushUserName is the shop's ToUserName: "gh_" and 12 hex digits of its
+// appid's sha1.
+func pushUserName(appID string) string {
+	sum := sha1.Sum([]byte(appID))
+	return "gh_" + hex.EncodeToString(sum[:6])
+}
+
+// wait waits for ch or ctx; it reports whether ch was closed.
+func wait(ctx context.Context, ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// acquire takes a slot of run's concurrency, unless the run stops first.
+func acquire(run *pushRun) bool {
+	select {
+	case run.sem <- struct{}{}:
+		return true
+	case <-run.ctx.Done():
+		return false
+	}
+}
+
+// limit cuts s to n bytes at most.
+func limit(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "")
+}
