@@ -32,7 +32,7 @@ type Product struct {
 type OrderView struct {
 	AppID      string // the app (shop) it belongs to
 	OrderID    string
-	Status     int // 20 awaiting shipment, 30 shipped
+	Status     int // 20 awaiting shipment, 30 shipped, 250 cancelled (by the buyer: CancelBeforeShipping)
 	CreateTime time.Time
 	UpdateTime time.Time
 	NumericIDs bool // order/list/get and order/get emit its ids as bare JSON numbers

@@ -26,8 +26,30 @@ import (
 
 // Push events the sandbox sends (order_info.order_id a bare JSON number).
 const (
-	EventOrderPay = "channels_ec_order_pay"
+	EventOrderPay          = "channels_ec_order_pay"
+	EventOrderWaitShipping = "channels_ec_order_wait_shipping"
+	EventOrderCancel       = "channels_ec_order_cancel"
 )
+
+// Kinds of forged pushes (Config.ForgedPushes), sent in this order.
+const (
+	// ForgedBadSignature is sealed with another Token: its msg_signature
+	// is not the shop's (a receiver answers 401).
+	ForgedBadSignature = "bad_signature"
+	// ForgedWrongAppID is signed and encrypted with the shop's Token and
+	// EncodingAESKey, for another appid (ForgedAppID; 401).
+	ForgedWrongAppID = "wrong_appid"
+	// ForgedPlaintext is the message in clear, with no Encrypt and no
+	// msg_signature, only the plain signature that does not cover the body
+	// (400).
+	ForgedPlaintext = "plaintext"
+)
+
+// ForgedAppID is the appid of ForgedWrongAppID pushes.
+const ForgedAppID = "wxforgedappid0000"
+
+// forgedKinds are the kinds in the order forged pushes take them.
+var forgedKinds = []string{ForgedBadSignature, ForgedWrongAppID, ForgedPlaintext}
 
 // WeChat's push delivery (the order callbacks' 重试规则, e.g. the
 // channels_ec_order_new page of the WeChat Shop documentation): a push not
@@ -53,15 +75,22 @@ func PushRetrySchedule() []time.Duration { return slices.Clone(pushRetrySchedule
 // Push is one push delivery: a message POSTed to an app's PushURL, and POSTed
 // again on WeChat's schedule until it is answered success (HTTP 200 with the
 // body "success" or an empty body) or MaxPushAttempts POSTs were not.
+// Forged pushes are POSTed once.
 type Push struct {
 	AppID      string
 	OrderID    string
-	Event      string    // EventOrderPay
-	CreateTime int64     // the message's CreateTime: the same in every POST
-	FirstSent  time.Time // when its first POST was sent (Config.Now, like Call.At); zero before
-	Attempts   int       // POSTs answered or failed so far
-	Answered   time.Time // when it was answered success; zero if it was not (yet)
-	GaveUp     bool      // MaxPushAttempts POSTs were not answered success
+	Event      string // EventOrderPay, EventOrderWaitShipping or EventOrderCancel
+	CreateTime int64  // the message's CreateTime: the same in every POST and every copy
+	// Resend: the message was delivered before (a PushDuplicates copy, or
+	// the wait_shipping sent again after the pay by PushReorder).
+	Resend bool
+	// Forged is the kind of a forged push (ForgedBadSignature…), "" for a
+	// valid one.
+	Forged    string
+	FirstSent time.Time // when its first POST was sent (Config.Now, like Call.At); zero before
+	Attempts  int       // POSTs answered or failed so far
+	Answered  time.Time // when it was answered success; zero if it was not (yet)
+	GaveUp    bool      // MaxPushAttempts POSTs were not answered success
 	// Status is the HTTP status of the last POST's answer, 0 if there was
 	// none (connection refused, timeout); Answer is its body (at most 64
 	// bytes) or what went wrong.
@@ -70,8 +99,8 @@ type Push struct {
 	done   bool
 }
 
-// Settled reports whether the delivery is over: answered success or given
-// up.
+// Settled reports whether the delivery is over: answered success, given up,
+// or (a forged push) POSTed.
 func (p Push) Settled() bool { return p.done }
 
 // PushStats counts an app's pushes (Stats.Pushes sums every app's).
@@ -81,6 +110,14 @@ type PushStats struct {
 	Failed    int `json:"failed"`    // POSTs not answered success (another status or body, timeout, no connection)
 	Retried   int `json:"retried"`   // POSTs after a failed one of the same delivery
 	GivenUp   int `json:"given_up"`  // deliveries abandoned after MaxPushAttempts POSTs
+	// Cancelled counts the orders the buyer cancelled (status 250) before
+	// their cancel push; CancelsTooLate the cancels not made because the
+	// order was shipped already (then no cancel push is sent).
+	Cancelled      int `json:"cancelled"`
+	CancelsTooLate int `json:"cancels_too_late"`
+	ForgedSent     int `json:"forged_sent"`
+	ForgedRefused  int `json:"forged_refused"`  // answered, but not success: refused
+	ForgedAccepted int `json:"forged_accepted"` // answered success: the receiver took a forged push
 }
 
 // Errors of StartPushes and PushesSettled.
@@ -90,8 +127,15 @@ var (
 	ErrPushesStopped    = errors.New("sandbox: pushes stopped before every push was settled")
 )
 
-// appPush marks an app with a PushURL.
-type appPush struct{}
+// appPush is an app's push plan; set by New, then read only.
+type appPush struct {
+	forged []forgedPlan
+}
+
+// forgedPlan is one forged push of an app.
+type forgedPlan struct {
+	kind, orderID string
+}
 
 // pushRun is the pushes being sent (StartPushes); its counters are guarded
 // by Sandbox.mu.
@@ -118,13 +162,15 @@ func (cfg Config) validatePushes() error {
 	}{
 		{"PushRate", cfg.PushRate, math.Inf(1)},
 		{"PushTimeScale", cfg.PushTimeScale, math.Inf(1)},
+		{"PushDuplicates", cfg.PushDuplicates, 1},
+		{"PushReorder", cfg.PushReorder, 1},
 	} {
 		if !(c.v >= 0 && c.v <= c.max) {
 			return fmt.Errorf("sandbox: %s %v out of range", c.name, c.v)
 		}
 	}
-	if cfg.PushTimeout < 0 || cfg.PushConcurrency < 0 {
-		return errors.New("sandbox: PushTimeout and PushConcurrency must not be negative")
+	if cfg.PushTimeout < 0 || cfg.PushConcurrency < 0 || cfg.CancelBeforeShipping < 0 || cfg.ForgedPushes < 0 {
+		return errors.New("sandbox: PushTimeout, PushConcurrency, CancelBeforeShipping and ForgedPushes must not be negative")
 	}
 	apps := cfg.Apps
 	if len(apps) == 0 {
@@ -146,14 +192,62 @@ func (cfg Config) validatePushes() error {
 	return nil
 }
 
+// planPushes draws each push app's plan from the seed: which orders'
+// pushes are duplicated or reordered, which orders the buyer cancels, and
+// the forged pushes. Only New calls it, before the Sandbox is shared; apps
+// without a PushURL are left as they are.
+func (s *Sandbox) planPushes() {
+	for _, a := range s.apps {
+		if a.push == nil {
+			continue
+		}
+		r := mrand.New(mrand.NewPCG(uint64(s.cfg.Seed), appStream(streamPush, a.idx)))
+		var idx []int // the app's orders in s.scenario
+		for i, so := range s.scenario {
+			if so.AppID == a.id() {
+				idx = append(idx, i)
+			}
+		}
+		n := len(idx)
+		dup := assignShare(r, n, s.cfg.PushDuplicates)
+		reorder := assignShare(r, n, s.cfg.PushReorder)
+		var plain []int
+		for j, i := range idx {
+			so := &s.scenario[i]
+			so.Push.Duplicate, so.Push.Reorder = dup[j], reorder[j]
+			if so.Fault == FaultNone {
+				plain = append(plain, i)
+			}
+		}
+		for _, p := range r.Perm(len(plain))[:min(len(plain), s.cfg.CancelBeforeShipping)] {
+			so := &s.scenario[plain[p]]
+			so.Push.Cancel, so.Fault, so.Expect = true, FaultBuyerCancelled, OutcomeFailed
+		}
+		var ship []string // forged pushes cancel orders that must ship
+		for _, i := range idx {
+			if s.scenario[i].Expect == OutcomeShipped {
+				ship = append(ship, s.scenario[i].OrderID)
+			}
+		}
+		if len(ship) == 0 {
+			ship = []string{a.orderID(AppOrderIDSpan - 1)} // no such order
+		}
+		for j := range s.cfg.ForgedPushes {
+			a.push.forged = append(a.push.forged, forgedPlan{kind: forgedKinds[j%len(forgedKinds)], orderID: ship[r.IntN(len(ship))]})
+		}
+	}
+}
+
 // pushOrder is what the pushes of one order need.
 type pushOrder struct {
 	id, openid string
+	plan       PushPlan
 }
 
 // StartPushes starts sending the pushes of every app with a PushURL and
 // returns: the pay push of each of the app's orders, at Config.PushRate in
-// the order of their update_time (all at once if 0), each retried on
+// the order of their update_time (all at once if 0), with the duplicates,
+// reorderings, cancels and forged pushes of the Config, each retried on
 // WeChat's schedule (PushRetrySchedule, scaled by PushTimeScale) until it is
 // answered success. Orders added later with AddOrder are pushed at once.
 // Sending stops when ctx is done or at StopPushes. Pushes, FirstPush and
@@ -178,15 +272,21 @@ func (s *Sandbox) StartPushes(ctx context.Context) error {
 		starting: make(chan struct{}, s.cfg.PushConcurrency),
 	}
 	s.run = run
+	plans := make(map[string]PushPlan, len(s.scenario))
+	for _, so := range s.scenario {
+		plans[so.OrderID] = so.Push
+	}
 	for _, a := range s.apps {
 		if a.push == nil {
 			continue
 		}
 		orders := make([]pushOrder, 0, len(a.byUpdate))
 		for _, o := range a.byUpdate {
-			orders = append(orders, pushOrder{id: o.id, openid: o.openid})
-			run.pending++
+			p := pushOrder{id: o.id, openid: o.openid, plan: plans[o.id]}
+			orders = append(orders, p)
+			run.pending += 1 + b2i(p.plan.Duplicate) + 2*b2i(p.plan.Reorder) + b2i(p.plan.Cancel)
 		}
+		run.pending += len(a.push.forged)
 		run.wg.Add(1)
 		go s.paceApp(run, a, orders)
 	}
@@ -198,6 +298,14 @@ func (s *Sandbox) StartPushes(ctx context.Context) error {
 	})
 	s.notifyLocked()
 	return nil
+}
+
+// b2i is 1 for true.
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // StopPushes stops sending pushes and returns once nothing is being sent;
@@ -220,7 +328,7 @@ func (s *Sandbox) StopPushes() {
 }
 
 // PushesSettled waits until every push planned so far was answered success
-// or given up, or ctx is done (ctx.Err()).
+// or given up (and every forged push was sent), or ctx is done (ctx.Err()).
 // It answers nil at once when no app has a PushURL, ErrPushesNotStarted
 // before StartPushes and ErrPushesStopped when the pushes were stopped first.
 // An order added later makes the pushes unsettled again until it is pushed.
@@ -250,7 +358,8 @@ func (s *Sandbox) PushesSettled(ctx context.Context) error {
 }
 
 // Pushes returns every push delivery started so far, in the order they were
-// started.
+// started: per order its pay push (and its copies, reordered and cancel
+// pushes), and the forged pushes.
 func (s *Sandbox) Pushes() []Push {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -261,7 +370,8 @@ func (s *Sandbox) Pushes() []Push {
 	return out
 }
 
-// FirstPush returns when the first push of the order was first POSTed
+// FirstPush returns when the first valid push of the order (its pay push,
+// or the wait_shipping sent before it by PushReorder) was first POSTed
 // (Config.Now, the clock of Call.At): with the At of its delivery/send call,
 // the time from push to shipment. ok is false while no push of the order
 // was sent.
@@ -279,10 +389,19 @@ func (s *Sandbox) pushStatsLocked(a *appState) [2]*PushStats {
 }
 
 // paceApp starts the pay pushes of an app's orders at the configured rate
-// (from now).
+// (from now), with its forged pushes spread among them.
 func (s *Sandbox) paceApp(run *pushRun, a *appState, orders []pushOrder) {
 	defer run.wg.Done()
 	start := time.Now()
+	forged := a.push.forged
+	n := len(orders)
+	next := 0 // forged push j goes before the order at (j+1)·n/(F+1)
+	sendForged := func(upTo int) {
+		for ; next < len(forged) && (next+1)*n/(len(forged)+1) <= upTo; next++ {
+			run.wg.Add(1)
+			go s.sendForged(run, a, forged[next])
+		}
+	}
 	for i, o := range orders {
 		if s.cfg.PushRate > 0 {
 			due := start.Add(time.Duration(float64(i) / s.cfg.PushRate * float64(time.Second)))
@@ -292,6 +411,7 @@ func (s *Sandbox) paceApp(run *pushRun, a *appState, orders []pushOrder) {
 		} else if run.ctx.Err() != nil {
 			return
 		}
+		sendForged(i)
 		select {
 		case run.starting <- struct{}{}:
 		case <-run.ctx.Done():
@@ -300,6 +420,7 @@ func (s *Sandbox) paceApp(run *pushRun, a *appState, orders []pushOrder) {
 		run.wg.Add(1)
 		go s.pushOrderEvents(run, a, o, true)
 	}
+	sendForged(n)
 }
 
 // pushAddedLocked sends the pay push of an order AddOrder added, when
@@ -315,14 +436,76 @@ func (s *Sandbox) pushAddedLocked(a *appState, orderID string) {
 	go s.pushOrderEvents(run, a, pushOrder{id: o.id, openid: o.openid}, false)
 }
 
-// pushOrderEvents sends an order's pay push. slot: it holds a
-// run.starting slot, given back once the pay push was POSTed.
+// pushOrderEvents sends an order's pushes in their order: the early
+// wait_shipping (PushReorder), the pay, its copy (PushDuplicates), the
+// wait_shipping again; each next one once the previous one's first POST
+// was answered. A cancelled order's cancel follows once the pay push is
+// settled. slot: it holds a run.starting slot, given back once the pay
+// push was POSTed.
 func (s *Sandbox) pushOrderEvents(run *pushRun, a *appState, o pushOrder, slot bool) {
 	defer run.wg.Done()
-	d := s.startDelivery(run, a, o, EventOrderPay, s.now().Unix(), 0)
-	if slot {
-		wait(run.ctx, d.first)
-		<-run.starting
+	release := func() {
+		if slot {
+			<-run.starting
+			slot = false
+		}
+	}
+	defer release()
+	pay := s.now().Unix()
+	later := pay + 1 // the events after the payment are dated after it
+	steps := []struct {
+		event  string
+		ct     int64
+		resend bool
+		on     bool
+	}{
+		{EventOrderWaitShipping, later, false, o.plan.Reorder},
+		{EventOrderPay, pay, false, true},
+		{EventOrderPay, pay, true, o.plan.Duplicate},
+		{EventOrderWaitShipping, later, true, o.plan.Reorder},
+	}
+	var payDone <-chan struct{}
+	for _, st := range steps {
+		if !st.on {
+			continue
+		}
+		d := s.startDelivery(run, a, o, st.event, st.ct, 0, st.resend)
+		if st.event == EventOrderPay && !st.resend {
+			payDone = d.done
+		}
+		if !wait(run.ctx, d.first) {
+			return
+		}
+		if st.event == EventOrderPay {
+			release()
+		}
+	}
+	if !o.plan.Cancel || !wait(run.ctx, payDone) {
+		return
+	}
+	s.mu.Lock()
+	ord, ok := s.orders[o.id]
+	cancel := ok && ord.app == a && ord.status == statusAwaitingShipment
+	for _, ps := range s.pushStatsLocked(a) {
+		if cancel {
+			ps.Cancelled++
+		} else {
+			ps.CancelsTooLate++
+		}
+	}
+	if cancel {
+		a.removeByUpdate(ord)
+		ord.status = statusCancelled
+		ord.updateTime = max(s.now().Unix(), ord.updateTime)
+		a.insertByUpdate(ord)
+	} else {
+		run.pending--
+	}
+	ct := max(s.now().Unix(), later)
+	s.notifyLocked()
+	s.mu.Unlock()
+	if cancel {
+		s.startDelivery(run, a, o, EventOrderCancel, ct, 1, false)
 	}
 }
 
@@ -334,9 +517,9 @@ type delivery struct {
 }
 
 // startDelivery starts delivering one valid push of an order.
-func (s *Sandbox) startDelivery(run *pushRun, a *appState, o pushOrder, event string, ct int64, cancelType int) *delivery {
+func (s *Sandbox) startDelivery(run *pushRun, a *appState, o pushOrder, event string, ct int64, cancelType int, resend bool) *delivery {
 	d := &delivery{
-		rec:   &Push{AppID: a.id(), OrderID: o.id, Event: event, CreateTime: ct},
+		rec:   &Push{AppID: a.id(), OrderID: o.id, Event: event, CreateTime: ct, Resend: resend},
 		first: make(chan struct{}),
 		done:  make(chan struct{}),
 	}
@@ -430,6 +613,75 @@ func (s *Sandbox) deliver(run *pushRun, a *appState, d *delivery, msg []byte, op
 	}
 }
 
+// sendForged POSTs one forged push, once, and records the answer.
+func (s *Sandbox) sendForged(run *pushRun, a *appState, f forgedPlan) {
+	defer run.wg.Done()
+	s.mu.Lock()
+	openid := ""
+	if o, ok := s.orders[f.orderID]; ok {
+		openid = o.openid
+	}
+	rec := &Push{AppID: a.id(), OrderID: f.orderID, Event: EventOrderCancel, CreateTime: s.now().Unix(), Forged: f.kind}
+	s.pushes = append(s.pushes, rec)
+	s.mu.Unlock()
+	o := pushOrder{id: f.orderID, openid: openid}
+	msg := s.pushMessage(a, o, EventOrderCancel, rec.CreateTime, 1)
+	ts, nonce := strconv.FormatInt(s.now().Unix(), 10), strconv.FormatUint(mrand.Uint64N(1e10), 10)
+	keys := s.pushKeys(a)
+	var q url.Values
+	var body []byte
+	var err error
+	switch f.kind {
+	case ForgedBadSignature:
+		keys.Token += "forged"
+		q, body, err = keys.Seal(msg, ts, nonce, rand.Reader)
+	case ForgedWrongAppID:
+		keys.AppID = ForgedAppID
+		q, body, err = keys.Seal(msg, ts, nonce, rand.Reader)
+	default: // ForgedPlaintext
+		q = url.Values{"signature": {push.Sign(keys.Token, ts, nonce)}, "timestamp": {ts}, "nonce": {nonce}}
+		body = msg
+	}
+	if !acquire(run) {
+		return
+	}
+	s.mu.Lock()
+	rec.FirstSent = s.now()
+	s.mu.Unlock()
+	var status int
+	var answer string
+	if err == nil {
+		q.Set("openid", openid)
+		status, answer, err = s.post(run, a, q, body)
+	}
+	<-run.sem
+	if run.ctx.Err() != nil {
+		return
+	}
+	answered := err == nil
+	accepted := answered && status == http.StatusOK && (answer == "success" || answer == "")
+	if err != nil {
+		answer = err.Error()
+	}
+	s.mu.Lock()
+	rec.Attempts, rec.Status, rec.Answer, rec.done = 1, status, limit(answer, 64), true
+	if accepted {
+		rec.Answered = s.now()
+	}
+	for _, ps := range s.pushStatsLocked(a) {
+		ps.ForgedSent++
+		switch {
+		case accepted:
+			ps.ForgedAccepted++
+		case answered:
+			ps.ForgedRefused++
+		}
+	}
+	run.pending--
+	s.notifyLocked()
+	s.mu.Unlock()
+}
+
 // pushKeys are the app's push keys, as WeChat holds them.
 func (s *Sandbox) pushKeys(a *appState) push.Keys {
 	return push.Keys{Token: a.cfg.PushToken, AESKey: a.cfg.PushAESKey, AppID: a.cfg.AppID}
@@ -483,7 +735,7 @@ func pushError(err error) error {
 func (s *Sandbox) pushMessage(a *appState, o pushOrder, event string, ct int64, cancelType int) []byte {
 	type orderInfo struct {
 		OrderID    json.RawMessage `json:"order_id"`
-		CancelType int             `json:"cancel_type,omitempty"` // channels_ec_order_cancel
+		CancelType int             `json:"cancel_type,omitempty"`
 	}
 	b, _ := json.Marshal(struct { // only strings, numbers and raw ids: never fails
 		ToUserName   string    `json:"ToUserName"`

@@ -173,15 +173,16 @@ func TestPushDefaultsAndValidate(t *testing.T) {
 		cfg  sandbox.Config
 		want string
 	}{
-		{"push url", sandbox.Config{PushURL: "http://127.0.0.1:8080/v1/wechat/push/default", PushRate: 100}, ""},
+		{"push url", sandbox.Config{PushURL: "http://127.0.0.1:8080/v1/wechat/push/default", PushDuplicates: 1, CancelBeforeShipping: 3}, ""},
 		{"short key", sandbox.Config{PushAESKey: "abc"}, "PushAESKey"},
 		{"key not base64", sandbox.Config{Apps: []sandbox.App{{PushAESKey: strings.Repeat("%", 43)}}}, "PushAESKey"},
 		{"not a url", sandbox.Config{PushURL: "127.0.0.1:8080/push"}, "PushURL"},
 		{"ftp", sandbox.Config{Apps: []sandbox.App{{}, {PushURL: "ftp://x/y"}}}, "app 1: PushURL"},
 		{"apps and PushURL", sandbox.Config{PushURL: "http://x/y", Apps: []sandbox.App{{}}}, "leave Orders"},
 		{"apps and PushToken", sandbox.Config{PushToken: "t0ken", Apps: []sandbox.App{{}}}, "PushToken"},
+		{"share over 1", sandbox.Config{PushDuplicates: 1.5}, "PushDuplicates"},
 		{"negative rate", sandbox.Config{PushRate: -1}, "PushRate"},
-		{"negative timeout", sandbox.Config{PushTimeout: -1}, "must not be negative"},
+		{"negative cancels", sandbox.Config{CancelBeforeShipping: -1}, "must not be negative"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			err := tt.cfg.Validate()
@@ -189,6 +190,28 @@ func TestPushDefaultsAndValidate(t *testing.T) {
 				t.Fatalf("Validate() = %v, want %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// Push off (no PushURL), the push options change nothing: the scenario is the
+// one without them and nothing is sent.
+func TestPushOffChangesNothing(t *testing.T) {
+	base := sandbox.Config{Seed: 4, Orders: 40, Faults: sandbox.DefaultFaults(), Now: newClock().Now}
+	with := base
+	with.PushDuplicates, with.PushReorder, with.CancelBeforeShipping, with.ForgedPushes = .5, .5, 10, 3
+	a, b := sandbox.New(base), sandbox.New(with)
+	if !reflect.DeepEqual(a.Scenario(), b.Scenario()) {
+		t.Fatal("push options changed the scenario of an app without a PushURL")
+	}
+	if err := b.PushesSettled(t.Context()); err != nil {
+		t.Fatalf("PushesSettled without push: %v", err)
+	}
+	if err := b.StartPushes(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer b.StopPushes()
+	if err := b.PushesSettled(t.Context()); err != nil || len(b.Pushes()) != 0 || b.Stats().Pushes != (sandbox.PushStats{}) {
+		t.Fatalf("settled %v, pushes %v, stats %+v", err, b.Pushes(), b.Stats().Pushes)
 	}
 }
 
@@ -230,7 +253,7 @@ func TestPushPayEveryOrder(t *testing.T) {
 		t.Fatalf("stats %+v, by app %+v", st.Pushes, st.ByApp[sandbox.DefaultAppID].Pushes)
 	}
 	for _, p := range e.sb.Pushes() {
-		if !p.Settled() || p.Attempts != 1 || p.Answered.IsZero() || p.Status != 200 || p.Answer != "success" {
+		if !p.Settled() || p.Attempts != 1 || p.Answered.IsZero() || p.Status != 200 || p.Answer != "success" || p.Resend || p.Forged != "" {
 			t.Fatalf("push %+v", p)
 		}
 		if first, ok := e.sb.FirstPush(p.OrderID); !ok || !first.Equal(p.FirstSent) {
@@ -350,6 +373,218 @@ func TestPushConnectionRefused(t *testing.T) {
 	}
 }
 
+// The scenario's push options, with exact seeded counts: duplicated pay
+// pushes, wait_shipping before and after the pay, cancels after the pay
+// that make the order 250 and refused by delivery/send.
+func TestPushScenarioOptions(t *testing.T) {
+	rc := newReceiver(t, map[string]push.Keys{"/push": defaultKeys})
+	e := newEnv(t, sandbox.Config{Seed: 11, Orders: 200, Faults: sandbox.DefaultFaults(), PushURL: rc.url("/push"),
+		PushDuplicates: .2, PushReorder: .1, CancelBeforeShipping: 10, Now: time.Now})
+	sc := e.sb.Scenario()
+	var dups, reorders, cancels int
+	for _, so := range sc {
+		dups += b2i(so.Push.Duplicate)
+		reorders += b2i(so.Push.Reorder)
+		if so.Push.Cancel {
+			cancels++
+			if so.Fault != sandbox.FaultBuyerCancelled || so.Expect != sandbox.OutcomeFailed || so.Code != 0 {
+				t.Fatalf("cancelled order %+v", so)
+			}
+		} else if so.Fault == sandbox.FaultBuyerCancelled {
+			t.Fatalf("order %+v", so)
+		}
+	}
+	if dups != 40 || reorders != 20 || cancels != 10 {
+		t.Fatalf("%d duplicated, %d reordered, %d cancelled; want 40, 20, 10", dups, reorders, cancels)
+	}
+	// Cancelled orders are drawn among those without a fault class: the
+	// scenario's other faults stay.
+	plain := sandbox.New(sandbox.Config{Seed: 11, Orders: 200, Faults: sandbox.DefaultFaults()}).Scenario()
+	for i, so := range sc {
+		if p := plain[i]; so.Push.Cancel && p.Fault != sandbox.FaultNone || !so.Push.Cancel && (so.Fault != p.Fault || so.Expect != p.Expect) {
+			t.Fatalf("order %d: %+v, without push %+v", i, so, p)
+		}
+	}
+	startPushes(t, e.sb)
+
+	byOrder := rc.byOrder()
+	tok := e.token()
+	shipped := 0
+	for _, so := range sc {
+		msgs := byOrder[so.OrderID]
+		var events []string
+		for _, m := range msgs {
+			events = append(events, m.Event)
+		}
+		var want []string
+		if so.Push.Reorder {
+			want = append(want, sandbox.EventOrderWaitShipping)
+		}
+		want = append(want, sandbox.EventOrderPay)
+		if so.Push.Duplicate {
+			want = append(want, sandbox.EventOrderPay)
+		}
+		if so.Push.Reorder {
+			want = append(want, sandbox.EventOrderWaitShipping)
+		}
+		if so.Push.Cancel {
+			want = append(want, sandbox.EventOrderCancel)
+		}
+		if !slices.Equal(events, want) {
+			t.Fatalf("order %s (%+v) got %v, want %v", so.OrderID, so.Push, events, want)
+		}
+		pay := msgs[slices.Index(events, sandbox.EventOrderPay)]
+		for _, m := range msgs {
+			switch m.Event {
+			case sandbox.EventOrderPay:
+				if m.DedupKey() != pay.DedupKey() {
+					t.Fatalf("a copy of the pay push is another message: %s vs %s", m.Raw, pay.Raw)
+				}
+			case sandbox.EventOrderWaitShipping, sandbox.EventOrderCancel:
+				if m.CreateTime <= pay.CreateTime {
+					t.Fatalf("%s dated %d, pay %d", m.Event, m.CreateTime, pay.CreateTime)
+				}
+			}
+		}
+		o, _ := e.sb.Order(so.OrderID)
+		get := e.call(pathOrderGet, tok, map[string]string{"order_id": so.OrderID})
+		status := num(get["order"].(obj), "status")
+		if so.Push.Cancel {
+			if m := msgs[len(msgs)-1]; m.CancelType != 1 {
+				t.Fatalf("cancel push %s", m.Raw)
+			}
+			if o.Status != 250 || status != 250 {
+				t.Fatalf("cancelled order %s: status %d, order/get %d", so.OrderID, o.Status, status)
+			}
+			if c := errcode(e.call(pathSend, tok, sendBody(t, e.sb, so.OrderID))); c != 101100 {
+				t.Fatalf("delivery/send of a cancelled order: errcode %d, want 101100", c)
+			}
+		} else if o.Status != 20 || status != 20 {
+			t.Fatalf("order %s: status %d", so.OrderID, o.Status)
+		} else if so.Fault == sandbox.FaultNone && shipped < 3 {
+			if c := errcode(e.call(pathSend, tok, sendBody(t, e.sb, so.OrderID))); c != 0 {
+				t.Fatalf("delivery/send of a paid order: errcode %d", c)
+			}
+			shipped++
+		}
+		// The first push of a reordered order is its wait_shipping.
+		first, _ := e.sb.FirstPush(so.OrderID)
+		for _, p := range e.sb.Pushes() {
+			if p.OrderID == so.OrderID && p.FirstSent.Before(first) {
+				t.Fatalf("FirstPush(%s) = %v, but %s was sent at %v", so.OrderID, first, p.Event, p.FirstSent)
+			}
+		}
+	}
+	want := sandbox.PushStats{Sent: 200 + 40 + 2*20 + 10, Succeeded: 290, Cancelled: 10}
+	if st := e.sb.Stats().Pushes; st != want {
+		t.Fatalf("stats %+v, want %+v", st, want)
+	}
+	resends := 0
+	for _, p := range e.sb.Pushes() {
+		resends += b2i(p.Resend)
+	}
+	if resends != 40+20 {
+		t.Fatalf("%d resent pushes, want 60", resends)
+	}
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Forged pushes do not open, are refused 401/400, and the sandbox records
+// the refusal; a receiver that takes them is caught.
+func TestPushForged(t *testing.T) {
+	rc := newReceiver(t, map[string]push.Keys{"/push": defaultKeys})
+	e := newEnv(t, sandbox.Config{Seed: 5, Orders: 30, Faults: sandbox.DefaultFaults(), PushURL: rc.url("/push"),
+		ForgedPushes: 9, CancelBeforeShipping: 2, Now: time.Now})
+	startPushes(t, e.sb)
+
+	refused := map[string]int{}
+	for _, r := range rc.pushes() {
+		switch {
+		case r.msg != nil && r.msg.Event != sandbox.EventOrderPay && r.msg.Event != sandbox.EventOrderCancel:
+			t.Fatalf("opened %s", r.msg.Raw)
+		case r.err != nil:
+			refused[r.err.Error()]++
+		}
+	}
+	if len(refused) != 3 {
+		t.Fatalf("refusals %v", refused)
+	}
+	expect := map[string]sandbox.Outcome{}
+	for _, so := range e.sb.Scenario() {
+		expect[so.OrderID] = so.Expect
+	}
+	kinds := map[string]int{}
+	for _, p := range e.sb.Pushes() {
+		if p.Forged == "" {
+			continue
+		}
+		kinds[p.Forged]++
+		want := map[string]int{sandbox.ForgedBadSignature: 401, sandbox.ForgedWrongAppID: 401, sandbox.ForgedPlaintext: 400}[p.Forged]
+		if p.Status != want || p.Answer == "success" || !p.Settled() || p.Attempts != 1 || p.Event != sandbox.EventOrderCancel {
+			t.Fatalf("forged push %+v, want status %d", p, want)
+		}
+		if expect[p.OrderID] != sandbox.OutcomeShipped {
+			t.Fatalf("a forged push names order %s, which is expected %q: it must name one that ships", p.OrderID, expect[p.OrderID])
+		}
+	}
+	if kinds[sandbox.ForgedBadSignature] != 3 || kinds[sandbox.ForgedWrongAppID] != 3 || kinds[sandbox.ForgedPlaintext] != 3 {
+		t.Fatalf("forged kinds %v", kinds)
+	}
+	st := e.sb.Stats().Pushes
+	if st.ForgedSent != 9 || st.ForgedRefused != 9 || st.ForgedAccepted != 0 || st.Succeeded != 32 || st.Cancelled != 2 {
+		t.Fatalf("stats %+v", st)
+	}
+
+	// A receiver that answers success to anything is caught.
+	lax := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "success") }))
+	defer lax.Close()
+	sb := sandbox.New(sandbox.Config{Seed: 5, Orders: 3, PushURL: lax.URL, ForgedPushes: 3})
+	startPushes(t, sb)
+	if st := sb.Stats().Pushes; st.ForgedAccepted != 3 || st.ForgedRefused != 0 {
+		t.Fatalf("lax receiver: stats %+v", st)
+	}
+}
+
+// One seed, one plan: the same orders duplicated, reordered, cancelled and
+// forged, the same pushes per order; another seed draws others.
+func TestPushDeterministic(t *testing.T) {
+	run := func(seed int64) ([]sandbox.ScenarioOrder, map[string][]string, []string) {
+		rc := newReceiver(t, map[string]push.Keys{"/push": defaultKeys})
+		sb := sandbox.New(sandbox.Config{Seed: seed, Orders: 60, Faults: sandbox.DefaultFaults(), PushURL: rc.url("/push"),
+			PushDuplicates: .25, PushReorder: .25, CancelBeforeShipping: 5, ForgedPushes: 4})
+		startPushes(t, sb)
+		events := map[string][]string{}
+		for id, msgs := range rc.byOrder() {
+			for _, m := range msgs {
+				events[id] = append(events[id], m.Event)
+			}
+		}
+		var forged []string
+		for _, p := range sb.Pushes() {
+			if p.Forged != "" {
+				forged = append(forged, p.Forged+":"+p.OrderID)
+			}
+		}
+		slices.Sort(forged)
+		return sb.Scenario(), events, forged
+	}
+	sa, ea, fa := run(9)
+	sb, eb, fb := run(9)
+	sc, _, fc := run(10)
+	if !reflect.DeepEqual(sa, sb) || !reflect.DeepEqual(ea, eb) || !slices.Equal(fa, fb) {
+		t.Fatal("same seed, different pushes")
+	}
+	if reflect.DeepEqual(sa, sc) || slices.Equal(fa, fc) {
+		t.Fatal("different seeds, same pushes")
+	}
+}
+
 // Each app pushes with its own keys to its own URL; an app without a
 // PushURL pushes nothing; Stats.ByApp splits the counts.
 func TestPushApps(t *testing.T) {
@@ -366,13 +601,16 @@ func TestPushApps(t *testing.T) {
 	rc := newReceiver(t, keys)
 	apps[0].PushURL = rc.url("/v1/wechat/push/shop-1")
 	apps[2].PushURL = rc.url("/v1/wechat/push/shop-3")
-	sb := sandbox.New(sandbox.Config{Seed: 2, Apps: apps})
+	sb := sandbox.New(sandbox.Config{Seed: 2, Apps: apps, PushDuplicates: .1, ForgedPushes: 1})
 	startPushes(t, sb)
 
 	perPath := map[string]int{}
 	for _, r := range rc.pushes() {
 		if r.msg == nil {
-			t.Fatalf("push to %s refused: %v", r.path, r.err)
+			if !strings.Contains(r.err.Error(), "signature") {
+				t.Fatalf("push to %s refused: %v", r.path, r.err)
+			}
+			continue
 		}
 		perPath[r.path]++
 		owner, _ := sb.Order(r.msg.OrderID)
@@ -380,16 +618,16 @@ func TestPushApps(t *testing.T) {
 			t.Fatalf("push to %s for order %s of %s", r.path, r.msg.OrderID, owner.AppID)
 		}
 	}
-	if perPath["/v1/wechat/push/shop-1"] != 10 || perPath["/v1/wechat/push/shop-3"] != 10 || len(perPath) != 2 {
+	if perPath["/v1/wechat/push/shop-1"] != 11 || perPath["/v1/wechat/push/shop-3"] != 11 || len(perPath) != 2 {
 		t.Fatalf("pushes per path %v", perPath)
 	}
 	st := sb.Stats()
-	for k, n := range []int{10, 0, 10} {
-		if got := st.ByApp[apps[k].AppID].Pushes; got.Succeeded != n || got.Sent != n {
+	for k, n := range []int{11, 0, 11} {
+		if got := st.ByApp[apps[k].AppID].Pushes; got.Succeeded != n || got.ForgedSent != n/11 {
 			t.Fatalf("app %d: %+v", k, got)
 		}
 	}
-	if st.Pushes.Succeeded != 20 {
+	if st.Pushes.Succeeded != 22 || st.Pushes.ForgedRefused != 2 {
 		t.Fatalf("stats %+v", st.Pushes)
 	}
 }

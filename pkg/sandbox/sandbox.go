@@ -89,11 +89,35 @@ type Config struct {
 	Apps []App
 
 	// Pushes: what StartPushes sends to the PushURL of every app that has
-	// one (the package documentation's "Pushes").
+	// one (the package documentation's "Pushes"). The shares and counts
+	// apply to each such app's generated orders, drawn from Seed; they
+	// change nothing for an app without a PushURL.
 	PushRate        float64       // pay pushes per second per app, from StartPushes, in the order of the orders' update_time; 0: all at once
 	PushTimeScale   float64       // multiplies the waits of WeChat's retry schedule (PushRetrySchedule, 3.6 h); 0 means 1; 0.001 makes it 13 s
 	PushTimeout     time.Duration // how long a push waits for its answer before it counts as failed; default 5 s (DefaultPushTimeout), not scaled
 	PushConcurrency int           // pushes in flight at once, over every app; default 32 (DefaultPushConcurrency)
+	// PushDuplicates is the share of the orders (exact: round(share×Orders))
+	// whose pay push is delivered twice: the same message (same
+	// CreateTime) POSTed again once its first POST was answered.
+	PushDuplicates float64
+	// PushReorder is the share of the orders (exact) whose
+	// channels_ec_order_wait_shipping push, dated a second after the pay,
+	// is delivered before the pay push and again after it.
+	PushReorder float64
+	// CancelBeforeShipping orders of each app (among those without a fault
+	// class; fewer if there are not enough) are cancelled by the buyer as
+	// soon as their pay push was answered (or given up): the order's status
+	// becomes 250, delivery/send then answers 101100, and a
+	// channels_ec_order_cancel push (cancel_type 1) follows. Their
+	// ScenarioOrder has Fault FaultBuyerCancelled and Expect OutcomeFailed.
+	CancelBeforeShipping int
+	// ForgedPushes invalid pushes are sent per app, once each, spread among
+	// the pay pushes: a bad msg_signature, a wrong appid and a plaintext
+	// body in turn (ForgedBadSignature, ForgedWrongAppID, ForgedPlaintext),
+	// each a channels_ec_order_cancel of an order that must ship, so a
+	// receiver that took one would stop a good order. ForgedPushes records
+	// what the receiver answered.
+	ForgedPushes int
 
 	TokenTTL           time.Duration    // expires_in of issued tokens; default 2h
 	RotateTokenEvery   int              // 0 = never; else an app's current access_token becomes invalid (40001) after every N business calls made with it
@@ -213,7 +237,8 @@ func DerivedApp(k int) App {
 // together with the single-app fields, two apps with one appid or one vv-tool
 // token, VVShops without a VVToken, more orders than AppOrderIDSpan in an app,
 // a PushAESKey that is not 43 characters of base64, a PushURL that is not an
-// http(s) URL, a negative push rate, scale, timeout or concurrency.
+// http(s) URL, a push option out of range (a negative rate, scale, timeout or
+// count, a share outside 0…1).
 // New panics with this error: an invalid configuration is a programming error.
 func (cfg Config) Validate() error {
 	if err := cfg.validatePushes(); err != nil {
@@ -407,6 +432,7 @@ func New(cfg Config) *Sandbox {
 	}
 	s.vv = s.apps[0].vv
 	s.generate()
+	s.planPushes()
 	return s
 }
 

@@ -49,6 +49,10 @@ const (
 	FaultWait      = "wait"
 	FaultCancelled = "cancelled"
 	FaultItemError = "item_error"
+	// FaultBuyerCancelled: the buyer cancels the paid order before it is
+	// shipped (Config.CancelBeforeShipping, apps with a PushURL): it must
+	// never be sent once cancelled. Only the scenario assigns it.
+	FaultBuyerCancelled = "buyer_cancelled"
 )
 
 // ScenarioOrder is one generated (or added) Channels order and what must become of it.
@@ -58,8 +62,19 @@ type ScenarioOrder struct {
 	DeliveryID string // carrier of its waybill
 	WaybillID  string
 	Expect     Outcome
-	Fault      string // FaultNone, FaultTransient, FaultPermanent, FaultWait, FaultCancelled, FaultItemError
-	Code       int    // the errcode the fault answers (0 for none and cancelled)
+	Fault      string // FaultNone, FaultTransient, FaultPermanent, FaultWait, FaultCancelled, FaultItemError, FaultBuyerCancelled
+	Code       int    // the errcode the fault answers (0 for none, cancelled and buyer_cancelled)
+	// Push is what the order's pushes do when its app has a PushURL (zero
+	// otherwise, and for orders added with AddOrder: one pay push).
+	Push PushPlan
+}
+
+// PushPlan is what an order's pushes do, drawn from Config.Seed by the
+// push options of the Config.
+type PushPlan struct {
+	Duplicate bool // its pay push is delivered twice (PushDuplicates)
+	Reorder   bool // its wait_shipping push is delivered before the pay push and again after it (PushReorder)
+	Cancel    bool // the buyer cancels it once its pay push was answered (CancelBeforeShipping; Fault FaultBuyerCancelled)
 }
 
 // BaseOrderID is the id of the first generated order; the others follow it. App k of
@@ -77,6 +92,7 @@ var (
 const (
 	statusAwaitingShipment = 20
 	statusShipped          = 30
+	statusCancelled        = 250
 )
 
 // waybill status values of batchGetOrder's order_status.
@@ -150,6 +166,7 @@ const (
 	streamOrders = 0x6f72646572   // "order"
 	streamNew    = 0x6e6577       // "new"
 	streamVV     = 0x7676746f6f6c // "vvtool"
+	streamPush   = 0x70757368     // "push"
 )
 
 // appStream is app k's variant of a stream: the base for app 0, then bases
@@ -439,8 +456,8 @@ func (s *Sandbox) AppScenario(appID string) []ScenarioOrder {
 // Fault counts as "none"). An order with an existing id is replaced, in whichever app
 // it was (faults injected for the old one stay). The filled-in order is the last
 // element of Scenario. When the app has a PushURL and pushes are running
-// (StartPushes), the order's pay push is sent at once; added before
-// StartPushes, it is pushed with the others.
+// (StartPushes), the order's pay push is sent at once (one push: no duplicate,
+// reordering or cancel); added before StartPushes, it is pushed with the others.
 func (s *Sandbox) AddOrder(o ScenarioOrder, products int) {
 	a := s.apps[0]
 	if o.AppID != "" {
