@@ -59,6 +59,37 @@
 // a fault to one app's calls ("shop B's platform answers -1 for a while"), Call.AppID
 // tells which app a call was made for and Stats.ByApp splits the counters by app.
 //
+// # Pushes
+//
+// An app with a PushURL (its 消息推送 callback, e.g.
+// http://127.0.0.1:8080/v1/wechat/push/shop-1) also gets the order messages WeChat
+// pushes, once StartPushes is called: for each of its orders, in the order of their
+// update_time and at Config.PushRate per second (all at once if 0), a
+// channels_ec_order_pay push, JSON {"ToUserName":"gh_…","FromUserName":<openid>,
+// "CreateTime":…,"MsgType":"event","Event":…,"order_info":{"order_id":<bare number>}},
+// encrypted and signed with the app's PushToken and PushAESKey (security mode:
+// body {"ToUserName","Encrypt"}, query signature, timestamp, nonce, openid,
+// encrypt_type=aes, msg_signature). A push is done when answered HTTP 200 with the
+// body "success" or an empty body; any other answer, no answer within
+// Config.PushTimeout (5 s) or no connection is pushed again on WeChat's schedule,
+// 0s/0s/10s/1min/5min/30min/60min/60min/60min (PushRetrySchedule: 10 pushes in
+// about 3.6 h, as the WeChat Shop order callback pages state it), times
+// Config.PushTimeScale, then given up. (A WeChat engineer said in the developer
+// community that the platform retries only failed and timed-out requests, not
+// other bodies; the sandbox is stricter and retries those too.)
+//
+// The Config's push options make it adversarial, drawn from the seed with exact
+// counts per app: PushDuplicates (the pay push delivered twice, the same message),
+// PushReorder (a channels_ec_order_wait_shipping dated after the pay delivered
+// before it and again after it), CancelBeforeShipping (the buyer cancels the order
+// as soon as its pay push was answered: status 250, delivery/send answers 101100
+// 当前订单状态不允许发货, then a channels_ec_order_cancel push with cancel_type 1;
+// ScenarioOrder.Fault FaultBuyerCancelled) and ForgedPushes (a bad msg_signature,
+// another appid, a plaintext body: a receiver must refuse them). ScenarioOrder.Push
+// tells each order's plan; Pushes, FirstPush and Stats.Pushes (and ByApp) tell what
+// was sent and answered; PushesSettled waits until every push was answered success
+// or given up. An app without a PushURL is exactly as without pushes.
+//
 // All state is guarded by one mutex; latency waits honour the request context, so a
 // server serving a Sandbox shuts down promptly.
 package sandbox
