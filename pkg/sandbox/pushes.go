@@ -558,26 +558,16 @@ func (s *Sandbox) deliver(run *pushRun, a *appState, d *delivery, msg []byte, op
 			}
 		}
 		s.mu.Unlock()
-		ts, nonce := s.now().Unix(), strconv.FormatUint(mrand.Uint64N(1e10), 10)
-		q, body, err := keys.Seal(msg, strconv.FormatInt(ts, 10), nonce, rand.Reader)
-		var status int
-		var answer string
-		if err == nil {
-			q.Set("openid", openid)
-			status, answer, err = s.post(run, a, q, body)
+		q, body, err := keys.Seal(msg, s.pushTimestamp(), pushNonce(), rand.Reader)
+		ans, stopped := s.postPush(run, a, q, body, openid, err)
+		if stopped {
+			return // this POST counts for nothing
 		}
-		<-run.sem
-		if run.ctx.Err() != nil {
-			return // stopped: this POST counts for nothing
-		}
-		ok := err == nil && status == http.StatusOK && (answer == "success" || answer == "")
-		if err != nil {
-			answer = err.Error()
-		}
+		ok := ans.success
 		s.mu.Lock()
 		rec := d.rec
 		rec.Attempts++
-		rec.Status, rec.Answer = status, limit(answer, 64)
+		rec.Status, rec.Answer = ans.status, ans.body
 		settled := ok || attempt == MaxPushAttempts
 		for _, ps := range s.pushStatsLocked(a) {
 			ps.Sent++
@@ -626,7 +616,7 @@ func (s *Sandbox) sendForged(run *pushRun, a *appState, f forgedPlan) {
 	s.mu.Unlock()
 	o := pushOrder{id: f.orderID, openid: openid}
 	msg := s.pushMessage(a, o, EventOrderCancel, rec.CreateTime, 1)
-	ts, nonce := strconv.FormatInt(s.now().Unix(), 10), strconv.FormatUint(mrand.Uint64N(1e10), 10)
+	ts, nonce := s.pushTimestamp(), pushNonce()
 	keys := s.pushKeys(a)
 	var q url.Values
 	var body []byte
@@ -648,32 +638,21 @@ func (s *Sandbox) sendForged(run *pushRun, a *appState, f forgedPlan) {
 	s.mu.Lock()
 	rec.FirstSent = s.now()
 	s.mu.Unlock()
-	var status int
-	var answer string
-	if err == nil {
-		q.Set("openid", openid)
-		status, answer, err = s.post(run, a, q, body)
-	}
-	<-run.sem
-	if run.ctx.Err() != nil {
+	ans, stopped := s.postPush(run, a, q, body, openid, err)
+	if stopped {
 		return
 	}
-	answered := err == nil
-	accepted := answered && status == http.StatusOK && (answer == "success" || answer == "")
-	if err != nil {
-		answer = err.Error()
-	}
 	s.mu.Lock()
-	rec.Attempts, rec.Status, rec.Answer, rec.done = 1, status, limit(answer, 64), true
-	if accepted {
+	rec.Attempts, rec.Status, rec.Answer, rec.done = 1, ans.status, ans.body, true
+	if ans.success {
 		rec.Answered = s.now()
 	}
 	for _, ps := range s.pushStatsLocked(a) {
 		ps.ForgedSent++
 		switch {
-		case accepted:
+		case ans.success:
 			ps.ForgedAccepted++
-		case answered:
+		case ans.answered:
 			ps.ForgedRefused++
 		}
 	}
@@ -681,6 +660,42 @@ func (s *Sandbox) sendForged(run *pushRun, a *appState, f forgedPlan) {
 	s.notifyLocked()
 	s.mu.Unlock()
 }
+
+// pushAnswer is what a POST of a push got.
+type pushAnswer struct {
+	status   int    // HTTP status, 0 without an answer
+	body     string // the answer's body (at most 64 bytes) or what went wrong
+	answered bool   // an HTTP answer came
+	success  bool   // HTTP 200 with "success" or an empty body
+}
+
+// postPush POSTs a sealed push (unless sealing failed: err) with the
+// buyer's openid and gives back the run.sem slot taken for it; stopped
+// says the run ended meanwhile.
+func (s *Sandbox) postPush(run *pushRun, a *appState, q url.Values, body []byte, openid string, err error) (ans pushAnswer, stopped bool) {
+	if err == nil {
+		q.Set("openid", openid)
+		ans.status, ans.body, err = s.post(run, a, q, body)
+	}
+	<-run.sem
+	if run.ctx.Err() != nil {
+		return pushAnswer{}, true
+	}
+	ans.answered = err == nil
+	ans.success = ans.answered && ans.status == http.StatusOK && (ans.body == "success" || ans.body == "")
+	if err != nil {
+		ans.body = err.Error()
+	}
+	ans.body = limit(ans.body, 64)
+	return ans, false
+}
+
+// pushTimestamp is the timestamp of a push's query: the sandbox clock's
+// Unix seconds.
+func (s *Sandbox) pushTimestamp() string { return strconv.FormatInt(s.now().Unix(), 10) }
+
+// pushNonce is the nonce of a push's query: up to ten digits, as WeChat's.
+func pushNonce() string { return strconv.FormatUint(mrand.Uint64N(1e10), 10) }
 
 // pushKeys are the app's push keys, as WeChat holds them.
 func (s *Sandbox) pushKeys(a *appState) push.Keys {
