@@ -294,7 +294,7 @@ func TestPushRetries(t *testing.T) {
 	const scale = 0.0001 // the 3.6 h schedule in 1.3 s
 	rc := newReceiver(t, map[string]push.Keys{"/push": defaultKeys})
 	e := newEnv(t, sandbox.Config{Seed: 3, Orders: 5, PushURL: rc.url("/push"), PushTimeScale: scale,
-		PushTimeout: 100 * time.Millisecond, Now: time.Now})
+		PushTimeout: time.Second, Now: time.Now})
 	sc := e.sb.Scenario()
 	a, b, c, d, slow := sc[0].OrderID, sc[1].OrderID, sc[2].OrderID, sc[3].OrderID, sc[4].OrderID
 	rc.answer = func(m *push.Message, n int, w http.ResponseWriter, r *http.Request) {
