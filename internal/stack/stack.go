@@ -155,7 +155,7 @@ func Start(o Options) (*Stack, error) {
 		"INGEST_POLL_INTERVAL": "1s",
 		// A free port: several stacks (and up next to a service of yours)
 		// must not fight over :8080.
-		"INGEST_HTTP_ADDR": "127.0.0.1:0",
+		"INGEST_HTTP_ADDR":     "127.0.0.1:0",
 		"VVTOOL_API_BASE":      st.SandboxURL,
 		"VVTOOL_TOKEN":         vvToken,
 		"VVTOOL_SHOP_IDS":      strings.Join(shops, ","),
