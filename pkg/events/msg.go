@@ -15,6 +15,13 @@ const (
 	// HeaderRedriveOf marks a copy made by fulfillctl replay or dlq
 	// redrive and names the event it copies.
 	HeaderRedriveOf = "Fulfill-Redrive-Of"
+	// HeaderTraceparent and HeaderTracestate carry the W3C Trace Context
+	// (www.w3.org/TR/trace-context) of the span that published the
+	// message, so the stage that handles it continues the order's trace.
+	// They are set only by a service with tracing on; a consumer must not
+	// rely on them.
+	HeaderTraceparent = "traceparent"
+	HeaderTracestate  = "tracestate"
 )
 
 // Msg is the NATS message for the envelope: subject, body and headers.
