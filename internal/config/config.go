@@ -31,6 +31,8 @@ type Config struct {
 	AdminPprof     bool
 	LogLevel       string
 	LogFormat      string
+	// OTLPEndpoint turns tracing on (OTEL_EXPORTER_OTLP_ENDPOINT).
+	OTLPEndpoint string
 
 	ShopsFile           string
 	ShopsReloadInterval time.Duration

@@ -145,6 +145,7 @@ func TestDesignTable(t *testing.T) {
 		{"STREAM_UPDATE", all, map[string]string{"*": "false"}},
 		{"LOG_LEVEL", all, map[string]string{"*": "info"}},
 		{"LOG_FORMAT", all, map[string]string{"*": "json"}},
+		{"OTEL_EXPORTER_OTLP_ENDPOINT", all, map[string]string{"*": ""}},
 		{"WECHAT_API_BASE", all, map[string]string{"*": "https://api.weixin.qq.com"}},
 		{"WECHAT_APPID", all, map[string]string{"*": ""}},
 		{"WECHAT_APPSECRET", all, map[string]string{"*": ""}},
@@ -292,6 +293,8 @@ func TestBadValues(t *testing.T) {
 		{config.Ingest, "INGEST_POLL_INTERVAL", "soon"},
 		{config.Ingest, "INGEST_LOOKBACK", "1d"},
 		{config.Ingest, "VVTOOL_API_BASE", "api.vv-tool.com"},
+		{config.Shipper, "OTEL_EXPORTER_OTLP_ENDPOINT", "otel-collector:4318"},
+		{config.Enricher, "OTEL_EXPORTER_OTLP_ENDPOINT", "grpc://otel-collector:4317"},
 		{config.Ingest, "LOG_LEVEL", "trace\nwith a newline"},
 		{config.Ingest, "STREAM_MAX_AGE", "1h\n2h"},
 	}

@@ -105,6 +105,14 @@ var Vars = []Var{
 			c.LogFormat = v
 			return nil
 		}},
+	{Name: "OTEL_EXPORTER_OTLP_ENDPOINT", Usage: "OTLP endpoint to export traces to, e.g. http://otel-collector:4318 (unset: tracing off, at no cost); the standard OTEL_* variables apply: OTEL_EXPORTER_OTLP_PROTOCOL (http/protobuf or grpc), OTEL_SERVICE_NAME, OTEL_TRACES_SAMPLER, OTEL_EXPORTER_OTLP_HEADERS…",
+		set: func(c *Config, v string) error {
+			c.OTLPEndpoint = v
+			if v == "" {
+				return nil
+			}
+			return httpURL(RedactURLs(v)) // an endpoint may carry credentials
+		}},
 	{Name: "SHOPS_FILE", UsedBy: wechatUsers, Usage: "YAML file of the shops served, secrets by reference (README, Many shops); unset: the account variables below define one shop, default",
 		set: func(c *Config, v string) error { c.ShopsFile = v; return nil }},
 	{Name: "SHOPS_RELOAD_INTERVAL", Default: "10s", UsedBy: wechatUsers, Usage: "how often SHOPS_FILE (and the secret files it names) is checked for changes; SIGHUP re-reads it at once",

@@ -14,6 +14,7 @@ import (
 
 	"github.com/fulfill/pipeline/internal/config"
 	"github.com/fulfill/pipeline/internal/pipeline"
+	"github.com/fulfill/pipeline/internal/tracing"
 	"github.com/fulfill/pipeline/pkg/events"
 )
 
@@ -29,6 +30,9 @@ type Base struct {
 	Stream  jetstream.Stream
 	// Shops is the registry of the shops served, kept current.
 	Shops *Shops
+	// Tracer starts the binary's spans; nil (tracing off) unless
+	// OTEL_EXPORTER_OTLP_ENDPOINT is set.
+	Tracer *tracing.Tracer
 }
 
 // Stage is the body of a binary: it runs until ctx ends, then drains.
@@ -73,12 +77,26 @@ func Run(ctx context.Context, bin Binary, args []string, getenv func(string) str
 	}
 	log := NewLogger(stderr, binary, cfg.LogLevel, cfg.LogFormat)
 	log.Info().Interface("config", cfg.Redacted()).Msg("starting")
+	tracer, err := tracing.Setup(ctx, binary, cfg.OTLPEndpoint, getenv, log)
+	if err != nil {
+		return fmt.Errorf("%s: configuration: %w", binary, err)
+	}
+	// Runs last, once every span has ended: the batch not yet sent goes
+	// out before the process exits.
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := tracer.Shutdown(sctx); err != nil {
+			log.Warn().Err(err).Msg("tracing: flushing the last spans failed")
+		}
+	}()
 
 	m := NewMetrics()
 	shopSet, err := OpenShops(cfg, getenv, m, log)
 	if err != nil {
 		return fmt.Errorf("%s: configuration: %w", binary, err)
 	}
+	shopSet.tracer = tracer
 	m.KnowShops(func(id string) bool { _, ok := shopSet.Current().Shop(id); return ok })
 	admin, err := NewAdmin(cfg.AdminAddr, m, cfg.AdminPprof)
 	if err != nil {
@@ -121,9 +139,9 @@ func Run(ctx context.Context, bin Binary, args []string, getenv func(string) str
 		}
 		return nil
 	})
-	b := &Base{Cfg: cfg, Log: log, Metrics: m, Admin: admin, NC: nc, JS: js, Stream: stream, Shops: shopSet}
+	b := &Base{Cfg: cfg, Log: log, Metrics: m, Admin: admin, NC: nc, JS: js, Stream: stream, Shops: shopSet, Tracer: tracer}
 	log.Info().Str("admin_addr", admin.Addr()).Str("nats", config.RedactURLs(nc.ConnectedUrl())).
-		Int("shops", shopSet.Current().Len()).Msg("started")
+		Int("shops", shopSet.Current().Len()).Bool("tracing", tracer.On()).Msg("started")
 
 	shopsCtx, stopShops := context.WithCancel(ctx)
 	shopsDone := shopSet.Start(shopsCtx)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/fulfill/pipeline/internal/config"
 	"github.com/fulfill/pipeline/internal/shops"
+	"github.com/fulfill/pipeline/internal/tracing"
 	"github.com/fulfill/pipeline/pkg/clients/vvtool"
 	"github.com/fulfill/pipeline/pkg/clients/wechat"
 	"github.com/fulfill/pipeline/pkg/events"
@@ -42,6 +43,8 @@ type Shops struct {
 	// hc is shared by every account's client: they call the same hosts,
 	// and one pool of connections serves them all.
 	hc *http.Client
+	// tracer, if on, makes each platform call a span (Run sets it).
+	tracer *tracing.Tracer
 
 	mu      sync.Mutex
 	subs    []func(*shops.Registry)
@@ -192,7 +195,7 @@ func (s *Shops) WeChat(id string) (*wechat.Client, error) {
 		return c.client, nil
 	}
 	s.metrics.ExportTokenResults(id)
-	c := newWeChat(s.cfg.WeChatAPIBase, s.hc, sh.Channels, id, s.metrics)
+	c := newWeChat(s.cfg.WeChatAPIBase, s.httpClient(id), sh.Channels, id, s.metrics)
 	s.wechats[id] = &wechatClient{account: *sh.Channels, client: c}
 	return c, nil
 }
@@ -213,10 +216,20 @@ func (s *Shops) VVTool(id string) (*vvtool.Client, error) {
 		return c.client, nil
 	}
 	c := vvtool.NewClient(sh.VVTool.Token, vvtool.WithBaseURL(s.cfg.VVToolAPIBase),
-		vvtool.WithHTTPClient(s.hc),
+		vvtool.WithHTTPClient(s.httpClient(id)),
 		vvtool.WithObserver(func(code int, d time.Duration) { s.metrics.ObserveAPI(id, "vvtool/detail", code, d) }))
 	s.vvtools[id] = &vvtoolClient{token: sh.VVTool.Token, client: c}
 	return c, nil
+}
+
+// httpClient is the HTTP client of shop's platform clients: the shared one,
+// or with tracing on one whose calls are spans naming the shop (over the
+// same connections).
+func (s *Shops) httpClient(shop string) *http.Client {
+	if !s.tracer.On() {
+		return s.hc
+	}
+	return &http.Client{Timeout: s.hc.Timeout, Transport: s.tracer.Transport(s.hc.Transport, shop)}
 }
 
 // newWeChat is the platform client of shop's Channels account: a fixed
