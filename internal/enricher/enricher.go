@@ -10,9 +10,11 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/fulfill/pipeline/internal/pipeline"
 	"github.com/fulfill/pipeline/internal/service"
+	"github.com/fulfill/pipeline/internal/tracing"
 	"github.com/fulfill/pipeline/pkg/clients/wechat"
 	"github.com/fulfill/pipeline/pkg/events"
 )
@@ -57,6 +59,9 @@ type Enricher struct {
 	log     zerolog.Logger
 	metrics *service.Metrics
 	now     func() time.Time
+	// Tracer, if on, makes each order's handling a span of its trace
+	// (trace.go).
+	Tracer *tracing.Tracer
 }
 
 // New wires an enricher.
@@ -124,6 +129,9 @@ type item struct {
 	env  *events.Envelope
 	data *events.Received
 	log  zerolog.Logger
+	// ctx carries the order's span (trace.go).
+	ctx  context.Context
+	span trace.Span
 }
 
 // settlement is an event to store for one message, which is acked once it
@@ -139,6 +147,8 @@ type settlement struct {
 func (e *Enricher) process(ctx context.Context, batch []jetstream.Msg) {
 	var items []item
 	var outs []settlement
+	var open spans
+	defer open.end()
 	for _, m := range batch {
 		it, err := decode(m)
 		e.metrics.In(events.StageReceived, e.metrics.ShopOfSubject(m.Subject()))
@@ -148,6 +158,8 @@ func (e *Enricher) process(ctx context.Context, batch []jetstream.Msg) {
 		}
 		it.log = e.log.With().Str("order_id", it.env.OrderID).Str("event_id", it.env.ID).
 			Str("correlation_id", it.env.CorrelationID).Logger()
+		e.startItem(ctx, &it)
+		open.add(it.span)
 		if it.md.NumDelivered > 1 {
 			e.metrics.Redelivered(events.StageReceived, it.env.Shop)
 		}
@@ -217,6 +229,9 @@ func (e *Enricher) store(ctx context.Context, outs []settlement) []settlement {
 // event was stored meanwhile.
 func (e *Enricher) message(ctx context.Context, o settlement) (*nats.Msg, error) {
 	m, err := o.out.Msg()
+	if err == nil {
+		tracing.Inject(o.it.ctx, m.Header)
+	}
 	if err != nil || o.out.Stage() != events.StageFailed {
 		return m, err
 	}
@@ -295,7 +310,9 @@ func (e *Enricher) enrich(ctx context.Context, client Waybills, items []item) []
 		queries[i] = wechat.WaybillQuery{OrderID: it.env.OrderID, DeliveryID: it.data.DeliveryID, WaybillID: it.data.WaybillID}
 	}
 	e.metrics.BatchSize.Observe(float64(len(queries)))
-	results, err := client.BatchGetOrder(ctx, queries)
+	call := e.startCall(ctx, items)
+	results, err := client.BatchGetOrder(call.ctx, queries)
+	call.end(e.Tracer, items, err)
 	var outs []settlement
 	if err != nil {
 		code, class := wechat.Code(err), wechat.Classify(err)
@@ -303,6 +320,7 @@ func (e *Enricher) enrich(ctx context.Context, client Waybills, items []item) []
 			e.metrics.Retry(items[0].env.Shop, fmt.Sprint(code))
 			e.log.Warn().Err(err).Str("shop", items[0].env.Shop).Int("orders", len(items)).Msg("batchGetOrder failed; batch will be retried")
 			for _, it := range items {
+				tracing.SetOutcome(it.span, "retry", code)
 				_ = it.msg.NakWithDelay(retryDelay(it.md.NumDelivered))
 			}
 			return nil
@@ -335,6 +353,7 @@ func (e *Enricher) enrich(ctx context.Context, client Waybills, items []item) []
 		}
 		out, retry := e.one(it, w)
 		if retry {
+			tracing.SetOutcome(it.span, "retry", wechat.Code(w.Err()))
 			_ = it.msg.NakWithDelay(retryDelay(it.md.NumDelivered))
 			continue
 		}
@@ -383,6 +402,7 @@ func (e *Enricher) one(it item, w *wechat.Waybill) (*events.Envelope, bool) {
 		return e.failed(it, 0, err.Error(), "could not build the enriched event"), false
 	}
 	e.metrics.Processed("enricher", it.env.Shop, e.now().Sub(it.env.OccurredAt))
+	tracing.SetOutcome(it.span, "enriched", 0)
 	return out, false
 }
 
@@ -393,6 +413,7 @@ func (e *Enricher) failed(it item, code int, errmsg, reason string) *events.Enve
 		panic(fmt.Sprintf("build failed event: %v", err))
 	}
 	it.log.Warn().Int("errcode", code).Str("errmsg", errmsg).Str("reason", reason).Msg("order failed")
+	tracing.SetOutcome(it.span, "failed", code)
 	return out
 }
 

@@ -30,6 +30,7 @@ func horizon(c *config.Config) (time.Duration, string) {
 func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	return service.Run(ctx, service.Binary{Name: config.Enricher, Summary: Summary, Horizon: horizon}, args, getenv, stdout, stderr, func(ctx context.Context, b *service.Base) error {
 		e := New(Options{BatchSize: b.Cfg.EnrichBatchSize, MaxWait: b.Cfg.EnrichMaxWait, Heartbeat: b.Cfg.EnrichAckWait / 4}, func(shop string) (Waybills, error) { return b.Shops.WeChat(shop) }, pipeline.NewOrderRecord(b.Stream), b.Publisher(), b.Log, b.Metrics)
+		e.Tracer = b.Tracer
 		cc, err := events.ConsumerConfig(events.ConsumerEnricher, maxAckPending, b.Cfg.EnrichAckWait)
 		if err != nil {
 			return err

@@ -75,9 +75,10 @@ type API struct {
 // Handler routes the API.
 func (a *API) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/orders", a.postOrder)
+	tr := a.In.tracer()
+	mux.Handle("POST /v1/orders", tr.Handler("POST /v1/orders", http.HandlerFunc(a.postOrder)))
 	mux.HandleFunc("GET /v1/wechat/push/{shop}", a.pushURLCheck)
-	mux.HandleFunc("POST /v1/wechat/push/{shop}", a.pushMessage)
+	mux.Handle("POST /v1/wechat/push/{shop}", tr.Handler("POST /v1/wechat/push/{shop}", http.HandlerFunc(a.pushMessage)))
 	return mux
 }
 

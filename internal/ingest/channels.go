@@ -59,6 +59,8 @@ func (p *ChannelsPoller) checkpoint() string {
 // Poll reads every window from the checkpoint (or Lookback ago) to now and
 // moves the checkpoint after each window whose orders were all published.
 func (p *ChannelsPoller) Poll(ctx context.Context) error {
+	ctx, span := p.In.startPoll(ctx, p.Shop, events.SourceChannels)
+	defer span.End()
 	now := p.In.now()
 	cp, err := p.Ledger.Checkpoint(ctx, p.checkpoint())
 	if err != nil {
@@ -178,6 +180,8 @@ func (p *ChannelsPoller) take(ctx context.Context, id, via string) error {
 	if known, err := p.In.Known(ctx, p.Shop, id); err != nil || known != "" {
 		return err
 	}
+	ctx, span := p.In.startOrder(ctx, p.Shop, events.SourceChannels)
+	defer span.End()
 	o, err := p.Client.GetOrder(ctx, id)
 	switch wechat.Classify(err) {
 	case wechat.ClassOK:

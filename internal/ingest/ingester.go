@@ -12,6 +12,7 @@ import (
 
 	"github.com/fulfill/pipeline/internal/pipeline"
 	"github.com/fulfill/pipeline/internal/service"
+	"github.com/fulfill/pipeline/internal/tracing"
 	"github.com/fulfill/pipeline/pkg/events"
 )
 
@@ -42,6 +43,9 @@ type Ingester struct {
 	log     zerolog.Logger
 	metrics *service.Metrics
 	now     func() time.Time
+	// Tracer, if on, traces each order from its poll or API request
+	// (trace.go).
+	Tracer *tracing.Tracer
 }
 
 // NewIngester wires the shared publishing side of ingest. retention is how
@@ -78,6 +82,8 @@ func (in *Ingester) Received(ctx context.Context, source events.Source, shop, or
 		return "", false, err
 	}
 	in.metrics.In(events.StageReceived, shop)
+	ctx, span := in.startPublish(ctx, env)
+	defer span.End()
 	err = in.publishFirst(ctx, env)
 	if err == nil {
 		in.known.put(env.Key(), env.ID, start)
@@ -124,7 +130,10 @@ func (in *Ingester) publishFirst(ctx context.Context, env *events.Envelope) erro
 		return err
 	}
 	pipeline.ExpectLast(m, filter, 0)
-	return in.pub.PublishEach(ctx, m)[0]
+	inject(ctx, m)
+	err = in.pub.PublishEach(ctx, m)[0]
+	tracePublished(ctx, err)
+	return err
 }
 
 // Failed publishes order.failed for an order that ingest could not take in

@@ -40,6 +40,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		pub := b.Publisher()
 		pub.GiveUpWhenFull = true // a full stream is answered 503 (the API) or retried next poll
 		in := NewIngester(b.Stream, pub, b.Stream.CachedInfo().Config.MaxAge, b.Log, b.Metrics)
+		in.Tracer = b.Tracer
 
 		var wg sync.WaitGroup
 		defer wg.Wait() // after cancel: deferred calls run last first

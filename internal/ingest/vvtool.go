@@ -34,6 +34,8 @@ type VVToolPoller struct {
 
 // Poll reads every shop's logistics orders created in the last Lookback.
 func (p *VVToolPoller) Poll(ctx context.Context) error {
+	ctx, span := p.In.startPoll(ctx, p.Shop, events.SourceVVTool)
+	defer span.End()
 	now := p.In.now()
 	for _, shop := range p.ShopIDs {
 		req := vvtool.DetailRequest{ShopID: shop, StartCreated: now.Add(-p.Lookback), EndCreated: now, PageSize: 100}
@@ -87,6 +89,7 @@ func (p *VVToolPoller) shipping(ctx context.Context, shop string, s vvtool.Shipp
 	}
 	pipeline.ExpectLast(m, filter, lastSeq)
 	p.In.metrics.In(events.StageLogistics, p.Shop)
+	inject(ctx, m)
 	if err := p.In.pub.PublishEach(ctx, m)[0]; errors.Is(err, pipeline.ErrDecided) {
 		return nil
 	} else if err != nil {

@@ -70,6 +70,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			Heartbeat: c.ShipHeartbeat,
 		}, func(shop string) (Sender, error) { return b.Shops.WeChat(shop) }, b.Publisher(), pipeline.NewOrderRecord(b.Stream),
 			LeaseTable{leases}, b.Log, b.Metrics, rep.changed)
+		s.Tracer = b.Tracer
 		repCtx, stopRep := context.WithCancel(ctx)
 		defer stopRep()
 		var wg sync.WaitGroup

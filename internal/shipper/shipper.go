@@ -15,6 +15,7 @@ import (
 
 	"github.com/fulfill/pipeline/internal/pipeline"
 	"github.com/fulfill/pipeline/internal/service"
+	"github.com/fulfill/pipeline/internal/tracing"
 	"github.com/fulfill/pipeline/pkg/clients/wechat"
 	"github.com/fulfill/pipeline/pkg/events"
 )
@@ -96,6 +97,9 @@ type Shipper struct {
 	done    chan completion
 	release sync.WaitGroup // holds and leases being let go
 	shops   *breaker
+	// Tracer, if on, makes each handling of an order a span of its trace
+	// (trace.go).
+	Tracer *tracing.Tracer
 }
 
 // New wires a shipper; changed, if set, is told of each change of a shop's
@@ -270,6 +274,8 @@ func (s *Shipper) handle(ctx context.Context, msg jetstream.Msg, hold *pipeline.
 	}
 	log := s.log.With().Str("shop", env.Shop).Str("order_id", env.OrderID).Str("event_id", env.ID).
 		Str("correlation_id", env.CorrelationID).Uint64("delivered", md.NumDelivered).Logger()
+	ctx, span := s.startShip(ctx, msg, env, md)
+	defer span.End()
 	if ctx.Err() != nil {
 		_ = msg.Nak()
 		return
@@ -305,6 +311,7 @@ func (s *Shipper) handle(ctx context.Context, msg jetstream.Msg, hold *pipeline.
 	hold.Attach(lease)
 
 	out := s.ship(ctx, callCtx, md, env, data, lease, log)
+	traceOutcome(span, out)
 	switch {
 	case out.settled != "":
 		log.Info().Msg(out.settled)
@@ -315,6 +322,7 @@ func (s *Shipper) handle(ctx context.Context, msg jetstream.Msg, hold *pipeline.
 		_ = msg.NakWithDelay(out.retry)
 	case out.msg != nil:
 		passed = true
+		tracing.Inject(ctx, out.msg.Header)
 		s.done <- completion{pending: s.pub.StartMsg(out.msg), event: out.event, input: env, msg: msg,
 			hold: hold, lease: lease, log: log, occurred: env.OccurredAt, received: data.ReceivedAt}
 	default:
