@@ -75,6 +75,6 @@ func (c batchCall) end(t *tracing.Tracer, items []item, err error) {
 	name := strings.TrimPrefix(wechat.EndpointBatchGetOrder.Path(), "/")
 	for _, it := range items {
 		t.Link(it.ctx, name, c.span.SpanContext(), c.start, end,
-			tracing.Endpoint.String(name), tracing.BatchSize.Int(len(items)), tracing.Errcode.Int(code))
+			tracing.Endpoint.String(name), tracing.Shop.String(it.env.Shop), tracing.BatchSize.Int(len(items)), tracing.Errcode.Int(code))
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sort"
@@ -80,14 +81,39 @@ type Receiver struct {
 	errs     []string
 }
 
-// Start runs a receiver until Close.
+// Start runs a receiver on a free loopback port until Close.
 func Start() *Receiver {
 	r := &Receiver{}
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/traces", r.traces)
-	r.srv = httptest.NewServer(mux)
+	r.srv = httptest.NewServer(r.handler())
 	r.URL = r.srv.URL
 	return r
+}
+
+// StartOn runs a receiver on addr (e.g. the exporters' default,
+// 127.0.0.1:4318) until Close.
+func StartOn(addr string) (*Receiver, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	r := &Receiver{}
+	r.srv = &httptest.Server{Listener: ln, Config: &http.Server{Handler: r.handler(), ReadHeaderTimeout: 5 * time.Second}}
+	r.srv.Start()
+	r.URL = r.srv.URL
+	return r, nil
+}
+
+func (r *Receiver) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/traces", r.traces)
+	// Anything else an exporter might send is counted too.
+	mux.HandleFunc("/", func(w http.ResponseWriter, req *http.Request) {
+		r.mu.Lock()
+		r.requests++
+		r.mu.Unlock()
+		http.NotFound(w, req)
+	})
+	return mux
 }
 
 // Close stops the receiver.
