@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -51,10 +52,14 @@ type upOptions struct {
 	natsPort    int
 	sandboxAddr string
 	stall       time.Duration
+	// observability prints where to scrape the services and what to
+	// import; traces passes the shell's OTEL_* variables to them.
+	observability bool
+	traces        map[string]string
 }
 
 func parseUp(e Env, args []string) (*upOptions, bool, error) {
-	fs := newFlags(e, "up", "[--orders N] [--shops N] [--until-done] [--data-dir DIR] [--faults default|none] [--seed S] [--shippers N] [--nats-port P] [--sandbox-addr A] [--stall D]")
+	fs := newFlags(e, "up", "[--orders N] [--shops N] [--until-done] [--data-dir DIR] [--faults default|none] [--seed S] [--shippers N] [--nats-port P] [--sandbox-addr A] [--stall D] [--observability]")
 	o := &upOptions{}
 	fs.IntVar(&o.orders, "orders", 500, "demo orders the sandbox serves (per shop)")
 	fs.IntVar(&o.shops, "shops", 1, "demo shops, each its own Channels app, in a shops file (1: the one shop default, configured by environment)")
@@ -66,6 +71,7 @@ func parseUp(e Env, args []string) (*upOptions, bool, error) {
 	fs.IntVar(&o.natsPort, "nats-port", 4222, "NATS port (a free port if this one is taken)")
 	fs.StringVar(&o.sandboxAddr, "sandbox-addr", "127.0.0.1:0", "the sandbox's listen address (default: a free loopback port)")
 	fs.DurationVar(&o.stall, "stall", time.Minute, "with --until-done: give up when nothing progresses for this long")
+	fs.BoolVar(&o.observability, "observability", false, "print the /metrics URL of every service, a Prometheus scrape config for them, and the dashboard and alert rules to import (starts nothing more); OTEL_EXPORTER_OTLP_ENDPOINT and the other OTEL_* variables of the environment turn on the services' traces, with or without this flag")
 	if done, err := parse(fs, args); done || err != nil {
 		return nil, done, err
 	}
@@ -74,6 +80,7 @@ func parseUp(e Env, args []string) (*upOptions, bool, error) {
 		return nil, false, err
 	}
 	o.mix = mix
+	o.traces = otelEnv(e.Getenv)
 	if o.orders < 0 {
 		return nil, false, fmt.Errorf("%w: --orders must be ≥ 0", ErrUsage)
 	}
@@ -132,6 +139,15 @@ func up(ctx context.Context, e Env, args []string) (runErr error) {
 	defer stopServices()
 	g := st.RunPipeline(svcCtx, logFile, o.shippers)
 	defer func() { stopServices(); _ = g.Wait() }() // before the log file closes
+	if o.observability {
+		actx, cancel := context.WithTimeout(ctx, time.Minute)
+		admins, err := g.Admins(actx)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("services: %w (see %s)", err, logPath)
+		}
+		printObservability(e.Stdout, admins, o.traces)
+	}
 
 	nc, js, err := connect(ctx, Env{Getenv: func(k string) string {
 		if k == "NATS_URL" {
@@ -178,12 +194,14 @@ func startUpStack(o *upOptions, dir string) (*stack.Stack, error) {
 	if err := applySandboxState(filepath.Join(dir, "sandbox.json"), &sb, time.Now()); err != nil {
 		return nil, err
 	}
+	env := map[string]string{"INGEST_SOURCES": "channels,vvtool"}
+	maps.Copy(env, o.traces)
 	return stack.Start(stack.Options{
 		DataDir:     dir,
 		NATSPort:    port,
 		SandboxAddr: o.sandboxAddr,
 		Sandbox:     sb,
-		Env:         map[string]string{"INGEST_SOURCES": "channels,vvtool"},
+		Env:         env,
 		Shops:       shopsOption(o.shops),
 	})
 }

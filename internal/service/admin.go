@@ -52,6 +52,25 @@ func NewAdmin(addr string, m *Metrics, withPprof bool) (*Admin, error) {
 	return a, nil
 }
 
+// adminListening is the context key of NotifyAdmin's func.
+type adminListening struct{}
+
+// NotifyAdmin returns a context under which Run calls fn with the binary's
+// name and the address its admin server listens on, as soon as it does:
+// how a runner of services in one process (fulfillctl up) learns the
+// ports ADMIN_ADDR 127.0.0.1:0 picked.
+func NotifyAdmin(ctx context.Context, fn func(binary, addr string)) context.Context {
+	return context.WithValue(ctx, adminListening{}, fn)
+}
+
+// notifyAdmin tells ctx's NotifyAdmin func, if any, that binary's admin
+// server listens on addr.
+func notifyAdmin(ctx context.Context, binary, addr string) {
+	if fn, ok := ctx.Value(adminListening{}).(func(string, string)); ok {
+		fn(binary, addr)
+	}
+}
+
 // Addr is the address the server listens on.
 func (a *Admin) Addr() string { return a.ln.Addr().String() }
 

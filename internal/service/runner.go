@@ -102,6 +102,7 @@ func Run(ctx context.Context, bin Binary, args []string, getenv func(string) str
 	if err != nil {
 		return fmt.Errorf("%s: %w", binary, err)
 	}
+	notifyAdmin(ctx, binary, admin.Addr())
 	// /healthz answers from the start; /readyz says "starting" until NATS
 	// and the stream are there, so probes can tell slow from dead.
 	starting := fmt.Errorf("starting: connecting to NATS at %s", config.RedactURLs(cfg.NATSURL))

@@ -24,6 +24,7 @@ import (
 	"github.com/fulfill/pipeline/internal/embednats"
 	"github.com/fulfill/pipeline/internal/enricher"
 	"github.com/fulfill/pipeline/internal/ingest"
+	"github.com/fulfill/pipeline/internal/service"
 	"github.com/fulfill/pipeline/internal/shipper"
 	"github.com/fulfill/pipeline/pkg/events"
 	"github.com/fulfill/pipeline/pkg/sandbox"
@@ -279,6 +280,19 @@ type Group struct {
 	mu     sync.Mutex
 	errs   []error
 	failed chan struct{} // closed at the first service that fails
+	// admins are the services' admin addresses, in the order they were
+	// started ("" until one listens); changed is closed and replaced at
+	// each news for Admins.
+	admins  []Admin
+	ended   int
+	changed chan struct{}
+}
+
+// Admin is where one service of a group serves /healthz, /readyz and
+// /metrics.
+type Admin struct {
+	Service string // ingest, enricher, shipper
+	Addr    string // host:port
 }
 
 // Failed is closed when a service of the group stopped with an error
@@ -295,9 +309,20 @@ func (g *Group) Failed() <-chan struct{} {
 // Go runs service name in the group with the stack's environment plus extra.
 func (st *Stack) Go(ctx context.Context, g *Group, name string, logs io.Writer, extra map[string]string) {
 	run := Services[name]
+	g.mu.Lock()
+	i := len(g.admins)
+	g.admins = append(g.admins, Admin{Service: name})
+	g.mu.Unlock()
+	ctx = service.NotifyAdmin(ctx, func(_, addr string) {
+		g.news(func() { g.admins[i].Addr = addr })
+	})
 	g.wg.Go(func() {
-		if err := run(ctx, []string{name}, st.Getenv(extra), logs, logs); err != nil {
-			g.mu.Lock()
+		err := run(ctx, []string{name}, st.Getenv(extra), logs, logs)
+		g.news(func() {
+			g.ended++
+			if err == nil {
+				return
+			}
 			g.errs = append(g.errs, err)
 			if g.failed == nil {
 				g.failed = make(chan struct{})
@@ -305,9 +330,52 @@ func (st *Stack) Go(ctx context.Context, g *Group, name string, logs io.Writer, 
 			if len(g.errs) == 1 {
 				close(g.failed)
 			}
-			g.mu.Unlock()
-		}
+		})
 	})
+}
+
+// news changes the group under its lock and wakes Admins.
+func (g *Group) news(change func()) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	change()
+	if g.changed != nil {
+		close(g.changed)
+		g.changed = nil
+	}
+}
+
+// Admins waits until every service started in the group listens on its
+// admin address and returns the addresses, in the order the services were
+// started; it fails if a service ended first or ctx ends.
+func (g *Group) Admins(ctx context.Context) ([]Admin, error) {
+	for {
+		g.mu.Lock()
+		if g.ended > 0 {
+			err := errors.Join(g.errs...)
+			g.mu.Unlock()
+			return nil, fmt.Errorf("a service ended before every admin server listened: %w", err)
+		}
+		done := true
+		for _, a := range g.admins {
+			done = done && a.Addr != ""
+		}
+		if done {
+			out := append([]Admin(nil), g.admins...)
+			g.mu.Unlock()
+			return out, nil
+		}
+		if g.changed == nil {
+			g.changed = make(chan struct{})
+		}
+		changed := g.changed
+		g.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-changed:
+		}
+	}
 }
 
 // Wait waits for every service and returns their errors.
