@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"runtime"
 	"sync"
@@ -20,6 +21,7 @@ import (
 	"github.com/fulfill/pipeline/internal/config"
 	"github.com/fulfill/pipeline/internal/service"
 	"github.com/fulfill/pipeline/internal/stack"
+	"github.com/fulfill/pipeline/internal/tracing"
 	"github.com/fulfill/pipeline/pkg/events"
 	"github.com/fulfill/pipeline/pkg/sandbox"
 )
@@ -133,6 +135,11 @@ func withStack(o stack.Options, fn func(*stack.Stack) error) error {
 	}
 	defer os.RemoveAll(dir)
 	o.DataDir = dir
+	// OTEL_EXPORTER_OTLP_ENDPOINT and the like in the bench's environment
+	// turn the services' tracing on: the bench then measures its cost.
+	env := tracing.Environ(os.Getenv)
+	maps.Copy(env, o.Env)
+	o.Env = env
 	st, err := stack.Start(o)
 	if err != nil {
 		return err
@@ -150,6 +157,7 @@ func serviceEnv(st *stack.Stack, name string, extra map[string]string) map[strin
 			env[v.Name] = val
 		}
 	}
+	maps.Copy(env, tracing.Environ(get))
 	return env
 }
 

@@ -12,25 +12,6 @@ import (
 	"github.com/fulfill/pipeline/internal/tracing"
 )
 
-// otelVars are the OpenTelemetry variables up passes from its environment
-// to the services it runs (each service names itself: OTEL_SERVICE_NAME is
-// not passed, or all three would share one name).
-var otelVars = []string{
-	tracing.EnvEndpoint, tracing.EnvTracesEndpoint, tracing.EnvProtocol, tracing.EnvTracesProtocol,
-	tracing.EnvSampler, tracing.EnvSamplerArg, tracing.EnvExporter, tracing.EnvSDKDisabled,
-}
-
-// otelEnv is up's environment's OTEL_* variables that are set.
-func otelEnv(getenv func(string) string) map[string]string {
-	out := map[string]string{}
-	for _, k := range otelVars {
-		if v := getenv(k); v != "" {
-			out[k] = v
-		}
-	}
-	return out
-}
-
 // observabilityDir is where deploy/observability is, from the working
 // directory or one of its parents (fulfillctl run from the source tree).
 const observabilityDir = "deploy/observability"

@@ -20,6 +20,7 @@ import (
 
 	"github.com/fulfill/pipeline/internal/stack"
 	"github.com/fulfill/pipeline/internal/tally"
+	"github.com/fulfill/pipeline/internal/tracing"
 	"github.com/fulfill/pipeline/pkg/clients/wechat"
 	"github.com/fulfill/pipeline/pkg/events"
 	"github.com/fulfill/pipeline/pkg/sandbox"
@@ -80,7 +81,7 @@ func parseUp(e Env, args []string) (*upOptions, bool, error) {
 		return nil, false, err
 	}
 	o.mix = mix
-	o.traces = otelEnv(e.Getenv)
+	o.traces = tracing.Environ(e.Getenv)
 	if o.orders < 0 {
 		return nil, false, fmt.Errorf("%w: --orders must be ≥ 0", ErrUsage)
 	}

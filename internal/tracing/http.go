@@ -3,7 +3,6 @@ package tracing
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"io"
 	"net/http"
 	"strconv"
@@ -41,10 +40,14 @@ type transport struct {
 // its end or closed.
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	endpoint := strings.TrimPrefix(req.URL.Path, "/")
+	// Few attributes: each one costs the exporter allocations per span.
 	_, span := t.tracer.Start(req.Context(), endpoint, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
-		Endpoint.String(endpoint), Shop.String(t.shop),
-		attribute.String("http.request.method", req.Method), attribute.String("server.address", req.URL.Hostname())))
+		Endpoint.String(endpoint), Shop.String(t.shop)))
 	resp, err := t.base.RoundTrip(req)
+	if err == nil && !span.IsRecording() {
+		span.End() // not sampled: nothing to read the answer for
+		return resp, nil
+	}
 	if err != nil {
 		// Not err's text: a url.Error names the whole URL, query included.
 		span.SetStatus(codes.Error, "transport error")
@@ -103,42 +106,74 @@ func (b *tracedBody) end() {
 	b.span.End()
 }
 
-// answerCode finds the top-level "errcode" (or "code") of a JSON object,
-// reading no further than it must; a number or a numeric string. It
-// answers false for anything else, a truncated head included.
-func answerCode(head []byte) (int, bool) {
-	dec := json.NewDecoder(bytes.NewReader(head))
-	dec.UseNumber()
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return 0, false
-	}
-	for dec.More() {
-		key, err := dec.Token()
-		if err != nil {
-			return 0, false
-		}
-		if key != "errcode" && key != "code" {
-			var skip json.RawMessage
-			if err := dec.Decode(&skip); err != nil {
+// answerCode finds the top-level "errcode" (or "code") of a JSON object
+// and reads it as a number or a numeric string; false for anything else, a
+// truncated head included. It scans the bytes once without decoding (no
+// allocation): a platform call's span must cost little.
+func answerCode(b []byte) (int, bool) {
+	depth, key := 0, false
+	for i := 0; i < len(b); i++ {
+		switch b[i] {
+		case '{':
+			depth++
+			key = depth == 1
+		case '[':
+			depth++
+		case '}', ']':
+			depth--
+		case ',':
+			key = depth == 1
+		case '"':
+			end := stringEnd(b, i+1)
+			if end < 0 {
 				return 0, false
 			}
-			continue
+			if key {
+				key = false
+				if name := b[i+1 : end]; string(name) == "errcode" || string(name) == "code" {
+					return numberAfterColon(b[end+1:])
+				}
+			}
+			i = end
 		}
-		v, err := dec.Token()
-		if err != nil {
-			return 0, false
-		}
-		var s string
-		switch v := v.(type) {
-		case json.Number:
-			s = v.String()
-		case string:
-			s = strings.TrimSpace(v)
-		}
-		code, err := strconv.Atoi(s)
-		return code, err == nil
 	}
 	return 0, false
+}
+
+// stringEnd is the index of the quote closing a JSON string that starts at
+// b[i], or -1.
+func stringEnd(b []byte, i int) int {
+	for ; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i
+		}
+	}
+	return -1
+}
+
+// numberAfterColon reads ": 123", ": -1" or `: "0"` at the start of b.
+func numberAfterColon(b []byte) (int, bool) {
+	b = bytes.TrimLeft(b, " \t\r\n")
+	if len(b) == 0 || b[0] != ':' {
+		return 0, false
+	}
+	b = bytes.TrimLeft(b[1:], " \t\r\n")
+	if len(b) > 0 && b[0] == '"' {
+		end := stringEnd(b, 1)
+		if end < 0 {
+			return 0, false
+		}
+		b = bytes.TrimSpace(b[1:end])
+	} else if end := bytes.IndexAny(b, ",} \t\r\n"); end >= 0 {
+		b = b[:end]
+	} else {
+		return 0, false // the number may go on past the head
+	}
+	n, err := strconv.Atoi(string(b))
+	return n, err == nil
 }
 
 // Handler wraps an HTTP handler so that each request is a server span

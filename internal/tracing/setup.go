@@ -34,6 +34,20 @@ const (
 	EnvSDKDisabled    = "OTEL_SDK_DISABLED"
 )
 
+// Environ is what a runner of services (fulfillctl up, the bench) passes
+// on from its own environment to turn their tracing on: the set variables
+// among endpoint, protocol, sampler and exporter. OTEL_SERVICE_NAME is
+// not passed: each service names itself.
+func Environ(getenv func(string) string) map[string]string {
+	out := map[string]string{}
+	for _, k := range []string{EnvEndpoint, EnvTracesEndpoint, EnvProtocol, EnvTracesProtocol, EnvSampler, EnvSamplerArg, EnvExporter, EnvSDKDisabled} {
+		if v := getenv(k); v != "" {
+			out[k] = v
+		}
+	}
+	return out
+}
+
 // Setup turns tracing on for service binary when an OTLP endpoint is set
 // (endpoint: OTEL_EXPORTER_OTLP_ENDPOINT or its flag; else
 // OTEL_EXPORTER_OTLP_TRACES_ENDPOINT from getenv), and answers nil (off)

@@ -38,7 +38,6 @@ const (
 	Shop          = attribute.Key("fulfill.shop")
 	Stage         = attribute.Key("fulfill.stage") // ingest, enricher, shipper
 	Source        = attribute.Key("fulfill.source")
-	EventType     = attribute.Key("fulfill.event_type")
 	EventID       = attribute.Key("fulfill.event_id")
 	CorrelationID = attribute.Key("fulfill.correlation_id")
 	Endpoint      = attribute.Key("fulfill.endpoint")
@@ -161,12 +160,13 @@ func Inject(ctx context.Context, h nats.Header) {
 }
 
 // SetEvent sets the attributes of the event a span handles: shop, source,
-// event type, event id, correlation id. Never the order id.
+// event id, correlation id (the span's name says the event's stage). Never
+// the order id.
 func SetEvent(span trace.Span, env *events.Envelope) {
 	if env == nil || span == nil || !span.IsRecording() {
 		return
 	}
-	span.SetAttributes(Shop.String(env.Shop), Source.String(string(env.Source)), EventType.String(env.Type),
+	span.SetAttributes(Shop.String(env.Shop), Source.String(string(env.Source)),
 		EventID.String(env.ID), CorrelationID.String(env.CorrelationID))
 }
 

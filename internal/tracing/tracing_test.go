@@ -194,7 +194,7 @@ func TestInjectConsume(t *testing.T) {
 		got[string(kv.Key)] = kv.Value.Emit()
 	}
 	want := map[string]string{"fulfill.shop": "acme", "fulfill.stage": "enricher", "fulfill.source": "channels",
-		"fulfill.event_type": "order.received", "fulfill.event_id": e.ID, "fulfill.correlation_id": e.CorrelationID}
+		"fulfill.event_id": e.ID, "fulfill.correlation_id": e.CorrelationID}
 	for k, v := range want {
 		if got[k] != v {
 			t.Errorf("%s = %q, want %q", k, got[k], v)
