@@ -180,7 +180,7 @@ func (p *ChannelsPoller) take(ctx context.Context, id, via string) error {
 	if known, err := p.In.Known(ctx, p.Shop, id); err != nil || known != "" {
 		return err
 	}
-	ctx, span := p.In.startOrder(ctx, p.Shop, events.SourceChannels)
+	ctx, span := p.In.startOrder(ctx, p.Shop, events.SourceChannels, via)
 	defer span.End()
 	o, err := p.Client.GetOrder(ctx, id)
 	switch wechat.Classify(err) {

@@ -29,10 +29,14 @@ type pushEnv struct {
 	keys push.Keys
 }
 
-func startPushEnv(t *testing.T, orders int) *pushEnv {
+// startPushEnv runs it; with opts, the ingester is set up by them first.
+func startPushEnv(t *testing.T, orders int, opts ...func(*ingest.Ingester)) *pushEnv {
 	t.Helper()
 	e := startPollEnv(t, sandbox.Config{Seed: 9, Orders: orders})
 	in := e.ingester(t)
+	for _, o := range opts {
+		o(in)
+	}
 	api := &ingest.API{In: in}
 	keys := push.Keys{Token: "push-t0ken", AESKey: "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG", AppID: sandbox.DefaultAppID}
 	api.SetPush(map[string]push.Keys{events.DefaultShop: keys})

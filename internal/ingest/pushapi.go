@@ -160,6 +160,7 @@ func (in *Ingester) StorePush(ctx context.Context, shop string, msg *push.Messag
 	if err != nil {
 		return false, err
 	}
+	inject(ctx, m)
 	ack, err := in.pub.PublishAck(ctx, m)
 	if err != nil {
 		return false, err

@@ -79,6 +79,8 @@ func (p *Pushes) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	log := p.Log.With().Str("shop", env.Shop).Str("order_id", env.OrderID).Str("event_id", env.ID).Str("event", data.Event).Logger()
+	ctx, span := p.In.startPush(ctx, msg, env, data.Event)
+	defer span.End()
 	if err := p.act(ctx, env, data, log); err != nil {
 		log.Warn().Err(err).Msg("push not acted on yet; retrying")
 		_ = msg.NakWithDelay(5 * time.Second)

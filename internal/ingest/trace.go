@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
@@ -16,7 +17,9 @@ import (
 // Traces of ingest: a poll is a trace of its own (its list calls); each
 // order it finds starts the order's trace (its order/get, then the publish
 // of its received event), linked to the poll; an API request is a trace of
-// its own unless the caller sent a traceparent. The publish span's context
+// its own unless the caller sent a traceparent. A push request's trace
+// goes on, through the stored push's headers, to its handling, to which
+// the order's trace is linked as to a poll. The publish span's context
 // goes into the event's NATS headers, where the enricher picks it up.
 
 // tracer is in's Tracer (nil, off, for an Ingester not made by Run).
@@ -36,13 +39,22 @@ func (in *Ingester) startPoll(ctx context.Context, shop string, source events.So
 	return ctx, span
 }
 
-// startOrder starts the trace of one order a poll found, linked to the
-// poll's span.
-func (in *Ingester) startOrder(ctx context.Context, shop string, source events.Source) (context.Context, trace.Span) {
+// startOrder starts the trace of one order a poll or a push found (via),
+// linked to the poll's or the push's span.
+func (in *Ingester) startOrder(ctx context.Context, shop string, source events.Source, via string) (context.Context, trace.Span) {
 	ctx, span := in.tracer().StartRoot(ctx, "ingest order "+string(source), trace.SpanKindInternal)
 	tracing.Set(span, func() []attribute.KeyValue {
-		return []attribute.KeyValue{tracing.Stage.String(string(events.ComponentIngest)), tracing.Shop.String(shop), tracing.Source.String(string(source))}
+		return []attribute.KeyValue{tracing.Stage.String(string(events.ComponentIngest)), tracing.Shop.String(shop),
+			tracing.Source.String(string(source)), tracing.Via.String(via)}
 	})
+	return ctx, span
+}
+
+// startPush starts the span of handling a stored push of event (e.g.
+// channels_ec_order_pay), a child of the push request's.
+func (in *Ingester) startPush(ctx context.Context, msg jetstream.Msg, env *events.Envelope, event string) (context.Context, trace.Span) {
+	ctx, span := in.tracer().Consume(ctx, "ingest push", events.ComponentIngest, msg.Headers(), env)
+	tracing.Set(span, func() []attribute.KeyValue { return []attribute.KeyValue{tracing.PushEvent.String(event)} })
 	return ctx, span
 }
 

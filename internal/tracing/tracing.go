@@ -46,6 +46,8 @@ const (
 	Calls         = attribute.Key("fulfill.calls")
 	BatchSize     = attribute.Key("fulfill.batch_size")
 	Outcome       = attribute.Key("fulfill.outcome")
+	Via           = attribute.Key("fulfill.via")        // poll, push
+	PushEvent     = attribute.Key("fulfill.push_event") // channels_ec_order_pay, …
 )
 
 // Tracer starts the spans of one service. nil is tracing off.
