@@ -353,7 +353,7 @@ func (e *Enricher) enrich(ctx context.Context, client Waybills, items []item) []
 		}
 		out, retry := e.one(it, w)
 		if retry {
-			tracing.SetOutcome(it.span, "retry", wechat.Code(w.Err()))
+			traceRetry(it.span, w.Err())
 			_ = it.msg.NakWithDelay(retryDelay(it.md.NumDelivered))
 			continue
 		}

@@ -40,6 +40,13 @@ func (s *spans) end() {
 	}
 }
 
+// traceRetry records that an order goes back for another try after err.
+func traceRetry(span trace.Span, err error) {
+	if span.IsRecording() { // the errcode is looked up only then
+		tracing.SetOutcome(span, "retry", wechat.Code(err))
+	}
+}
+
 // batchCall is the span of one batchGetOrder for several orders.
 type batchCall struct {
 	ctx   context.Context

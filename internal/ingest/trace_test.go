@@ -37,7 +37,7 @@ func TestPushTraced(t *testing.T) {
 			byName[s.Name()] = s
 		}
 	}
-	req, handled, order, pub := byName["POST /v1/wechat/push/{shop}"], byName["ingest push"], byName["ingest order channels"], byName["ingest publish"]
+	req, handled, order, pub := byName["POST /v1/wechat/push/{shop}"], byName["ingest push"], byName["ingest order"], byName["ingest publish"]
 	if req == nil || order == nil {
 		t.Fatalf("spans %v", byName)
 	}

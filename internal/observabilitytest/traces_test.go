@@ -264,10 +264,10 @@ func TestTracesFollowEachOrder(t *testing.T) {
 				return
 			}
 			root := byID[pub.ParentID]
-			if root.Name != "ingest order channels" || root.ParentID != "" || len(root.Links) != 1 {
+			if root.Name != "ingest order" || root.ParentID != "" || len(root.Links) != 1 {
 				t.Fatalf("the publish's parent %+v, want the order's root span, linked to its poll", root)
 			}
-			if poll := byID[root.Links[0].SpanID]; poll.Name != "ingest poll channels" {
+			if poll := byID[root.Links[0].SpanID]; poll.Name != "ingest poll" {
 				t.Errorf("the order links to %+v, want the poll", poll)
 			}
 			if gets := calls["channels/ec/order/get"]; len(gets) != 1 || gets[0].ParentID != root.SpanID {
@@ -282,7 +282,7 @@ func TestTracesFollowEachOrder(t *testing.T) {
 	for _, s := range spans {
 		switch s.Name {
 		case "channels/ec/order/list/get":
-			if p := byID[s.ParentID]; p.Name != "ingest poll channels" {
+			if p := byID[s.ParentID]; p.Name != "ingest poll" {
 				t.Errorf("order/list/get under %q, want the poll", p.Name)
 			}
 			lists++
