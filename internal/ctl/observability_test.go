@@ -14,25 +14,9 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/fulfill/pipeline/internal/faulttest"
 )
-
-// syncBuffer is up's output, read while it runs.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 var metricsURL = regexp.MustCompile(`(?m)^http://127\.0\.0\.1:(\d+)/metrics$`)
 
@@ -41,7 +25,7 @@ var metricsURL = regexp.MustCompile(`(?m)^http://127\.0\.0\.1:(\d+)/metrics$`)
 // up runs, a scrape config naming the same targets under the job names
 // the alert rules expect, and the dashboard and rules files, which exist.
 func TestUpObservability(t *testing.T) {
-	out := &syncBuffer{}
+	out := &faulttest.SyncBuffer{}
 	env := Env{Getenv: func(string) string { return "" }, Stdout: out, Stderr: out}
 	args := []string{"fulfillctl", "up", "--observability", "--until-done", "--orders", "40", "--shippers", "2", "--nats-port", "0", "--data-dir", t.TempDir()}
 	done := make(chan error, 1)

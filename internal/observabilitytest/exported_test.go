@@ -2,7 +2,6 @@ package observabilitytest
 
 import (
 	"bufio"
-	"context"
 	"net/http"
 	"slices"
 	"strconv"
@@ -10,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fulfill/pipeline/internal/embednats"
 	"github.com/fulfill/pipeline/internal/faulttest"
 	"github.com/fulfill/pipeline/internal/stack"
 	"github.com/fulfill/pipeline/pkg/events"
@@ -72,28 +70,7 @@ func runPipeline(t *testing.T) ([]exposition, []sandbox.ScenarioOrder) {
 		}),
 	})
 	logs := &faulttest.SyncBuffer{}
-	admins := map[string]string{}
-	// One after the other, each once ready: services creating the stream
-	// and their consumers at the same moment trip a data race inside
-	// nats-server 2.15.2 (see internal/reliability).
-	for _, name := range []string{"ingest", "enricher", "shipper"} {
-		port, err := embednats.FreePort()
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := "127.0.0.1:" + strconv.Itoa(port)
-		ctx, cancel := context.WithCancel(context.Background())
-		g := &stack.Group{}
-		st.Go(ctx, g, name, logs, map[string]string{"ADMIN_ADDR": addr})
-		t.Cleanup(func() {
-			cancel()
-			if err := g.Wait(); err != nil {
-				t.Errorf("%s did not stop cleanly: %v", name, err)
-			}
-		})
-		faulttest.WaitReady(t, addr, nil)
-		admins[name] = addr
-	}
+	admins, _ := startInOrder(t, st, logs, nil)
 	want := st.Sandbox.Scenario()
 	_, js := faulttest.Connect(t, st.NATSURL)
 	faulttest.WaitTerminal(t, js, want, 2*time.Minute, logs)

@@ -39,39 +39,14 @@ const (
 func runTraced(t *testing.T, st *stack.Stack, env map[string]string, post func()) ([]sandbox.ScenarioOrder, string) {
 	t.Helper()
 	logs := &faulttest.SyncBuffer{}
-	var stops []func()
-	for _, name := range []string{"ingest", "enricher", "shipper"} {
-		port, err := embednats.FreePort()
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := "127.0.0.1:" + strconv.Itoa(port)
-		ctx, cancel := context.WithCancel(context.Background())
-		g := &stack.Group{}
-		extra := map[string]string{"ADMIN_ADDR": addr}
-		for k, v := range env {
-			extra[k] = v
-		}
-		st.Go(ctx, g, name, logs, extra)
-		stop := func() {
-			cancel()
-			if err := g.Wait(); err != nil {
-				t.Errorf("%s did not stop cleanly: %v", name, err)
-			}
-		}
-		stops = append(stops, stop)
-		t.Cleanup(stop) // a second call returns at once
-		faulttest.WaitReady(t, addr, nil)
-	}
+	_, stop := startInOrder(t, st, logs, env)
 	if post != nil {
 		post()
 	}
 	want := st.Sandbox.Scenario()
 	_, js := faulttest.Connect(t, st.NATSURL)
 	faulttest.WaitTerminal(t, js, want, 2*time.Minute, logs)
-	for _, stop := range stops {
-		stop()
-	}
+	stop()
 	return want, logs.String()
 }
 

@@ -71,26 +71,9 @@ func BenchmarkPublishHandle(b *testing.B) {
 		_, _ = io.WriteString(w, `{"errcode":0,"errmsg":"ok"}`)
 	}))
 	defer platform.Close()
-	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", "application/x-protobuf")
-	}))
-	defer collector.Close()
-
-	for _, mode := range []struct {
-		name string
-		vars map[string]string
-	}{
-		{"off", nil},
-		{"on", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": collector.URL}},
-		{"on-unsampled", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": collector.URL, "OTEL_TRACES_SAMPLER": "always_off"}},
-	} {
+	for _, mode := range benchModes(b) {
 		b.Run(mode.name, func(b *testing.B) {
-			tr, err := tracing.Setup(ctx, "shipper", mode.vars["OTEL_EXPORTER_OTLP_ENDPOINT"], env(mode.vars), zerolog.Nop())
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer func() { _ = tr.Shutdown(ctx) }()
+			tr := mode.tracer(b)
 			hc := &http.Client{Timeout: 10 * time.Second, Transport: tr.Transport(service.Transport(), "acme")}
 			pub := pipeline.NewPublisher(js)
 			sendURL := platform.URL + "/channels/ec/order/delivery/send?access_token=bench-token"
@@ -104,6 +87,39 @@ func BenchmarkPublishHandle(b *testing.B) {
 			b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
 		})
 	}
+}
+
+// benchMode is tracing off, on (every span sampled, exported over
+// OTLP/HTTP to a loopback collector that discards it) or on but sampling
+// nothing.
+type benchMode struct {
+	name string
+	vars map[string]string
+}
+
+// benchModes are off, on and on-unsampled, their collector closed when b
+// ends.
+func benchModes(b *testing.B) []benchMode {
+	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/x-protobuf")
+	}))
+	b.Cleanup(collector.Close)
+	return []benchMode{
+		{"off", nil},
+		{"on", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": collector.URL}},
+		{"on-unsampled", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": collector.URL, "OTEL_TRACES_SAMPLER": "always_off"}},
+	}
+}
+
+// tracer is the mode's Tracer (nil when off), shut down when b ends.
+func (m benchMode) tracer(b *testing.B) *tracing.Tracer {
+	tr, err := tracing.Setup(context.Background(), "shipper", m.vars["OTEL_EXPORTER_OTLP_ENDPOINT"], env(m.vars), zerolog.Nop())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = tr.Shutdown(context.Background()) })
+	return tr
 }
 
 // handleOne publishes one enriched event as the enricher does and handles
@@ -192,27 +208,10 @@ func cpuTime() time.Duration {
 // are its 5 allocations): what "off" must equal.
 func BenchmarkSpansPerOrder(b *testing.B) {
 	ctx := context.Background()
-	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", "application/x-protobuf")
-	}))
-	defer collector.Close()
 	e := received(b)
-	for _, mode := range []struct {
-		name string
-		vars map[string]string
-	}{
-		{"baseline", nil},
-		{"off", nil},
-		{"on", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": collector.URL}},
-		{"on-unsampled", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": collector.URL, "OTEL_TRACES_SAMPLER": "always_off"}},
-	} {
+	for _, mode := range append([]benchMode{{name: "baseline"}}, benchModes(b)...) {
 		b.Run(mode.name, func(b *testing.B) {
-			tr, err := tracing.Setup(ctx, "shipper", mode.vars["OTEL_EXPORTER_OTLP_ENDPOINT"], env(mode.vars), zerolog.Nop())
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer func() { _ = tr.Shutdown(ctx) }()
+			tr := mode.tracer(b)
 			fake := roundTripper(func(*http.Request) (*http.Response, error) {
 				return &http.Response{StatusCode: http.StatusOK, Body: io.NopCloser(strings.NewReader(`{"errcode":0,"errmsg":"ok"}`))}, nil
 			})
