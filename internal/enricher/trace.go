@@ -42,7 +42,7 @@ func (s *spans) end() {
 
 // traceRetry records that an order goes back for another try after err.
 func traceRetry(span trace.Span, err error) {
-	if span.IsRecording() { // the errcode is looked up only then
+	if span != nil && span.IsRecording() { // the errcode is looked up only then
 		tracing.SetOutcome(span, "retry", wechat.Code(err))
 	}
 }
