@@ -32,8 +32,11 @@ type Poller interface {
 func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	return service.Run(ctx, service.Binary{Name: config.Ingest, Summary: Summary}, args, getenv, stdout, stderr, func(ctx context.Context, b *service.Base) error {
 		c := b.Cfg
-		ledger, err := OpenLedger(ctx, b.JS, c.StreamReplicas)
-		if err != nil {
+		var ledger *Ledger
+		if err := service.Retry(ctx, func(ctx context.Context) (err error) {
+			ledger, err = OpenLedger(ctx, b.JS, c.StreamReplicas)
+			return err
+		}); err != nil {
 			return err
 		}
 		b.Admin.AddCheck("ledger", func(ctx context.Context) error { _, err := ledger.kv.Status(ctx); return err })

@@ -110,24 +110,13 @@ func Connect(ctx context.Context, url, creds, name string, log zerolog.Logger) (
 // its meta leader) until ctx ends.
 func EnsureStream(ctx context.Context, js jetstream.JetStream, want events.StreamLimits, update bool) (jetstream.Stream, []string, error) {
 	cfg := events.StreamConfig(want)
-	b := backoff.WithContext(&backoff.ExponentialBackOff{
-		InitialInterval: 200 * time.Millisecond, RandomizationFactor: 0.2, Multiplier: 1.5, MaxInterval: 2 * time.Second,
-		MaxElapsedTime: 0, Stop: backoff.Stop, Clock: backoff.SystemClock,
-	}, ctx)
 	var s jetstream.Stream
 	var diff []string
-	err := backoff.Retry(func() error {
-		// Each attempt has its own deadline: a cluster can leave a create
-		// that lost a race with another replica's unanswered.
-		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
+	err := Retry(ctx, func(actx context.Context) error {
 		var err error
 		s, diff, err = ensureOnce(actx, js, cfg, update)
-		if err != nil && !retryable(err) {
-			return backoff.Permanent(err)
-		}
 		return err
-	}, b)
+	})
 	var apiErr *jetstream.APIError
 	if errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeInsufficientResources {
 		return nil, nil, fmt.Errorf("create stream %s with max bytes %d: the NATS server has not that much JetStream storage to give (lower STREAM_MAX_BYTES or raise the server's max_file_store): %w", events.StreamName, want.MaxBytes, err)
@@ -136,6 +125,28 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, want events.Strea
 		return nil, nil, fmt.Errorf("create or update stream %s: %w", events.StreamName, err)
 	}
 	return s, diff, nil
+}
+
+// Retry runs fn, a JetStream setup step (a stream, a consumer, a bucket),
+// until it succeeds, fails for a reason retrying will not change, or ctx
+// ends. A service starting while NATS restarts or a cluster elects its
+// leader must wait for it rather than exit. Each attempt has its own 5 s
+// deadline: a cluster can leave a create that lost a race with another
+// replica's unanswered.
+func Retry(ctx context.Context, fn func(context.Context) error) error {
+	b := backoff.WithContext(&backoff.ExponentialBackOff{
+		InitialInterval: 200 * time.Millisecond, RandomizationFactor: 0.2, Multiplier: 1.5, MaxInterval: 2 * time.Second,
+		MaxElapsedTime: 0, Stop: backoff.Stop, Clock: backoff.SystemClock,
+	}, ctx)
+	return backoff.Retry(func() error {
+		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		err := fn(actx)
+		if err != nil && !retryable(err) {
+			return backoff.Permanent(err)
+		}
+		return err
+	}, b)
 }
 
 // errCodeInsufficientResources is nats-server's JSInsufficientResourcesErr:

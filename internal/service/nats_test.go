@@ -147,3 +147,58 @@ func TestConnectFailsFastOnRefusedCredentials(t *testing.T) {
 		t.Errorf("a refused credential took %s to report", d)
 	}
 }
+
+// TestRetry: a setup step is retried while NATS is away (timeouts, no
+// responders, a reconnecting connection) and given up at once on an error
+// retrying cannot change, so a service started during a NATS restart waits
+// for it instead of exiting.
+func TestRetry(t *testing.T) {
+	permanent := errors.New("consumer config conflicts")
+	for _, tc := range []struct {
+		name      string
+		errs      []error // returned by the attempts in turn, then nil
+		wantCalls int
+		wantErr   error
+	}{
+		{"first attempt", nil, 1, nil},
+		{"timeouts then success", []error{context.DeadlineExceeded, nats.ErrTimeout, nats.ErrNoResponders}, 4, nil},
+		{"reconnecting then success", []error{nats.ErrConnectionReconnecting, nats.ErrDisconnected}, 3, nil},
+		{"503 then success", []error{&jetstream.APIError{Code: 503}}, 2, nil},
+		{"permanent at once", []error{permanent}, 1, permanent},
+		{"API 400 at once", []error{&jetstream.APIError{Code: 400}}, 1, &jetstream.APIError{Code: 400}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			calls := 0
+			err := service.Retry(t.Context(), func(ctx context.Context) error {
+				if _, ok := ctx.Deadline(); !ok {
+					t.Error("attempt without its own deadline")
+				}
+				calls++
+				if calls <= len(tc.errs) {
+					return tc.errs[calls-1]
+				}
+				return nil
+			})
+			if calls != tc.wantCalls {
+				t.Errorf("%d attempts, want %d", calls, tc.wantCalls)
+			}
+			if tc.wantErr == nil && err != nil || tc.wantErr != nil && (err == nil || err.Error() != tc.wantErr.Error()) {
+				t.Errorf("err = %v, want %v", err, tc.wantErr)
+			}
+		})
+	}
+	t.Run("until ctx ends", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		calls := 0
+		err := service.Retry(ctx, func(context.Context) error {
+			calls++
+			if calls == 2 {
+				cancel()
+			}
+			return nats.ErrTimeout
+		})
+		if err == nil || calls != 2 {
+			t.Errorf("err = %v after %d attempts; want an error after 2", err, calls)
+		}
+	})
+}

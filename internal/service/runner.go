@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -201,14 +202,27 @@ func drain(nc *nats.Conn, log zerolog.Logger) {
 // Consume creates or updates the durable consumer name with cfg, reports it
 // in /readyz and its lag in metrics, and runs fn with it until fn returns.
 func (b *Base) Consume(ctx context.Context, cfg jetstream.ConsumerConfig, fn func(context.Context, jetstream.Consumer) error) error {
-	cons, err := b.Stream.CreateOrUpdateConsumer(ctx, cfg)
+	// Not ready until the consumer exists: it is created after NATS
+	// answers, which can take a restart or an election.
+	var created atomic.Pointer[jetstream.Consumer]
+	b.Admin.AddCheck("consumer", func(ctx context.Context) error {
+		cons := created.Load()
+		if cons == nil {
+			return fmt.Errorf("consumer %s not created yet", cfg.Durable)
+		}
+		_, err := (*cons).Info(ctx)
+		return err
+	})
+	var cons jetstream.Consumer
+	err := Retry(ctx, func(ctx context.Context) error {
+		var err error
+		cons, err = b.Stream.CreateOrUpdateConsumer(ctx, cfg)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("create or update consumer %s: %w", cfg.Durable, err)
 	}
-	b.Admin.AddCheck("consumer", func(ctx context.Context) error {
-		_, err := cons.Info(ctx)
-		return err
-	})
+	created.Store(&cons)
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { defer close(done); b.WatchConsumer(watchCtx, cons, cfg.Durable, 5*time.Second) }()

@@ -59,8 +59,11 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			b.Log.Warn().Dur("lease_ttl", ttl).Dur("configured", c.ShipAckWait-c.ShipHeartbeat).
 				Msgf("lease bucket %s exists with another TTL; using it (every replica must agree)", LeaseBucket)
 		}
-		states, err := pipeline.OpenShopStates(ctx, b.JS, c.StreamReplicas)
-		if err != nil {
+		var states *pipeline.ShopStates
+		if err := service.Retry(ctx, func(ctx context.Context) (err error) {
+			states, err = pipeline.OpenShopStates(ctx, b.JS, c.StreamReplicas)
+			return err
+		}); err != nil {
 			return err
 		}
 		rep := &stateReporter{states: states, log: b.Log, current: map[string]ShopStatus{}}
