@@ -6,6 +6,7 @@ package stack
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -53,6 +54,11 @@ type Options struct {
 	// Sandbox.Orders and Sandbox.Faults each), and the services read a
 	// shops file (ShopsFile) naming them ShopID(k), secrets by reference.
 	Shops int
+	// Push makes every shop push its orders to ingest: the sandbox's apps
+	// get ingest's callback URL (on a free port), ingest each app's push
+	// Token and EncodingAESKey. The sandbox sends once StartPushes is
+	// called.
+	Push bool
 }
 
 // ShopID is the id of the k-th shop (from 0) of a stack of several shops.
@@ -68,6 +74,8 @@ type Stack struct {
 
 	// ShopsFile is the shops file of a stack of several shops.
 	ShopsFile string
+	// IngestURL is ingest's HTTP API (with Options.Push).
+	IngestURL string
 
 	env     map[string]string
 	shopOf  map[string]string // appid → shop id
@@ -112,6 +120,15 @@ func Start(o Options) (*Stack, error) {
 		return nil, fmt.Errorf("sandbox listen on %s: %w", addr, err)
 	}
 	sbCfg := o.Sandbox
+	var ingestAddr string
+	if o.Push {
+		port, err := embednats.FreePort()
+		if err != nil {
+			st.Close()
+			return nil, err
+		}
+		ingestAddr = "127.0.0.1:" + strconv.Itoa(port)
+	}
 	if o.Shops > 0 {
 		if len(sbCfg.Apps) == 0 {
 			for k := range o.Shops {
@@ -125,6 +142,13 @@ func Start(o Options) (*Stack, error) {
 			st.Close()
 			return nil, fmt.Errorf("stack: %d shops but %d sandbox apps", o.Shops, len(sbCfg.Apps))
 		}
+		if o.Push {
+			for k := range sbCfg.Apps {
+				sbCfg.Apps[k].PushURL = "http://" + ingestAddr + "/v1/wechat/push/" + ShopID(k)
+			}
+		}
+	} else if o.Push {
+		sbCfg.PushURL = "http://" + ingestAddr + "/v1/wechat/push/" + events.DefaultShop
 	}
 	st.Sandbox = sandbox.New(sbCfg)
 	st.SandboxURL = "http://" + ln.Addr().String()
@@ -168,6 +192,14 @@ func Start(o Options) (*Stack, error) {
 		st.env["INGEST_DELIVERY_ID"] = o.Sandbox.DeliveryID
 	}
 	st.shopOf = map[string]string{}
+	if o.Push {
+		st.env["INGEST_HTTP_ADDR"] = ingestAddr
+		st.IngestURL = "http://" + ingestAddr
+		if o.Shops == 0 {
+			a := st.Sandbox.Apps()[0]
+			st.env["WECHAT_PUSH_TOKEN"], st.env["WECHAT_PUSH_AES_KEY"] = a.PushToken, a.PushAESKey
+		}
+	}
 	if o.Shops > 0 {
 		if err := st.multiShop(st.Sandbox.Apps()); err != nil {
 			st.Close()
@@ -195,6 +227,9 @@ func (st *Stack) multiShop(apps []sandbox.App) error {
 		if a.VVToken != "" {
 			st.env[secretVar(k, "VV_TOKEN")] = a.VVToken
 		}
+		if a.PushURL != "" {
+			st.env[secretVar(k, "PUSH_TOKEN")], st.env[secretVar(k, "PUSH_AES_KEY")] = a.PushToken, a.PushAESKey
+		}
 	}
 	st.ShopsFile = filepath.Join(st.DataDir, "shops.yaml")
 	st.env["SHOPS_FILE"] = st.ShopsFile
@@ -219,6 +254,9 @@ func (st *Stack) WriteShops(ks ...int) error {
 		}
 		fmt.Fprintf(&b, "  - id: %s\n    channels:\n      appid: %s\n      secret_env: %s\n      delivery_id: %s\n",
 			ShopID(k), a.AppID, secretVar(k, "WECHAT_SECRET"), delivery)
+		if a.PushURL != "" {
+			fmt.Fprintf(&b, "      push_token_env: %s\n      push_aes_key_env: %s\n", secretVar(k, "PUSH_TOKEN"), secretVar(k, "PUSH_AES_KEY"))
+		}
 		if a.VVToken != "" {
 			fmt.Fprintf(&b, "    vvtool:\n      token_env: %s\n      shop_ids: [%s]\n", secretVar(k, "VV_TOKEN"), strings.Join(a.VVShops, ", "))
 		}
@@ -318,6 +356,12 @@ func (st *Stack) Go(ctx context.Context, g *Group, name string, logs io.Writer, 
 	})
 	g.wg.Go(func() {
 		err := run(ctx, []string{name}, st.Getenv(extra), logs, logs)
+		if err != nil {
+			// A binary's main prints this to stderr; in process it goes to
+			// the logs, so a service that ended early says why there.
+			line, _ := json.Marshal(map[string]string{"level": "error", "service": name, "error": err.Error(), "message": "service ended"})
+			fmt.Fprintf(logs, "%s\n", line)
+		}
 		g.news(func() {
 			g.ended++
 			if err == nil {
