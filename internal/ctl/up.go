@@ -57,10 +57,14 @@ type upOptions struct {
 	// import; traces passes the shell's OTEL_* variables to them.
 	observability bool
 	traces        map[string]string
+	// push makes the sandbox push each paid order to ingest, as WeChat
+	// does, with polling every pollInterval as the safety net.
+	push         bool
+	pollInterval time.Duration
 }
 
 func parseUp(e Env, args []string) (*upOptions, bool, error) {
-	fs := newFlags(e, "up", "[--orders N] [--shops N] [--until-done] [--data-dir DIR] [--faults default|none] [--seed S] [--shippers N] [--nats-port P] [--sandbox-addr A] [--stall D] [--observability]")
+	fs := newFlags(e, "up", "[--orders N] [--shops N] [--until-done] [--data-dir DIR] [--faults default|none] [--seed S] [--shippers N] [--nats-port P] [--sandbox-addr A] [--stall D] [--push=false] [--poll-interval D] [--observability]")
 	o := &upOptions{}
 	fs.IntVar(&o.orders, "orders", 500, "demo orders the sandbox serves (per shop)")
 	fs.IntVar(&o.shops, "shops", 1, "demo shops, each its own Channels app, in a shops file (1: the one shop default, configured by environment)")
@@ -72,6 +76,8 @@ func parseUp(e Env, args []string) (*upOptions, bool, error) {
 	fs.IntVar(&o.natsPort, "nats-port", 4222, "NATS port (a free port if this one is taken)")
 	fs.StringVar(&o.sandboxAddr, "sandbox-addr", "127.0.0.1:0", "the sandbox's listen address (default: a free loopback port)")
 	fs.DurationVar(&o.stall, "stall", time.Minute, "with --until-done: give up when nothing progresses for this long")
+	fs.BoolVar(&o.push, "push", true, "the sandbox pushes each paid or cancelled order to ingest's push URL as WeChat does (signed, encrypted, retried on WeChat's schedule sped up 100 times); --push=false: orders come by polling alone")
+	fs.DurationVar(&o.pollInterval, "poll-interval", 0, "INGEST_POLL_INTERVAL of the run (default: 30s with push, the safety net; 1s without)")
 	fs.BoolVar(&o.observability, "observability", false, "print the /metrics URL of every service, a Prometheus scrape config for them, and the dashboard and alert rules to import (starts nothing more); OTEL_EXPORTER_OTLP_ENDPOINT and the other OTEL_* variables of the environment turn on the services' traces, with or without this flag")
 	if done, err := parse(fs, args); done || err != nil {
 		return nil, done, err
@@ -84,6 +90,15 @@ func parseUp(e Env, args []string) (*upOptions, bool, error) {
 	o.traces = tracing.Environ(e.Getenv)
 	if o.orders < 0 {
 		return nil, false, fmt.Errorf("%w: --orders must be ≥ 0", ErrUsage)
+	}
+	if o.pollInterval < 0 {
+		return nil, false, fmt.Errorf("%w: --poll-interval must be ≥ 0", ErrUsage)
+	}
+	if o.pollInterval == 0 {
+		o.pollInterval = time.Second
+		if o.push {
+			o.pollInterval = 30 * time.Second
+		}
 	}
 	if o.shops < 1 || o.shops > 1000 {
 		return nil, false, fmt.Errorf("%w: --shops must be 1..1000", ErrUsage)
@@ -134,6 +149,9 @@ func up(ctx context.Context, e Env, args []string) (runErr error) {
 	} else {
 		fmt.Fprintf(e.Stdout, "Sandbox:  %s   (appid %s, %d orders, faults %s)\n", st.SandboxURL, sandbox.DefaultAppID, o.orders, o.faults)
 	}
+	if o.push {
+		fmt.Fprintf(e.Stdout, "Push:     %s   (Channels orders are pushed there when paid; polling every %s is the safety net)\n", pushURL(st, o.shops), o.pollInterval)
+	}
 	fmt.Fprintf(e.Stdout, "Logs:     %s\n\n", logPath)
 
 	svcCtx, stopServices := context.WithCancel(ctx)
@@ -148,6 +166,20 @@ func up(ctx context.Context, e Env, args []string) (runErr error) {
 			return fmt.Errorf("services: %w (see %s)", err, logPath)
 		}
 		printObservability(e.Stdout, admins, o.traces)
+	}
+	if o.push {
+		// Pushes answered an error (ingest not listening yet) are sent
+		// again on WeChat's schedule; waiting for the services saves that.
+		actx, cancel := context.WithTimeout(ctx, time.Minute)
+		_, err := g.Admins(actx)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("services: %w (see %s)", err, logPath)
+		}
+		if err := st.Sandbox.StartPushes(svcCtx); err != nil {
+			return fmt.Errorf("sandbox pushes: %w", err)
+		}
+		defer st.Sandbox.StopPushes()
 	}
 
 	nc, js, err := connect(ctx, Env{Getenv: func(k string) string {
@@ -191,11 +223,11 @@ func startUpStack(o *upOptions, dir string) (*stack.Stack, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	sb := sandbox.Config{Seed: o.seed, Orders: o.orders, Faults: o.mix}
+	sb := sandbox.Config{Seed: o.seed, Orders: o.orders, Faults: o.mix, PushTimeScale: 0.01}
 	if err := applySandboxState(filepath.Join(dir, "sandbox.json"), &sb, time.Now()); err != nil {
 		return nil, err
 	}
-	env := map[string]string{"INGEST_SOURCES": "channels,vvtool"}
+	env := map[string]string{"INGEST_SOURCES": "channels,vvtool", "INGEST_POLL_INTERVAL": o.pollInterval.String()}
 	maps.Copy(env, o.traces)
 	return stack.Start(stack.Options{
 		DataDir:     dir,
@@ -204,7 +236,17 @@ func startUpStack(o *upOptions, dir string) (*stack.Stack, error) {
 		Sandbox:     sb,
 		Env:         env,
 		Shops:       shopsOption(o.shops),
+		Push:        o.push,
 	})
+}
+
+// pushURL is where the sandbox pushes: the first shop's URL, with the
+// others' pattern when there are several.
+func pushURL(st *stack.Stack, shops int) string {
+	if shops > 1 {
+		return st.IngestURL + "/v1/wechat/push/{" + stack.ShopID(0) + "…" + stack.ShopID(shops-1) + "}"
+	}
+	return st.IngestURL + "/v1/wechat/push/" + events.DefaultShop
 }
 
 // shopsOption is stack.Options.Shops for --shops: 0 (the environment's one

@@ -37,10 +37,24 @@ func TestUpUntilDone(t *testing.T) {
 		}
 	}
 	summary := fmt.Sprintf("terminal counts (%d shipped, %d failed orders): yes", shipped, failed)
-	for _, want := range []string{"NATS:", "Sandbox:", summary, "orders shipped twice: 0"} {
+	for _, want := range []string{"NATS:", "Sandbox:", "Push:", summary, "orders shipped twice: 0"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
+	}
+	// up pushes by default: each paid order's push is stored once, and
+	// every order came in once, by push or by the safety-net poll
+	// (which of the two first is a race at start).
+	var push, poll, api, stored int
+	i := strings.Index(out.String(), "Orders came in")
+	if i < 0 {
+		t.Fatalf("no push/poll line:\n%s", out.String())
+	}
+	if _, err := fmt.Sscanf(out.String()[i:], "Orders came in by push: %d, by poll: %d, by the API: %d (pushes stored: %d)", &push, &poll, &api, &stored); err != nil {
+		t.Fatalf("no push/poll line: %v\n%s", err, out.String())
+	}
+	if push+poll+api != 150 || stored != 150 || api != 0 {
+		t.Errorf("by push %d, by poll %d, by API %d, pushes stored %d; want 150 orders in all, 150 pushes stored", push, poll, api, stored)
 	}
 }
 
