@@ -158,24 +158,21 @@ func up(ctx context.Context, e Env, args []string) (runErr error) {
 	defer stopServices()
 	g := st.RunPipeline(svcCtx, logFile, o.shippers)
 	defer func() { stopServices(); _ = g.Wait() }() // before the log file closes
-	if o.observability {
+	if o.observability || o.push {
+		// Pushes answered an error (ingest not listening yet) would be
+		// sent again on WeChat's schedule; waiting for the services saves
+		// that.
 		actx, cancel := context.WithTimeout(ctx, time.Minute)
 		admins, err := g.Admins(actx)
 		cancel()
 		if err != nil {
 			return fmt.Errorf("services: %w (see %s)", err, logPath)
 		}
-		printObservability(e.Stdout, admins, o.traces)
+		if o.observability {
+			printObservability(e.Stdout, admins, o.traces)
+		}
 	}
 	if o.push {
-		// Pushes answered an error (ingest not listening yet) are sent
-		// again on WeChat's schedule; waiting for the services saves that.
-		actx, cancel := context.WithTimeout(ctx, time.Minute)
-		_, err := g.Admins(actx)
-		cancel()
-		if err != nil {
-			return fmt.Errorf("services: %w (see %s)", err, logPath)
-		}
 		if err := st.Sandbox.StartPushes(svcCtx); err != nil {
 			return fmt.Errorf("sandbox pushes: %w", err)
 		}

@@ -19,6 +19,7 @@ import (
 	"github.com/fulfill/pipeline/internal/embednats"
 	"github.com/fulfill/pipeline/internal/faulttest"
 	"github.com/fulfill/pipeline/internal/stack"
+	"github.com/fulfill/pipeline/internal/tally"
 	"github.com/fulfill/pipeline/pkg/events"
 	"github.com/fulfill/pipeline/pkg/sandbox"
 )
@@ -304,3 +305,26 @@ func startChildReady(t testing.TB, st *stack.Stack, name, logDir string, extra m
 }
 
 func slicesSort(s []string) { slices.Sort(s) }
+
+// outcomes counts how the scenario's orders ended in the stream: lost (no
+// terminal event), shipped, failed; a duplicate is an order with two
+// shipped events or two successful sends; overlaps are the sandbox's
+// concurrent sends.
+func outcomes(st *stack.Stack, tl *tally.Tally, want []sandbox.ScenarioOrder) faulttest.Result {
+	res := faulttest.Result{Orders: len(want), Overlaps: st.Sandbox.Stats().ConcurrentSends}
+	for _, o := range want {
+		s := tl.Orders[st.Key(o)]
+		switch {
+		case s == nil || s.Latest == "":
+			res.Lost++
+		case s.Latest == events.StageShipped:
+			res.Shipped++
+		default:
+			res.Failed++
+		}
+		if s != nil && s.Shipped > 1 || st.Sandbox.Sends(o.OrderID) > 1 {
+			res.Duplicates++
+		}
+	}
+	return res
+}

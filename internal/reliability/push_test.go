@@ -128,21 +128,7 @@ func TestPushShipsWithinASecond(t *testing.T) {
 	if got, wantPushes := tl.Messages[events.StagePush], n+reordered+cancels; got != wantPushes {
 		t.Errorf("%d pushes stored, want %d (one per distinct push; none forged)", got, wantPushes)
 	}
-	res := faulttest.Result{Orders: len(want)}
-	for _, o := range want {
-		switch s := tl.Orders[faulttest.Key(o)]; {
-		case s == nil || s.Latest == "":
-			res.Lost++
-		case s.Latest == events.StageShipped:
-			res.Shipped++
-		default:
-			res.Failed++
-		}
-		if sb.Sends(o.OrderID) > 1 {
-			res.Duplicates++
-		}
-	}
-	res.Overlaps = sb.Stats().ConcurrentSends
+	res := outcomes(st, tl, want)
 	record(t, 16, "orders by push: duplicated, reordered and forged pushes, cancels after payment", res, start, fmt.Sprintf(
 		"%d orders pushed at 50/s, polling every 10 min: %d pushes sent (duplicates, reordered events and retries among them), each order received at most once, by push; p50 %.0f ms, p99 %.0f ms from push to delivery/send; %d cancelled after payment never sent (%d before ingest fetched them); %d forged pushes refused, none stored",
 		n, stats.Sent, float64(p50)/float64(time.Millisecond), float64(p99)/float64(time.Millisecond), cancelled, cancelledFirst, stats.ForgedRefused))

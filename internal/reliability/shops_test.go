@@ -133,20 +133,7 @@ func runShops(t *testing.T, perShop int, outage time.Duration) shopsRun {
 	if outage > 0 {
 		waitShopState(t, js, stack.ShopID(1), "ok", logs)
 	}
-	res := faulttest.Result{Orders: len(want), Overlaps: sb.Stats().ConcurrentSends}
-	for _, o := range want {
-		switch s := tl.Orders[st.Key(o)]; {
-		case s == nil || s.Latest == "":
-			res.Lost++
-		case s.Latest == events.StageShipped:
-			res.Shipped++
-		default:
-			res.Failed++
-		}
-		if s := tl.Orders[st.Key(o)]; s != nil && s.Shipped > 1 || sb.Sends(o.OrderID) > 1 {
-			res.Duplicates++
-		}
-	}
+	res := outcomes(st, tl, want)
 	return shopsRun{took: finishTimes(t, js, start), res: res}
 }
 
