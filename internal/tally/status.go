@@ -239,7 +239,11 @@ func lastPushes(ctx context.Context, s jetstream.Stream, shops []ShopStatus, pus
 		if !has[shops[i].Shop] {
 			continue
 		}
-		m, err := s.GetLastMsgForSubject(ctx, "orders."+string(events.StagePush)+".*."+shops[i].Shop+".*")
+		filter, err := events.ShopFilter(events.StagePush, shops[i].Shop)
+		if err != nil {
+			return fmt.Errorf("shop %s's pushes: %w", shops[i].Shop, err)
+		}
+		m, err := s.GetLastMsgForSubject(ctx, filter)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			continue
 		}
