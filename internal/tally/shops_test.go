@@ -23,7 +23,11 @@ func TestShopsKeepTheirOrdersApart(t *testing.T) {
 	a1, b1, b2 := rcv("acme", "1"), rcv("bolt", "1"), rcv("bolt", "2")
 	a1s := must(t)(a1.Next(events.StageShipped, events.Shipped{DeliveryID: "SF"}, t0))
 	b2f := must(t)(pipeline.Failed(b2, events.Failed{Stage: events.ComponentShipper, Errcode: 109000, Reason: "r"}, t0))
-	if err := pipeline.NewPublisher(js).Publish(t.Context(), a1, b1, b2, a1s, b2f); err != nil {
+	// bolt takes pushes (one, of an order not received yet): its last
+	// one dates the shop's LAST_PUSH.
+	b1p := mustNew(t, events.Fact{Stage: events.StagePush, Source: events.SourceChannels, Shop: "bolt", OrderID: "9",
+		Data: events.Push{Event: "channels_ec_order_pay", CreateTime: t0.Unix(), Message: []byte(`{}`)}})
+	if err := pipeline.NewPublisher(js).Publish(t.Context(), a1, b1, b2, a1s, b2f, b1p); err != nil {
 		t.Fatal(err)
 	}
 
@@ -71,6 +75,12 @@ func TestShopsKeepTheirOrdersApart(t *testing.T) {
 			g.InFlight != want[i].InFlight || g.State != want[i].State || !g.Since.Equal(want[i].Since) || g.Errcode != want[i].Errcode || g.Replicas != want[i].Replicas {
 			t.Errorf("shop %d: %+v, want %+v", i, g, want[i])
 		}
+	}
+	if lp := rep.Shops[1].LastPush; lp.IsZero() || time.Since(lp) > time.Minute {
+		t.Errorf("bolt's last push %v, want the moment its push was stored", lp)
+	}
+	if lp := rep.Shops[0].LastPush; !lp.IsZero() {
+		t.Errorf("acme's last push %v, want none", lp)
 	}
 	rep, err = tally.Status(t.Context(), js, "bolt")
 	if err != nil {
