@@ -177,7 +177,7 @@ var Vars = []Var{
 		set: func(c *Config, v string) error { return duration(&c.ShipMaxElapsed, v, time.Millisecond) }},
 	{Name: "SHIP_WAIT_DELAY", Default: "10m", UsedBy: []string{Shipper}, Usage: "redelivery delay of an order the platform keeps waiting (the waiting codes 45009, 108009, 606049, 10020115, 10020276; see below)",
 		set: func(c *Config, v string) error { return duration(&c.ShipWaitDelay, v, time.Millisecond) }},
-	{Name: "SHIP_WAIT_MAX_ATTEMPTS", Default: "144", UsedBy: []string{Shipper}, Usage: "waiting-on-merchant attempts before the order ends failed (144 × 10m = 1 day)",
+	{Name: "SHIP_WAIT_MAX_ATTEMPTS", Default: "144", UsedBy: []string{Shipper}, Usage: "waiting-on-merchant attempts before the order ends failed (144 × 10m = 1 day, counted from the order's first waiting answer)",
 		set: func(c *Config, v string) error { return intIn(&c.ShipWaitMaxAttempts, v, 1, 1_000_000) }},
 	{Name: "SHIP_ACK_WAIT", Default: "3s", UsedBy: []string{Shipper},
 		Usage: "ack wait of the shipper consumer: a killed replica's orders go to another after this long; the order's lease lives SHIP_ACK_WAIT - SHIP_HEARTBEAT",

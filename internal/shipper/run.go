@@ -66,6 +66,19 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}); err != nil {
 			return err
 		}
+		// A wait lives SHIP_WAIT_MAX_ATTEMPTS × SHIP_WAIT_DELAY; its
+		// start is kept that long and an hour more.
+		var waits *pipeline.WaitStarts
+		if err := service.Retry(ctx, func(ctx context.Context) (err error) {
+			waits, err = pipeline.OpenWaitStarts(ctx, b.JS, time.Duration(c.ShipWaitMaxAttempts)*c.ShipWaitDelay+time.Hour, c.StreamReplicas)
+			return err
+		}); err != nil {
+			return err
+		}
+		if need := time.Duration(c.ShipWaitMaxAttempts-1) * c.ShipWaitDelay; waits.TTL() < need {
+			b.Log.Warn().Dur("ttl", waits.TTL()).Dur("needed", need).
+				Msgf("bucket %s forgets a wait sooner than SHIP_WAIT_MAX_ATTEMPTS × SHIP_WAIT_DELAY: orders may wait longer than that (delete the bucket to recreate it)", pipeline.WaitStartBucket)
+		}
 		rep := &stateReporter{states: states, log: b.Log, current: map[string]ShopStatus{}}
 		s := New(Options{
 			Concurrency: c.ShipConcurrency, ShopConcurrency: shopConcurrency(b), BackoffInitial: c.ShipBackoffInitial, BackoffMax: c.ShipBackoffMax,
@@ -74,6 +87,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}, func(shop string) (Sender, error) { return b.Shops.WeChat(shop) }, b.Publisher(), pipeline.NewOrderRecord(b.Stream),
 			LeaseTable{leases}, b.Log, b.Metrics, rep.changed)
 		s.Tracer = b.Tracer
+		s.Waits = waits
 		repCtx, stopRep := context.WithCancel(ctx)
 		defer stopRep()
 		var wg sync.WaitGroup

@@ -52,6 +52,12 @@ type Lease interface {
 	Release(ctx context.Context) error
 }
 
+// WaitStarts tells when a message (by stream sequence) was first answered
+// a waiting code, noting now if it never was (a *pipeline.WaitStarts).
+type WaitStarts interface {
+	FirstWait(ctx context.Context, seq uint64, now time.Time) (time.Time, error)
+}
+
 // LeaseTable adapts a *pipeline.Leases to Leases.
 type LeaseTable struct{ *pipeline.Leases }
 
@@ -100,6 +106,9 @@ type Shipper struct {
 	// Tracer, if on, makes each handling of an order a span of its trace
 	// (trace.go).
 	Tracer *tracing.Tracer
+	// Waits dates each order's first waiting answer; nil counts from when
+	// the message was stored (tests of other things).
+	Waits WaitStarts
 }
 
 // New wires a shipper; changed, if set, is told of each change of a shop's
@@ -330,6 +339,15 @@ func (s *Shipper) handle(ctx context.Context, msg jetstream.Msg, hold *pipeline.
 	}
 }
 
+// firstWait is when the platform first kept the order of this message
+// waiting.
+func (s *Shipper) firstWait(ctx context.Context, md *jetstream.MsgMetadata) (time.Time, error) {
+	if s.Waits == nil {
+		return md.Timestamp, nil
+	}
+	return s.Waits.FirstWait(ctx, md.Sequence.Stream, s.now())
+}
+
 // tooOld reports whether a message has waited in the stream longer than
 // SHIP_MAX_ELAPSED: an order of a shop backing off ends failed then.
 func (s *Shipper) tooOld(md *jetstream.MsgMetadata) bool {
@@ -439,13 +457,20 @@ func (s *Shipper) ship(ctx, callCtx context.Context, md *jetstream.MsgMetadata, 
 			// yet, whichever replica or copy gets there first.
 			return s.terminal(out, events.StageShipped, 0, log)
 		case wechat.ClassWait:
-			// By time, not by deliveries: parks while the shop was busy or
-			// backing off are deliveries too. The order has had its
-			// SHIP_WAIT_MAX_ATTEMPTS when another wait would pass them.
-			if s.now().Sub(md.Timestamp) >= time.Duration(s.opts.WaitMaxAttempts-1)*s.opts.WaitDelay {
+			// By time since the first waiting answer, not by deliveries
+			// (parks while the shop was busy or backing off are
+			// deliveries too) nor since the message was stored (a backlog
+			// or a slow platform is not waiting on the merchant). The
+			// order has had its SHIP_WAIT_MAX_ATTEMPTS when another wait
+			// would pass them.
+			first, ferr := s.firstWait(callCtx, md)
+			if ferr != nil {
+				// Unknown: wait once more rather than fail an order early.
+				log.Warn().Err(ferr).Msg("first wait of the order unknown; waiting again")
+			} else if waited := s.now().Sub(first); waited >= time.Duration(s.opts.WaitMaxAttempts-1)*s.opts.WaitDelay {
 				return s.failed(env, code, err, attempts, calls, fmt.Sprintf(
 					"the platform kept the order waiting on the merchant (errcode %d: %s) for %s, the SHIP_WAIT_MAX_ATTEMPTS (%d) waits of SHIP_WAIT_DELAY; resolve it in the shop back office, then run %s",
-					code, wechat.Hint(code), s.now().Sub(md.Timestamp).Round(time.Second), s.opts.WaitMaxAttempts, pipeline.RedriveCommand(env)), lastFailed, log)
+					code, wechat.Hint(code), waited.Round(time.Second), s.opts.WaitMaxAttempts, pipeline.RedriveCommand(env)), lastFailed, log)
 			}
 			log.Info().Int("errcode", code).Dur("retry_in", s.opts.WaitDelay).Msg("waiting on the merchant or platform")
 			s.metrics.Retry(env.Shop, fmt.Sprint(code))

@@ -113,6 +113,25 @@ func input(t *testing.T) (*events.Envelope, *events.Enriched) {
 	return enr, &data
 }
 
+// fakeWaits dates an order's first waiting answer: at, if set, else the
+// first time it is asked; err, if set, is the bucket failing.
+type fakeWaits struct {
+	at    time.Time
+	err   error
+	asked int
+}
+
+func (w *fakeWaits) FirstWait(_ context.Context, _ uint64, now time.Time) (time.Time, error) {
+	w.asked++
+	if w.err != nil {
+		return time.Time{}, w.err
+	}
+	if w.at.IsZero() {
+		w.at = now
+	}
+	return w.at, nil
+}
+
 func newTestShipper(sender Sender, rec Record) *Shipper {
 	return New(Options{Concurrency: 1, BackoffInitial: time.Millisecond, BackoffMax: 2 * time.Millisecond,
 		MaxElapsed: time.Minute, WaitDelay: 10 * time.Minute, WaitMaxAttempts: 144, Heartbeat: 100 * time.Millisecond},
@@ -166,6 +185,8 @@ func TestShipClassification(t *testing.T) {
 		script     []error
 		delivered  uint64
 		age        time.Duration // since the message was stored
+		waited     time.Duration // since the first waiting answer (0: none yet)
+		waitsErr   error         // the wait bucket fails
 		maxElapsed time.Duration
 		record     func(r *fakeRecord)
 		beforeCall func(r *fakeRecord, call int)
@@ -188,12 +209,16 @@ func TestShipClassification(t *testing.T) {
 			want: want{calls: -1, stage: events.StageFailed, expectSeq: "0", errcode: 45011, reasonHas: "SHIP_MAX_ELAPSED"}},
 		{name: "waiting on the merchant parks the order", script: []error{apiErr(108009)},
 			want: want{calls: 1, retry: 10 * time.Minute}},
-		{name: "waiting on the merchant for SHIP_WAIT_MAX_ATTEMPTS waits fails", script: []error{apiErr(10020115)}, delivered: 5, age: 143 * 10 * time.Minute,
+		{name: "waiting on the merchant for SHIP_WAIT_MAX_ATTEMPTS waits fails", script: []error{apiErr(10020115)}, delivered: 5, age: 143 * 10 * time.Minute, waited: 143 * 10 * time.Minute,
 			want: want{calls: 1, stage: events.StageFailed, expectSeq: "0", errcode: 10020115, reasonHas: "waiting on the merchant"}},
-		{name: "many deliveries (parks) are not many waits", script: []error{apiErr(10020115)}, delivered: 500, age: time.Hour,
+		{name: "many deliveries (parks) are not many waits", script: []error{apiErr(10020115)}, delivered: 500, age: time.Hour, waited: time.Hour,
 			want: want{calls: 1, retry: 10 * time.Minute}},
-		{name: "a day of waits fails", script: []error{apiErr(10020115)}, delivered: 144, age: 24 * time.Hour,
+		{name: "a day of waits fails", script: []error{apiErr(10020115)}, delivered: 144, age: 24 * time.Hour, waited: 24 * time.Hour,
 			want: want{calls: 1, stage: events.StageFailed, expectSeq: "0", errcode: 10020115, reasonHas: "waiting on the merchant"}},
+		{name: "a day in a backlog is not a day of waits: the first wait parks", script: []error{apiErr(108009)}, delivered: 3, age: 48 * time.Hour,
+			want: want{calls: 1, retry: 10 * time.Minute}},
+		{name: "the first wait cannot be read: parks, never fails early", script: []error{apiErr(108009)}, age: 48 * time.Hour, waitsErr: errors.New("nats down"),
+			want: want{calls: 1, retry: 10 * time.Minute}},
 		{name: "permanent fails after one call", script: []error{apiErr(109000)},
 			want: want{calls: 1, stage: events.StageFailed, expectSeq: "0", errcode: 109000, attempts: 1, reasonHas: "dlq redrive --order-id"}},
 		{name: "an answer without errcode fails naming it", script: []error{&wechat.APIError{Endpoint: wechat.EndpointDeliverySend, HTTPStatus: 403}},
@@ -246,6 +271,11 @@ func TestShipClassification(t *testing.T) {
 				sender.beforeCall = func(call int) { tt.beforeCall(rec, call) }
 			}
 			s := newTestShipper(sender, rec)
+			waits := &fakeWaits{err: tt.waitsErr}
+			if tt.waited > 0 {
+				waits.at = time.Now().Add(-tt.waited)
+			}
+			s.Waits = waits
 			if tt.maxElapsed > 0 {
 				s.opts.MaxElapsed = tt.maxElapsed
 			}
