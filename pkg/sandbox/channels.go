@@ -32,7 +32,7 @@ type Product struct {
 type OrderView struct {
 	AppID      string // the app (shop) it belongs to
 	OrderID    string
-	Status     int // 20 awaiting shipment, 30 shipped, 250 cancelled (by the buyer: CancelBeforeShipping)
+	Status     int // OrderStatusAwaitingShipment, OrderStatusShipped or OrderStatusCancelled
 	CreateTime time.Time
 	UpdateTime time.Time
 	NumericIDs bool // order/list/get and order/get emit its ids as bare JSON numbers
@@ -488,11 +488,11 @@ func (s *Sandbox) sendLocked(app *appState, req *sendRequest) reply {
 	switch {
 	case !ok:
 		return wxErr(100002, "")
-	case o.status == statusShipped:
+	case o.status == OrderStatusShipped:
 		s.rec.stats.DuplicateSends++
 		s.appStatsLocked(app).DuplicateSends++
 		return wxErr(109001, "")
-	case o.status != statusAwaitingShipment:
+	case o.status != OrderStatusAwaitingShipment:
 		return wxErr(101100, "")
 	case len(req.DeliveryList) == 0:
 		return wxErr(40097, "delivery_list is required")
@@ -540,7 +540,7 @@ func (s *Sandbox) sendLocked(app *appState, req *sendRequest) reply {
 	}
 
 	app.removeByUpdate(o)
-	o.status = statusShipped
+	o.status = OrderStatusShipped
 	o.updateTime = max(s.now().Unix(), o.updateTime)
 	o.shipped = packages
 	app.insertByUpdate(o)

@@ -485,7 +485,7 @@ func (s *Sandbox) pushOrderEvents(run *pushRun, a *appState, o pushOrder, slot b
 	}
 	s.mu.Lock()
 	ord, ok := s.orders[o.id]
-	cancel := ok && ord.app == a && ord.status == statusAwaitingShipment
+	cancel := ok && ord.app == a && ord.status == OrderStatusAwaitingShipment
 	for _, ps := range s.pushStatsLocked(a) {
 		if cancel {
 			ps.Cancelled++
@@ -495,7 +495,7 @@ func (s *Sandbox) pushOrderEvents(run *pushRun, a *appState, o pushOrder, slot b
 	}
 	if cancel {
 		a.removeByUpdate(ord)
-		ord.status = statusCancelled
+		ord.status = OrderStatusCancelled
 		ord.updateTime = max(s.now().Unix(), ord.updateTime)
 		a.insertByUpdate(ord)
 	} else {

@@ -88,11 +88,11 @@ var (
 	waitCodes      = []int{108009, 10020115, 10020276, 606049}
 )
 
-// orderStatus values (API-NOTES).
+// The values of OrderView.Status, as the platform's order status.
 const (
-	statusAwaitingShipment = 20
-	statusShipped          = 30
-	statusCancelled        = 250
+	OrderStatusAwaitingShipment = 20
+	OrderStatusShipped          = 30
+	OrderStatusCancelled        = 250 // by the buyer (CancelBeforeShipping)
 )
 
 // waybill status values of batchGetOrder's order_status.
@@ -362,7 +362,7 @@ func newOrder(r *rand.Rand, id string, products int, updateTime int64, numeric b
 	o := &order{
 		id:         id,
 		numeric:    numeric,
-		status:     statusAwaitingShipment,
+		status:     OrderStatusAwaitingShipment,
 		updateTime: updateTime,
 		createTime: updateTime - 60 - r.Int64N(3600),
 		openid:     "o" + randString(r, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", 27),
