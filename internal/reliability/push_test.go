@@ -115,7 +115,7 @@ func TestPushShipsWithinASecond(t *testing.T) {
 	if tooLate != stats.CancelsTooLate || cancelled+tooLate != cancels {
 		t.Errorf("%d orders cancelled after payment and %d shipped before their cancel (sandbox: %d too late), want %d in all", cancelled, tooLate, stats.CancelsTooLate, cancels)
 	}
-	t.Logf("of the %d orders cancelled after payment, %d were cancelled before ingest fetched them (not received), %d after (received, then failed)", cancels, cancelledFirst, cancels-cancelledFirst)
+	t.Logf("of the %d orders cancelled after payment, %d were cancelled before ingest fetched them (not received), %d after (received, then failed); %d shipped before their buyer could cancel", cancelled, cancelledFirst, cancelled-cancelledFirst, tooLate)
 	slices.Sort(lat)
 	p50, p99 := lat[len(lat)/2], lat[len(lat)*99/100]
 	t.Logf("push to delivery/send: p50 %v, p99 %v over %d orders", p50.Round(time.Millisecond), p99.Round(time.Millisecond), len(lat))
