@@ -84,16 +84,19 @@ func (in *Ingester) Received(ctx context.Context, source events.Source, shop, or
 	in.metrics.In(events.StageReceived, shop)
 	ctx, span := in.startPublish(ctx, env)
 	defer span.End()
-	err = in.publishFirst(ctx, env)
-	if err == nil {
-		in.known.put(env.Key(), env.ID, start)
-		in.log.Info().Str("shop", shop).Str("order_id", orderID).Str("event_id", env.ID).Str("correlation_id", env.CorrelationID).
-			Str("source", string(source)).Msg("order received")
+	again, err := in.publishFirst(ctx, env)
+	if err == nil && !again {
+		in.received(env, start)
 		return env.ID, false, nil
 	}
-	if !errors.Is(err, pipeline.ErrDecided) {
+	if err != nil && !errors.Is(err, pipeline.ErrDecided) {
 		return "", false, err
 	}
+	// Refused (another source's event is stored), or stored already under
+	// this event id: by another caller at the same moment (another replica,
+	// a concurrent request), or by this very call (a re-send whose first
+	// answer was lost). Only the last is not a duplicate: the stored event
+	// is then this call's, to its timestamp.
 	stored, _, err := in.record.Last(ctx, events.StageReceived, shop, orderID)
 	if err != nil {
 		return "", false, err
@@ -101,10 +104,12 @@ func (in *Ingester) Received(ctx context.Context, source events.Source, shop, or
 	if stored == nil {
 		return "", false, fmt.Errorf("order %s: the server refused its received event, but the stream has none", orderID)
 	}
+	dup := stored.ID != env.ID || !stored.OccurredAt.Equal(env.OccurredAt)
+	if !dup {
+		in.received(env, start)
+		return env.ID, false, nil
+	}
 	in.known.put(env.Key(), stored.ID, stored.OccurredAt)
-	// Stored by this very call (a re-send whose first answer was lost) is
-	// not a duplicate; stored before it began is.
-	dup := stored.ID != env.ID || stored.OccurredAt.Before(start)
 	var was events.Received
 	if err := stored.DecodeData(&was); err == nil && !sameOrder(was, data) {
 		return stored.ID, dup, &ConflictError{Shop: shop, OrderID: orderID, EventID: stored.ID, Source: stored.Source}
@@ -118,22 +123,34 @@ func sameOrder(a, b events.Received) bool {
 	return a.DeliveryID == b.DeliveryID && a.WaybillID == b.WaybillID && slices.Equal(a.Products, b.Products)
 }
 
+// received notes env, stored by this call, as the order's received event.
+func (in *Ingester) received(env *events.Envelope, start time.Time) {
+	in.known.put(env.Key(), env.ID, start)
+	in.log.Info().Str("shop", env.Shop).Str("order_id", env.OrderID).Str("event_id", env.ID).Str("correlation_id", env.CorrelationID).
+		Str("source", string(env.Source)).Msg("order received")
+}
+
 // publishFirst stores env only if no event of its stage is stored for its
-// order yet, from any source; ErrDecided otherwise.
-func (in *Ingester) publishFirst(ctx context.Context, env *events.Envelope) error {
+// order yet, from any source; ErrDecided otherwise. again says JetStream
+// had a message of env's id already (its Nats-Msg-Id de-duplicated it),
+// stored by this call's own earlier attempt or by another caller.
+func (in *Ingester) publishFirst(ctx context.Context, env *events.Envelope) (again bool, err error) {
 	m, err := env.Msg()
 	if err != nil {
-		return err
+		return false, err
 	}
 	filter, err := events.OrderFilter(env.Stage(), env.Shop, env.OrderID)
 	if err != nil {
-		return err
+		return false, err
 	}
 	pipeline.ExpectLast(m, filter, 0)
 	inject(ctx, m)
-	err = in.pub.PublishEach(ctx, m)[0]
+	ack, err := in.pub.PublishAck(ctx, m)
 	tracePublished(ctx, err)
-	return err
+	if err != nil {
+		return false, err
+	}
+	return ack.Duplicate, nil
 }
 
 // Failed publishes order.failed for an order that ingest could not take in
@@ -143,7 +160,7 @@ func (in *Ingester) Failed(ctx context.Context, source events.Source, shop, orde
 	if err != nil {
 		return err
 	}
-	err = in.publishFirst(ctx, env)
+	_, err = in.publishFirst(ctx, env)
 	if errors.Is(err, pipeline.ErrDecided) {
 		return nil // recorded before
 	}

@@ -204,7 +204,7 @@ func (p *Pushes) deliveredElsewhere(ctx context.Context, env *events.Envelope, l
 	if err != nil {
 		return err
 	}
-	err = p.In.publishFirst(ctx, out)
+	_, err = p.In.publishFirst(ctx, out)
 	if errors.Is(err, pipeline.ErrDecided) {
 		return nil // the pipeline shipped it meanwhile
 	}
