@@ -11,7 +11,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/fulfill/pipeline/internal/pipeline"
-	"github.com/fulfill/pipeline/pkg/clients/wechat"
 	"github.com/fulfill/pipeline/pkg/events"
 )
 
@@ -213,5 +212,3 @@ func (p *Pushes) deliveredElsewhere(ctx context.Context, env *events.Envelope, l
 	}
 	return err
 }
-
-var _ = wechat.ClassOK
