@@ -71,18 +71,15 @@ func OpenLeases(ctx context.Context, js jetstream.JetStream, cfg LeaseConfig) (*
 		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 		var err error
-		kv, err = js.KeyValue(actx, cfg.Bucket)
-		if errors.Is(err, jetstream.ErrBucketNotFound) {
-			kv, err = js.CreateKeyValue(actx, jetstream.KeyValueConfig{
-				Bucket:      cfg.Bucket,
-				Description: cfg.Description,
-				History:     1,
-				TTL:         cfg.TTL,
-				Storage:     jetstream.FileStorage,
-				Replicas:    max(cfg.Replicas, 1),
-				MaxBytes:    leaseBucketBytes,
-			})
-		}
+		kv, err = bindBucket(actx, js, jetstream.KeyValueConfig{
+			Bucket:      cfg.Bucket,
+			Description: cfg.Description,
+			History:     1,
+			TTL:         cfg.TTL,
+			Storage:     jetstream.FileStorage,
+			Replicas:    max(cfg.Replicas, 1),
+			MaxBytes:    leaseBucketBytes,
+		})
 		if err != nil {
 			return err // another replica's create under way, an election: try again
 		}

@@ -47,20 +47,14 @@ type ShopStates struct {
 
 // OpenShopStates binds the bucket, creating it if it is missing.
 func OpenShopStates(ctx context.Context, js jetstream.JetStream, replicas int) (*ShopStates, error) {
-	kv, err := js.KeyValue(ctx, ShopStateBucket)
-	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket:      ShopStateBucket,
-			Description: "shipper: shops backed off as a whole (their platform fails, or no token can be had), by replica",
-			History:     1,
-			TTL:         shopStateTTL,
-			MaxBytes:    64 << 20,
-			Replicas:    replicas,
-		})
-		if errors.Is(err, jetstream.ErrBucketExists) {
-			kv, err = js.KeyValue(ctx, ShopStateBucket)
-		}
-	}
+	kv, err := bindBucket(ctx, js, jetstream.KeyValueConfig{
+		Bucket:      ShopStateBucket,
+		Description: "shipper: shops backed off as a whole (their platform fails, or no token can be had), by replica",
+		History:     1,
+		TTL:         shopStateTTL,
+		MaxBytes:    64 << 20,
+		Replicas:    replicas,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("bucket %s: %w", ShopStateBucket, err)
 	}

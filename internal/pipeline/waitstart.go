@@ -34,21 +34,15 @@ type WaitStarts struct {
 // OpenWaitStarts binds the bucket, creating it with ttl if it is missing;
 // an existing bucket keeps its own (TTL tells which).
 func OpenWaitStarts(ctx context.Context, js jetstream.JetStream, ttl time.Duration, replicas int) (*WaitStarts, error) {
-	kv, err := js.KeyValue(ctx, WaitStartBucket)
-	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket:      WaitStartBucket,
-			Description: "shipper: when the platform first kept each order waiting on the merchant",
-			History:     1,
-			TTL:         ttl,
-			MaxBytes:    waitStartBytes,
-			Storage:     jetstream.FileStorage,
-			Replicas:    max(replicas, 1),
-		})
-		if errors.Is(err, jetstream.ErrBucketExists) {
-			kv, err = js.KeyValue(ctx, WaitStartBucket)
-		}
-	}
+	kv, err := bindBucket(ctx, js, jetstream.KeyValueConfig{
+		Bucket:      WaitStartBucket,
+		Description: "shipper: when the platform first kept each order waiting on the merchant",
+		History:     1,
+		TTL:         ttl,
+		MaxBytes:    waitStartBytes,
+		Storage:     jetstream.FileStorage,
+		Replicas:    max(replicas, 1),
+	})
 	if err != nil {
 		return nil, fmt.Errorf("bucket %s: %w", WaitStartBucket, err)
 	}
