@@ -45,8 +45,8 @@ const leaseBucketBytes = 256 << 20
 // Leases hands out per-key leases kept in a JetStream KV bucket, so every
 // replica of a stage agrees on who may act on a key (an order) right now. A
 // lease is a key created only if absent (the server decides, atomically),
-// renewed while its holder works, and deleted when the work is settled; the
-// bucket's TTL frees the keys of a holder that died.
+// renewed while its holder works, and deleted (or left to expire) when the
+// work is settled; the bucket's TTL frees the keys of a holder that died.
 type Leases struct {
 	kv     jetstream.KeyValue
 	ttl    time.Duration

@@ -122,8 +122,9 @@ const exactlyOnceNote = `
   another copy or replica decided the order: the input is acked, no event is added.
 - **One delivery/send per order at a time across replicas:** a per-order lease (a key
   of KV bucket ` + "`FULFILL_SHIP_LEASES`" + ` created only if absent, renewed every
-  ` + "`SHIP_HEARTBEAT`" + `, deleted once the terminal event is stored); a copy finding it taken
-  comes back about a heartbeat later. The order's record is read before every call.
+  ` + "`SHIP_HEARTBEAT`" + `, deleted once a failed event is stored, left to expire once the shipped one is); a copy
+  finding it taken acks if the record says the order is settled, and else comes back about a
+  heartbeat later. The order's record is read before every call.
 - **Takeover after a crash:** shippers pull only for free workers and report each
   message in progress from its arrival, so none reaches its ack wait in a live process;
   a killed one's messages are redelivered ` + "`SHIP_ACK_WAIT`" + ` (3 s) after its last heartbeat,

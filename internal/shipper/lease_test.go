@@ -1,0 +1,136 @@
+package shipper
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/fulfill/pipeline/internal/jstest"
+	"github.com/fulfill/pipeline/internal/pipeline"
+	"github.com/fulfill/pipeline/internal/service"
+	"github.com/fulfill/pipeline/pkg/events"
+)
+
+// heldLease is a lease that is always valid and records its release.
+type heldLease struct {
+	mu       sync.Mutex
+	released bool
+}
+
+func (l *heldLease) Valid() bool                 { return true }
+func (l *heldLease) Renew(context.Context) error { return nil }
+func (l *heldLease) Release(context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.released = true
+	return nil
+}
+
+func (l *heldLease) wasReleased() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.released
+}
+
+// leaseTable hands out lease, or refuses with err.
+type leaseTable struct {
+	lease *heldLease
+	err   error
+}
+
+func (t leaseTable) Acquire(context.Context, string) (Lease, error) {
+	if t.err != nil {
+		return nil, t.err
+	}
+	return t.lease, nil
+}
+
+// enrichedMsg is the enriched event env as the shipper's consumer delivers
+// it the first time, at stream sequence seq.
+func enrichedMsg(t *testing.T, env *events.Envelope, seq uint64) *jstest.Msg {
+	t.Helper()
+	body, err := env.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &jstest.Msg{Subj: env.Subject(), Body: body,
+		Meta: jetstream.MsgMetadata{NumDelivered: 1, Sequence: jetstream.SequencePair{Stream: seq}, Timestamp: time.Now()}}
+}
+
+// handleOne runs one message through handle and the completer, as Run does,
+// and waits until the message's hold and lease are let go.
+func handleOne(t *testing.T, s *Shipper, msg *jstest.Msg) {
+	t.Helper()
+	s.done = make(chan completion, 1)
+	completed := make(chan struct{})
+	go func() { defer close(completed); s.complete() }()
+	s.handle(t.Context(), msg, pipeline.StartHold(time.Hour, msg))
+	close(s.done)
+	<-completed
+	s.release.Wait()
+}
+
+// TestLeaseLeftToExpireOnlyOnceShipped: the lease of an order whose shipped
+// event is stored is left to expire (a KV write spared per order), and a
+// copy of the order finding it taken reads the record and settles at once,
+// without a call; a failed order's lease is released, so a re-drive is not
+// held up. Real JetStream stores the terminal events.
+func TestLeaseLeftToExpireOnlyOnceShipped(t *testing.T) {
+	_, js, stream := jstest.StartStream(t)
+	for _, tt := range []struct {
+		name         string
+		orderID      string
+		script       []error
+		stage        events.Stage
+		wantReleased bool
+	}{
+		{"shipped: left to expire", "3704612354559743001", []error{nil}, events.StageShipped, false},
+		{"failed: released", "3704612354559743002", []error{apiErr(109000)}, events.StageFailed, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			env, _ := input(t)
+			env.OrderID = tt.orderID
+			lease := &heldLease{}
+			sender := &fakeSender{script: tt.script}
+			s := New(Options{Concurrency: 1, BackoffInitial: time.Millisecond, BackoffMax: time.Millisecond, MaxElapsed: time.Minute,
+				WaitDelay: time.Minute, WaitMaxAttempts: 2, Heartbeat: time.Hour},
+				func(string) (Sender, error) { return sender, nil }, pipeline.NewPublisher(js), pipeline.NewOrderRecord(stream),
+				leaseTable{lease: lease}, zerolog.Nop(), service.NewMetrics(), nil)
+			msg := enrichedMsg(t, env, 1)
+			handleOne(t, s, msg)
+			if how, _ := msg.Settled(); how != "ack" {
+				t.Fatalf("message settled %q, want ack", how)
+			}
+			if _, _, err := s.record.Last(t.Context(), tt.stage, env.Shop, env.OrderID); err != nil {
+				t.Fatal(err)
+			}
+			if got := lease.wasReleased(); got != tt.wantReleased {
+				t.Errorf("lease released: %v, want %v", got, tt.wantReleased)
+			}
+
+			// A copy of the order (a replay) while the lease is still taken.
+			cp, err := env.Copy("replay:1", time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.leases = leaseTable{err: pipeline.ErrLeaseTaken}
+			copyMsg := enrichedMsg(t, cp, 1000)
+			handleOne(t, s, copyMsg)
+			how, delay := copyMsg.Settled()
+			wantHow := "ack"
+			if tt.stage == events.StageFailed {
+				wantHow = "nak" // another chain's failure does not settle a copy: it waits for the lease
+			}
+			if how != wantHow {
+				t.Errorf("copy settled %q (delay %s), want %q", how, delay, wantHow)
+			}
+			if sender.calls != 1 {
+				t.Errorf("%d calls, want 1", sender.calls)
+			}
+		})
+	}
+}
