@@ -87,7 +87,7 @@ func runPipeline(t *testing.T) ([]exposition, []sandbox.ScenarioOrder) {
 
 // allowedLabels are the label names the services may put on their series:
 // bounded sets, never an order id or an openid.
-var allowedLabels = []string{"stage", "errcode", "endpoint", "consumer", "result", "le", "shop",
+var allowedLabels = []string{"stage", "errcode", "endpoint", "consumer", "result", "reason", "le", "shop",
 	"version", "quantile"} // the last two: Go runtime collectors' own
 
 // TestQueriesNameExportedMetrics runs the pipeline, collects the names of

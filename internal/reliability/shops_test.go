@@ -120,7 +120,7 @@ func runShops(t *testing.T, perShop int, outage time.Duration) shopsRun {
 	tl := faulttest.WaitStream(t, js, 3*time.Minute+outage, logs, "every order of every shop to be shipped",
 		func(tl *tally.Tally) bool { return tl.AllTerminal(st.Keys(want)) })
 	_, text := httpGet(t, "http://"+p.admins["shipper"][0]+"/metrics")
-	t.Logf("shipper parked %v orders of a shop with no room, %v of a shop backing off", metric(text, "fulfill_retries_total", `errcode="shop_busy"`), metric(text, "fulfill_retries_total", `errcode="shop_backing_off"`))
+	t.Logf("shipper parked %v orders of a shop with no room, %v of a shop backing off", metric(text, "fulfill_parked_total", `reason="shop_busy"`), metric(text, "fulfill_parked_total", `reason="shop_backing_off"`))
 	if err := p.stop(); err != nil {
 		t.Errorf("services did not stop cleanly: %v", err)
 	}

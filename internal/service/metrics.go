@@ -17,9 +17,9 @@ import (
 
 // Metrics are the Prometheus series every stage reports. Each binary has its
 // own registry, so several can run in one process (fulfillctl up, tests).
-// Labels are bounded sets (stage, consumer, endpoint, errcode, result, and
-// shop: a shop of the registry, else "unknown"): never an order id, an
-// openid or a token.
+// Labels are bounded sets (stage, consumer, endpoint, errcode, result,
+// reason, and shop: a shop of the registry, else "unknown"): never an order
+// id, an openid or a token.
 type Metrics struct {
 	Registry *prometheus.Registry
 
@@ -28,6 +28,10 @@ type Metrics struct {
 	APICalls   *prometheus.CounterVec   // endpoint, errcode, shop
 	APILatency *prometheus.HistogramVec // endpoint, shop
 	Retries    *prometheus.CounterVec   // errcode, shop
+	// Parked counts messages the shipper put back for later without a
+	// platform call, by reason (ParkLeaseTaken, ParkShopBusy,
+	// ParkShopBackingOff) and shop.
+	Parked     *prometheus.CounterVec
 	BatchSize  prometheus.Histogram
 	Latency    *prometheus.HistogramVec // stage, shop
 	Pending    *prometheus.GaugeVec     // consumer
@@ -94,9 +98,34 @@ func (m *Metrics) Redelivered(stage events.Stage, shop string) {
 	m.Redelivers.WithLabelValues(string(stage), m.Shop(shop)).Inc()
 }
 
-// Retry counts a retry of a platform call, by what caused it.
-func (m *Metrics) Retry(shop, cause string) {
-	m.Retries.WithLabelValues(cause, m.Shop(shop)).Inc()
+// Retry counts a retry of a platform call, by the errcode that caused it.
+func (m *Metrics) Retry(shop, errcode string) {
+	m.Retries.WithLabelValues(errcode, m.Shop(shop)).Inc()
+}
+
+// Reasons of fulfill_parked_total: why the shipper put a message back for
+// later without calling the platform.
+const (
+	// ParkLeaseTaken: another copy of the order (a replica's, a replay's)
+	// holds its lease.
+	ParkLeaseTaken = "lease_taken"
+	// ParkShopBusy: the order's shop had no call slot free in this replica.
+	ParkShopBusy = "shop_busy"
+	// ParkShopBackingOff: the order's shop backs off as a whole.
+	ParkShopBackingOff = "shop_backing_off"
+)
+
+// Park counts a message put back for reason without a platform call.
+func (m *Metrics) Park(shop, reason string) {
+	m.Parked.WithLabelValues(reason, m.Shop(shop)).Inc()
+}
+
+// ExportParked exports every park reason of shop at 0, so that the first
+// park is an increase that rate() sees.
+func (m *Metrics) ExportParked(shop string) {
+	for _, r := range []string{ParkLeaseTaken, ParkShopBusy, ParkShopBackingOff} {
+		m.Parked.WithLabelValues(r, m.Shop(shop))
+	}
 }
 
 // Processed records the time from an event's occurrence to its processing.
@@ -134,7 +163,10 @@ func NewMetrics() *Metrics {
 		APILatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "fulfill_api_call_seconds",
 			Help: "Platform API call latency.", Buckets: prometheus.ExponentialBuckets(0.005, 2, 12)}, []string{"endpoint", "shop"}),
 		Retries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fulfill_retries_total",
-			Help: "Retries of platform calls, by the errcode that caused them (lease_taken: another replica held the order; shop_backing_off: the order was parked while its shop backs off), and shop."}, []string{"errcode", "shop"}),
+			Help: "Retries of platform calls, by the errcode that caused them (-2: transport or decoding failure), and shop."}, []string{"errcode", "shop"}),
+		Parked: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fulfill_parked_total",
+			Help: "Messages the shipper put back for later without a platform call, by reason (lease_taken: another replica or copy holds the order; shop_busy: the shop had no call slot free; shop_backing_off: the shop backs off as a whole) and shop."},
+			[]string{"reason", "shop"}),
 		BatchSize: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "fulfill_batch_size",
 			Help: "Orders per batchGetOrder call.", Buckets: []float64{1, 5, 10, 25, 50, 75, 90, 95, 99, 100}}),
 		Latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "fulfill_processing_seconds",
@@ -165,7 +197,7 @@ func NewMetrics() *Metrics {
 			Help: "Unix time of the last push stored for each shop: an alert compares it with the orders the shop's polling still finds."},
 			[]string{"shop"}),
 	}
-	r.MustRegister(m.EventsIn, m.EventsOut, m.APICalls, m.APILatency, m.Retries, m.BatchSize, m.Latency,
+	r.MustRegister(m.EventsIn, m.EventsOut, m.APICalls, m.APILatency, m.Retries, m.Parked, m.BatchSize, m.Latency,
 		m.Pending, m.AckPending, m.Redelivers, m.Failed, m.TokenRefreshes, m.ReceivedToShipped, m.ShopState, m.Pushes, m.LastPush)
 	return m
 }

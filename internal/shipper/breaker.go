@@ -61,6 +61,9 @@ type breaker struct {
 	now          func() time.Time
 	// changed is told of each change of a shop's state, outside the lock.
 	changed func(shop string, st ShopStatus)
+	// first, if set, is told of each shop the first time it is seen,
+	// under the lock.
+	first func(shop string)
 
 	mu    sync.Mutex
 	shops map[string]*shopBreaker
@@ -100,6 +103,9 @@ func (b *breaker) shop(id string) *shopBreaker {
 	if s == nil {
 		s = &shopBreaker{status: ShopStatus{State: ShopOK}, latency: 100 * time.Millisecond}
 		b.shops[id] = s
+		if b.first != nil {
+			b.first(id)
+		}
 	}
 	return s
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rs/zerolog"
 
 	"github.com/fulfill/pipeline/internal/jstest"
@@ -130,6 +131,17 @@ func TestLeaseLeftToExpireOnlyOnceShipped(t *testing.T) {
 			}
 			if sender.calls != 1 {
 				t.Errorf("%d calls, want 1", sender.calls)
+			}
+			// A copy put back is a park, not a retry of a platform call.
+			wantParked := 0.0
+			if wantHow == "nak" {
+				wantParked = 1
+			}
+			if got := testutil.ToFloat64(s.metrics.Parked.WithLabelValues(service.ParkLeaseTaken, env.Shop)); got != wantParked {
+				t.Errorf("fulfill_parked_total{reason=lease_taken} = %v, want %v", got, wantParked)
+			}
+			if n := testutil.CollectAndCount(s.metrics.Retries); n != 0 {
+				t.Errorf("%d fulfill_retries_total series, want none: no call was retried", n)
 			}
 		})
 	}

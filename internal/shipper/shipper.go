@@ -137,6 +137,7 @@ func New(opts Options, senders Senders, pub *pipeline.Publisher, record Record, 
 			changed(shop, st)
 		}
 	})
+	s.shops.first = m.ExportParked
 	return s
 }
 
@@ -218,7 +219,7 @@ func (s *Shipper) Run(ctx context.Context, cons jetstream.Consumer) error {
 			shop := shopOf(msg.Subject())
 			hold := pipeline.StartHold(s.opts.Heartbeat, msg)
 			if !q.push(shop, job{msg: msg, hold: hold}) {
-				s.metrics.Retry(shop, "shop_busy")
+				s.metrics.Park(shop, service.ParkShopBusy)
 				s.release.Go(hold.Stop)
 				_ = msg.NakWithDelay(s.shops.Park(shop, s.slots(shop)))
 			}
@@ -292,7 +293,7 @@ func (s *Shipper) handle(ctx context.Context, msg jetstream.Msg, hold *pipeline.
 	// A shop backing off as a whole parks its orders before they take a
 	// lease: only its probe calls.
 	if parked, wait, _ := s.shops.parked(env.Shop, s.slots(env.Shop)); parked && !s.tooOld(md) {
-		s.metrics.Retry(env.Shop, "shop_backing_off")
+		s.metrics.Park(env.Shop, service.ParkShopBackingOff)
 		_ = msg.NakWithDelay(wait)
 		return
 	}
@@ -317,7 +318,7 @@ func (s *Shipper) handle(ctx context.Context, msg jetstream.Msg, hold *pipeline.
 			}
 			return
 		}
-		s.metrics.Retry(env.Shop, "lease_taken")
+		s.metrics.Park(env.Shop, service.ParkLeaseTaken)
 		log.Debug().Msg("another shipper holds the order; coming back later")
 		_ = msg.NakWithDelay(s.leaseWait())
 		return
@@ -447,7 +448,7 @@ func (s *Shipper) ship(ctx, callCtx context.Context, md *jetstream.MsgMetadata, 
 					"the order's shop has been backing off as a whole (%s) and the order waited longer than SHIP_MAX_ELAPSED (%s); run %s once it recovers",
 					st, s.opts.MaxElapsed, pipeline.RedriveCommand(env)), lastFailed, log)
 			}
-			s.metrics.Retry(env.Shop, "shop_backing_off")
+			s.metrics.Park(env.Shop, service.ParkShopBackingOff)
 			return outcome{retry: wait}
 		}
 		start := s.now()
