@@ -1,7 +1,9 @@
 package wechat
 
 import (
+	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -18,6 +20,20 @@ func BenchmarkClassify(b *testing.B) {
 	for b.Loop() {
 		for _, err := range errs {
 			_ = Classify(err)
+		}
+	}
+}
+
+// BenchmarkDecodeOrderIDs decodes an order/list/get page of 100 ids, the
+// ids the ingest decodes most.
+func BenchmarkDecodeOrderIDs(b *testing.B) {
+	page := []byte(`{"errcode":0,"errmsg":"ok","order_id_list":[` +
+		strings.Repeat(`"3704612354559743232",`, 99) + `"3704612354559743232"],"next_key":"k","has_more":true}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		var resp ListOrdersResponse
+		if err := json.Unmarshal(page, &resp); err != nil || len(resp.OrderIDList) != 100 {
+			b.Fatal(err)
 		}
 	}
 }

@@ -33,6 +33,11 @@ func (id *ID) UnmarshalJSON(data []byte) error {
 	switch {
 	case len(data) == 0:
 		return fmt.Errorf("%w: empty value", ErrInvalidID)
+	case len(data) >= 2 && data[0] == '"' && data[len(data)-1] == '"' && plain(data[1:len(data)-1]):
+		// The usual quoted id: its bytes are the value. Decoding it
+		// again cost several allocations per id.
+		*id = ID(data[1 : len(data)-1])
+		return nil
 	case data[0] == '"':
 		var s string
 		if err := json.Unmarshal(data, &s); err != nil {
@@ -49,6 +54,18 @@ func (id *ID) UnmarshalJSON(data []byte) error {
 	default:
 		return fmt.Errorf("%w: got %s", ErrInvalidID, describeJSON(data))
 	}
+}
+
+// plain reports whether b is printable ASCII without quotes or backslashes:
+// a JSON string's content that means itself, with nothing to unescape or
+// replace.
+func plain(b []byte) bool {
+	for _, c := range b {
+		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 // isJSONInteger reports whether b is a JSON number without fraction or exponent:
