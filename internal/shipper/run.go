@@ -23,7 +23,8 @@ const Summary = "calls WeChat Channels delivery/send for every order.enriched ev
 
 // LeaseBucket is the KV bucket of the per-order leases: key the order id,
 // value the holding process. `nats kv ls FULFILL_SHIP_LEASES` shows the
-// orders being called right now.
+// orders being called right now, and those shipped in the last
+// SHIP_ACK_WAIT - SHIP_HEARTBEAT, whose leases are left to expire.
 const LeaseBucket = "FULFILL_SHIP_LEASES"
 
 // horizon is the longest an enriched event may wait for the shipper: every
