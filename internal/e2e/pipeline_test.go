@@ -2,11 +2,15 @@ package e2e
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/fulfill/pipeline/internal/faulttest"
 	"github.com/fulfill/pipeline/internal/stack"
+	"github.com/fulfill/pipeline/pkg/events"
 	"github.com/fulfill/pipeline/pkg/sandbox"
 )
 
@@ -64,6 +68,15 @@ func TestPipelineSurvivesKills(t *testing.T) {
 	t.Cleanup(func() { cancel(); _ = g.Wait() })
 	enricher := faulttest.StartChild(t, st, "enricher", logDir, nil)
 	shipperB := faulttest.StartChild(t, st, "shipper", logDir, nil)
+	// The killed shipper's messages come back to the other one, which
+	// reads their orders' records from the stream's leader.
+	nc, js := faulttest.Connect(t, st.NATSURL)
+	var leaderReads atomic.Int64
+	spy, err := nc.Subscribe("$JS.API.STREAM.MSG.GET."+events.StreamName, func(*nats.Msg) { leaderReads.Add(1) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer spy.Unsubscribe()
 
 	wctx, wcancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer wcancel()
@@ -80,7 +93,13 @@ func TestPipelineSurvivesKills(t *testing.T) {
 	faulttest.StartChild(t, st, "enricher", logDir, nil)
 
 	want := st.Sandbox.Scenario()
-	_, js := faulttest.Connect(t, st.NATSURL)
 	tl := faulttest.WaitTerminal(t, js, want, 4*time.Minute, logs)
 	faulttest.CheckOutcomes(t, st, tl, want, faulttest.RepeatedCalls())
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if leaderReads.Load() == 0 {
+		t.Error("no order record was read from the stream's leader, though the killed shipper's messages were redelivered")
+	}
+	t.Logf("%d order records read from the stream's leader", leaderReads.Load())
 }

@@ -3,6 +3,8 @@ package pipeline_test
 import (
 	"testing"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/fulfill/pipeline/internal/pipeline"
 	"github.com/fulfill/pipeline/pkg/events"
 )
@@ -109,5 +111,71 @@ func TestOrderRecordLastGivesTheSequence(t *testing.T) {
 	}
 	if e, seq, err := rec.Last(t.Context(), events.StageShipped, events.DefaultShop, "5"); e != nil || seq != 0 || err != nil {
 		t.Fatalf("Last(shipped, 5) = %v, %d, %v; want none", e, seq, err)
+	}
+}
+
+// TestLeaderRecordAgreesWithTheStream reads the same records from the
+// leader as the direct gets do (the latest of a stage, any source; none;
+// a corrupt one), and asks the stream leader's API, not the direct-get
+// subjects any replica answers.
+func TestLeaderRecordAgreesWithTheStream(t *testing.T) {
+	nc, js, s := startStream(t)
+	p := pipeline.NewPublisher(js)
+	rcv := newEnv(t, events.StageReceived, events.SourceChannels, "1", received(), nil, "")
+	fld := newEnv(t, events.StageFailed, events.SourceChannels, "1", events.Failed{Stage: events.ComponentShipper}, rcv, "")
+	shp := newEnv(t, events.StageShipped, events.SourceAPI, "1", events.Shipped{DeliveryID: "SF", WaybillID: "W1"}, rcv, "")
+	later := newEnv(t, events.StageShipped, events.SourceVVTool, "1", events.Shipped{DeliveryID: "SF", WaybillID: "W1b"}, shp, "replay-1")
+	if err := p.Publish(t.Context(), rcv, fld, shp, later); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(t.Context(), "orders.shipped.api.default.9", []byte("garbage")); err != nil {
+		t.Fatal(err)
+	}
+	asked := make(chan string, 100)
+	spy, err := nc.Subscribe("$JS.API.>", func(m *nats.Msg) { asked <- m.Subject })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer spy.Unsubscribe()
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+
+	direct, leader := pipeline.NewOrderRecord(s), pipeline.NewLeaderRecord(nc, events.StreamName)
+	for _, tc := range []struct {
+		stage   events.Stage
+		order   string
+		wantErr bool
+	}{
+		{events.StageShipped, "1", false}, // the later of two, another source
+		{events.StageFailed, "1", false},
+		{events.StageEnriched, "1", false}, // none
+		{events.StageShipped, "2", false},  // unknown order
+		{events.StageShipped, "9", true},   // not an envelope
+		{events.StageShipped, "1.>", true}, // not an order id
+	} {
+		de, dseq, derr := direct.Last(t.Context(), tc.stage, events.DefaultShop, tc.order)
+		le, lseq, lerr := leader.Last(t.Context(), tc.stage, events.DefaultShop, tc.order)
+		if (lerr != nil) != tc.wantErr || (derr != nil) != tc.wantErr {
+			t.Errorf("%s of %s: leader %v, direct %v; want an error: %v", tc.stage, tc.order, lerr, derr, tc.wantErr)
+			continue
+		}
+		if (de == nil) != (le == nil) || dseq != lseq || (de != nil && de.ID != le.ID) {
+			t.Errorf("%s of %s: leader %v at %d, direct %v at %d", tc.stage, tc.order, le, lseq, de, dseq)
+		}
+	}
+	if e, _, _ := leader.Last(t.Context(), events.StageShipped, events.DefaultShop, "1"); e == nil || e.ID != later.ID {
+		t.Errorf("leader's shipped record of 1 = %v, want %s", e, later.ID)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	var leaderAsked bool
+	for len(asked) > 0 {
+		subj := <-asked
+		leaderAsked = leaderAsked || subj == "$JS.API.STREAM.MSG.GET."+events.StreamName
+	}
+	if !leaderAsked {
+		t.Error("no request on $JS.API.STREAM.MSG.GET.ORDERS: the leader was not asked")
 	}
 }

@@ -124,7 +124,8 @@ const exactlyOnceNote = `
   of KV bucket ` + "`FULFILL_SHIP_LEASES`" + ` created only if absent, renewed every
   ` + "`SHIP_HEARTBEAT`" + `, deleted once a failed event is stored, left to expire once the shipped one is); a copy
   finding it taken acks if the record says the order is settled, and else comes back about a
-  heartbeat later. The order's record is read before every call.
+  heartbeat later. The order's record is read before every call: from the stream's leader
+  for a redelivered message or a re-drive copy (a follower may lag), else by direct get.
 - **Takeover after a crash:** shippers pull only for free workers and report each
   message in progress from its arrival, so none reaches its ack wait in a live process;
   a killed one's messages are redelivered ` + "`SHIP_ACK_WAIT`" + ` (3 s) after its last heartbeat,

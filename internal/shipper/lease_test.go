@@ -2,6 +2,7 @@ package shipper
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -145,4 +146,67 @@ func TestLeaseLeftToExpireOnlyOnceShipped(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestLeaderReadWhereAnOutcomeMayBeRecent: a replica answering direct gets
+// may not have an order's latest events yet (nats-server lets a follower
+// 90% caught up answer them). The record a shipper reads before calling
+// comes from the stream's leader for a redelivered message and for a
+// re-drive copy, where the order may have been decided moments ago, and
+// after the server refused a terminal event; else from the direct gets.
+// Here the direct gets lag: they do not have the shipped event yet.
+func TestLeaderReadWhereAnOutcomeMayBeRecent(t *testing.T) {
+	env, data := input(t)
+	shipped, err := env.Next(events.StageShipped, events.Shipped{DeliveryID: "SF", WaybillID: "SF100", Attempts: 1}, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, err := env.Copy("replay:run-1", t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name      string
+		in        *events.Envelope
+		delivered uint64
+		noLeader  bool
+		wantCalls int
+	}{
+		{"first delivery: direct gets", env, 1, false, 1},
+		{"redelivery: the leader", env, 2, false, 0},
+		{"a re-drive copy: the leader", cp, 1, false, 0},
+		{"no leader record configured: direct gets", env, 2, true, 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			lagging, leader := &fakeRecord{}, &fakeRecord{}
+			leader.set(events.StageShipped, shipped, 7)
+			sender := &fakeSender{script: []error{nil}}
+			s := newTestShipper(sender, lagging)
+			if !tt.noLeader {
+				s.Leader = leader
+			}
+			md := &jetstream.MsgMetadata{NumDelivered: tt.delivered, Sequence: jetstream.SequencePair{Stream: 5}, Timestamp: time.Now()}
+			out := s.ship(t.Context(), t.Context(), md, tt.in, data, &fakeLease{}, zerolog.Nop())
+			if sender.calls != tt.wantCalls {
+				t.Errorf("%d delivery/send calls, want %d (outcome %+v)", sender.calls, tt.wantCalls, out)
+			}
+			if tt.wantCalls == 0 && !strings.Contains(out.settled, "already shipped") {
+				t.Errorf("settled = %q, want already shipped", out.settled)
+			}
+		})
+	}
+
+	t.Run("a refused terminal event: the leader", func(t *testing.T) {
+		lagging, leader := &fakeRecord{}, &fakeRecord{}
+		other, err := cp.Next(events.StageShipped, events.Shipped{DeliveryID: "SF"}, t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		leader.set(events.StageShipped, other, 7)
+		s := newTestShipper(&fakeSender{}, lagging)
+		s.Leader = leader
+		if err := s.decided(t.Context(), completion{event: shipped, input: env, log: zerolog.Nop()}); err != nil {
+			t.Errorf("decided = %v, want settled: the leader has the copy's shipped event", err)
+		}
+	})
 }

@@ -89,6 +89,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			LeaseTable{leases}, b.Log, b.Metrics, rep.changed)
 		s.Tracer = b.Tracer
 		s.Waits = waits
+		s.Leader = pipeline.NewLeaderRecord(b.NC, events.StreamName)
 		repCtx, stopRep := context.WithCancel(ctx)
 		defer stopRep()
 		var wg sync.WaitGroup

@@ -109,6 +109,23 @@ type Shipper struct {
 	// Waits dates each order's first waiting answer; nil counts from when
 	// the message was stored (tests of other things).
 	Waits WaitStarts
+	// Leader, if set, is the order's record as the stream's leader has it
+	// (pipeline.LeaderRecord), read where a terminal event is likely to be
+	// recent and a replica answering a direct get may not have it yet:
+	// for a redelivered message, a re-drive copy, and after the server
+	// refused a terminal event.
+	Leader Record
+}
+
+// recordFor is where the order's record of msg is read before a call: the
+// leader's for a message that may come after a recent outcome (another
+// delivery of it, or a copy of an order that may have been decided), else
+// the direct gets any replica answers, which is most of the orders.
+func (s *Shipper) recordFor(env *events.Envelope, md *jetstream.MsgMetadata) Record {
+	if s.Leader != nil && (md.NumDelivered > 1 || env.IsCopy()) {
+		return s.Leader
+	}
+	return s.record
 }
 
 // New wires a shipper; changed, if set, is told of each change of a shop's
@@ -377,14 +394,15 @@ func (s *Shipper) leaseWait() time.Duration {
 // first), and else the sequence of its latest failed event, which a failed
 // event of ours must find unchanged to be stored.
 func (s *Shipper) check(ctx context.Context, env *events.Envelope, md *jetstream.MsgMetadata) (settled string, lastFailed uint64, err error) {
-	shipped, _, err := s.record.Last(ctx, events.StageShipped, env.Shop, env.OrderID)
+	record := s.recordFor(env, md)
+	shipped, _, err := record.Last(ctx, events.StageShipped, env.Shop, env.OrderID)
 	if err != nil {
 		return "", 0, err
 	}
 	if shipped != nil {
 		return "order already shipped (event " + shipped.ID + "); not sending again", 0, nil
 	}
-	failed, seq, err := s.record.Last(ctx, events.StageFailed, env.Shop, env.OrderID)
+	failed, seq, err := record.Last(ctx, events.StageFailed, env.Shop, env.OrderID)
 	if err != nil {
 		return "", 0, err
 	}
@@ -613,7 +631,11 @@ func (s *Shipper) complete() {
 // stored but its answer lost), or another in this order's chain; and an
 // error (redeliver, decide again) when it belongs to another chain.
 func (s *Shipper) decided(ctx context.Context, c completion) error {
-	stored, seq, err := s.record.Last(ctx, c.event.Stage(), c.event.Shop, c.event.OrderID)
+	record := s.record
+	if s.Leader != nil {
+		record = s.Leader // the event the server just found may be that recent
+	}
+	stored, seq, err := record.Last(ctx, c.event.Stage(), c.event.Shop, c.event.OrderID)
 	if err != nil {
 		return err
 	}

@@ -128,6 +128,16 @@ func (e *Envelope) Copy(key string, now time.Time) (*Envelope, error) {
 	return New(Fact{Stage: e.Stage(), Source: e.Source, Shop: e.Shop, OrderID: e.OrderID, Key: key, Cause: e, Data: json.RawMessage(e.Data)}, now)
 }
 
+// IsCopy reports whether e was made with a key other than its cause's id:
+// a re-drive copy (Copy) rather than a stage's answer to its cause (Next)
+// or the first event of a chain.
+func (e *Envelope) IsCopy() bool {
+	if e.CausationID == "" {
+		return false
+	}
+	return e.ID != uuid.NewSHA1(namespace, []byte(e.Subject()+":"+e.CausationID)).String()
+}
+
 // Stage is the stage named by the envelope's type, or "" if the type is not
 // of the form order.<stage>.
 func (e *Envelope) Stage() Stage {

@@ -500,3 +500,51 @@ func TestMsg(t *testing.T) {
 		t.Errorf("Msg() of an unknown type = %v, want ErrInvalidStage", err)
 	}
 }
+
+// TestIsCopy tells a re-drive copy from a chain's first event and from a
+// stage's answer to its cause, also once decoded from the wire.
+func TestIsCopy(t *testing.T) {
+	rcv := mustNew(t, events.StageReceived, events.SourceChannels, "9", received(), nil, "", t0)
+	enr, err := rcv.Next(events.StageEnriched, events.Enriched{DeliveryID: "SF"}, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, err := enr.Copy("replay:run-1", t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rcvCopy, err := rcv.Copy("redrive:1", t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enrOfCopy, err := rcvCopy.Next(events.StageEnriched, events.Enriched{DeliveryID: "SF"}, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		e    *events.Envelope
+		want bool
+	}{
+		{"first event of a chain", rcv, false},
+		{"answer to its cause", enr, false},
+		{"copy of the answer", cp, true},
+		{"copy of the first event", rcvCopy, true},
+		{"answer to a copy", enrOfCopy, false},
+	} {
+		b, err := tc.e.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := events.Decode(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := tc.e.IsCopy(); got != tc.want {
+			t.Errorf("%s: IsCopy = %v, want %v", tc.name, got, tc.want)
+		}
+		if got := d.IsCopy(); got != tc.want {
+			t.Errorf("%s, decoded: IsCopy = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
