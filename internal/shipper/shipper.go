@@ -654,8 +654,8 @@ func (s *Shipper) decided(ctx context.Context, c completion) error {
 
 // letGo ends a settled message's hold and deletes its order's lease (if l
 // is not nil), in the background: stopping a hold waits for a lease renewal
-// under way, and neither may hold up the completer acking the next order. The bucket's
-// TTL frees the lease anyway if the delete fails.
+// under way, and neither may hold up the completer acking the next order.
+// The bucket's TTL frees the lease anyway if the delete fails.
 func (s *Shipper) letGo(h *pipeline.Hold, l Lease) {
 	s.release.Go(func() {
 		h.Stop()
