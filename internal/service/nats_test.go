@@ -3,6 +3,7 @@ package service_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -164,6 +165,9 @@ func TestRetry(t *testing.T) {
 		{"timeouts then success", []error{context.DeadlineExceeded, nats.ErrTimeout, nats.ErrNoResponders}, 4, nil},
 		{"reconnecting then success", []error{nats.ErrConnectionReconnecting, nats.ErrDisconnected}, 3, nil},
 		{"503 then success", []error{&jetstream.APIError{Code: 503}}, 2, nil},
+		{"a peer's new stream or bucket not visible yet, then success", []error{
+			fmt.Errorf("bucket X: %w", &jetstream.APIError{Code: 404, ErrorCode: jetstream.JSErrCodeStreamNotFound, Description: "stream not found"}),
+			jetstream.ErrStreamNotFound, jetstream.ErrBucketNotFound}, 4, nil},
 		{"permanent at once", []error{permanent}, 1, permanent},
 		{"API 400 at once", []error{&jetstream.APIError{Code: 400}}, 1, &jetstream.APIError{Code: 400}},
 	} {
