@@ -21,7 +21,9 @@ import (
 // server several times a direct get's (a JSON reply with the message in
 // base64, through the API queue), so the shipper makes them only where a
 // terminal event is likely to be recent: a redelivered message, a re-drive
-// copy, a publish the server refused.
+// copy, a publish the server refused. The request is made here because
+// the jetstream package's GetLastMsgForSubject always takes the direct get
+// when the stream allows it.
 type LeaderRecord struct {
 	nc      *nats.Conn
 	subject string

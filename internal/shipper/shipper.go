@@ -328,7 +328,8 @@ func (s *Shipper) handle(ctx context.Context, msg jetstream.Msg, hold *pipeline.
 		// The lease of a shipped order is left to expire (complete), so
 		// the holder may be done already: the record says so. Reading it
 		// without the lease only ever settles the message, never calls.
-		if settled, _, cerr := s.check(callCtx, env, md); cerr == nil && settled != "" {
+		// A direct get is enough here: a stale answer only parks the copy.
+		if settled, _, cerr := s.checkIn(callCtx, s.record, env, md); cerr == nil && settled != "" {
 			log.Info().Msg(settled)
 			if err := msg.Ack(); err != nil {
 				log.Warn().Err(err).Msg("ack")
@@ -394,7 +395,11 @@ func (s *Shipper) leaseWait() time.Duration {
 // first), and else the sequence of its latest failed event, which a failed
 // event of ours must find unchanged to be stored.
 func (s *Shipper) check(ctx context.Context, env *events.Envelope, md *jetstream.MsgMetadata) (settled string, lastFailed uint64, err error) {
-	record := s.recordFor(env, md)
+	return s.checkIn(ctx, s.recordFor(env, md), env, md)
+}
+
+// checkIn is check reading record.
+func (s *Shipper) checkIn(ctx context.Context, record Record, env *events.Envelope, md *jetstream.MsgMetadata) (settled string, lastFailed uint64, err error) {
 	shipped, _, err := record.Last(ctx, events.StageShipped, env.Shop, env.OrderID)
 	if err != nil {
 		return "", 0, err
