@@ -2,6 +2,7 @@ package shipper
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -81,18 +82,30 @@ func handleOne(t *testing.T, s *Shipper, msg *jstest.Msg) {
 // copy of the order finding it taken reads the record and settles at once,
 // without a call; a failed order's lease is released, so a re-drive is not
 // held up. Real JetStream stores the terminal events.
+//
+// The record is read both ways: a direct get per stage, and both terminal
+// stages in one multi_last request (as cmd/shipper reads it).
 func TestLeaseLeftToExpireOnlyOnceShipped(t *testing.T) {
-	_, js, stream := jstest.StartStream(t)
-	for _, tt := range []struct {
+	nc, js, stream := jstest.StartStream(t)
+	type test struct {
 		name         string
 		orderID      string
 		script       []error
 		stage        events.Stage
 		wantReleased bool
-	}{
-		{"shipped: left to expire", "3704612354559743001", []error{nil}, events.StageShipped, false},
-		{"failed: released", "3704612354559743002", []error{apiErr(109000)}, events.StageFailed, true},
+		record       *pipeline.OrderRecord
+	}
+	var tests []test
+	for i, rec := range []*pipeline.OrderRecord{
+		pipeline.NewOrderRecord(stream),
+		pipeline.NewOrderRecord(stream).WithMultiLast(pipeline.NewMultiLast(nc, events.StreamName)),
 	} {
+		id := func(n int) string { return fmt.Sprintf("37046123545597430%d%d", i, n) }
+		tests = append(tests,
+			test{fmt.Sprintf("shipped: left to expire/record %d", i), id(1), []error{nil}, events.StageShipped, false, rec},
+			test{fmt.Sprintf("failed: released/record %d", i), id(2), []error{apiErr(109000)}, events.StageFailed, true, rec})
+	}
+	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			env, _ := input(t)
 			env.OrderID = tt.orderID
@@ -100,7 +113,7 @@ func TestLeaseLeftToExpireOnlyOnceShipped(t *testing.T) {
 			sender := &fakeSender{script: tt.script}
 			s := New(Options{Concurrency: 1, BackoffInitial: time.Millisecond, BackoffMax: time.Millisecond, MaxElapsed: time.Minute,
 				WaitDelay: time.Minute, WaitMaxAttempts: 2, Heartbeat: time.Hour},
-				func(string) (Sender, error) { return sender, nil }, pipeline.NewPublisher(js), pipeline.NewOrderRecord(stream),
+				func(string) (Sender, error) { return sender, nil }, pipeline.NewPublisher(js), tt.record,
 				leaseTable{lease: lease}, zerolog.Nop(), service.NewMetrics(), nil)
 			msg := enrichedMsg(t, env, 1)
 			handleOne(t, s, msg)

@@ -80,12 +80,14 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			b.Log.Warn().Dur("ttl", waits.TTL()).Dur("needed", need).
 				Msgf("bucket %s forgets a wait sooner than SHIP_WAIT_MAX_ATTEMPTS × SHIP_WAIT_DELAY: orders may wait longer than that (delete the bucket to recreate it)", pipeline.WaitStartBucket)
 		}
+		multi := pipeline.NewMultiLast(b.NC, events.StreamName)
+		defer multi.Close()
 		rep := &stateReporter{states: states, log: b.Log, current: map[string]ShopStatus{}}
 		s := New(Options{
 			Concurrency: c.ShipConcurrency, ShopConcurrency: shopConcurrency(b), BackoffInitial: c.ShipBackoffInitial, BackoffMax: c.ShipBackoffMax,
 			MaxElapsed: c.ShipMaxElapsed, WaitDelay: c.ShipWaitDelay, WaitMaxAttempts: c.ShipWaitMaxAttempts,
 			Heartbeat: c.ShipHeartbeat,
-		}, func(shop string) (Sender, error) { return b.Shops.WeChat(shop) }, b.Publisher(), pipeline.NewOrderRecord(b.Stream),
+		}, func(shop string) (Sender, error) { return b.Shops.WeChat(shop) }, b.Publisher(), pipeline.NewOrderRecord(b.Stream).WithMultiLast(multi),
 			LeaseTable{leases}, b.Log, b.Metrics, rep.changed)
 		s.Tracer = b.Tracer
 		s.Waits = waits

@@ -398,18 +398,39 @@ func (s *Shipper) check(ctx context.Context, env *events.Envelope, md *jetstream
 	return s.checkIn(ctx, s.recordFor(env, md), env, md)
 }
 
+// stagesRecord is a Record that reads several stages of an order in one
+// request (a *pipeline.OrderRecord with multi_last): the shipped and failed
+// records of most orders then cost one request and one reply, not two each.
+type stagesRecord interface {
+	Stages(ctx context.Context, shop, orderID string, stages ...events.Stage) ([]pipeline.Event, error)
+}
+
+// terminals reads the order's shipped and failed records, and the failed
+// one's sequence.
+func terminals(ctx context.Context, record Record, env *events.Envelope) (shipped, failed *events.Envelope, seq uint64, err error) {
+	if r, ok := record.(stagesRecord); ok {
+		ev, err := r.Stages(ctx, env.Shop, env.OrderID, events.StageShipped, events.StageFailed)
+		if err != nil {
+			return nil, nil, 0, err
+		}
+		return ev[0].Env, ev[1].Env, ev[1].Seq, nil
+	}
+	shipped, _, err = record.Last(ctx, events.StageShipped, env.Shop, env.OrderID)
+	if err != nil || shipped != nil {
+		return shipped, nil, 0, err
+	}
+	failed, seq, err = record.Last(ctx, events.StageFailed, env.Shop, env.OrderID)
+	return nil, failed, seq, err
+}
+
 // checkIn is check reading record.
 func (s *Shipper) checkIn(ctx context.Context, record Record, env *events.Envelope, md *jetstream.MsgMetadata) (settled string, lastFailed uint64, err error) {
-	shipped, _, err := record.Last(ctx, events.StageShipped, env.Shop, env.OrderID)
+	shipped, failed, seq, err := terminals(ctx, record, env)
 	if err != nil {
 		return "", 0, err
 	}
 	if shipped != nil {
 		return "order already shipped (event " + shipped.ID + "); not sending again", 0, nil
-	}
-	failed, seq, err := record.Last(ctx, events.StageFailed, env.Shop, env.OrderID)
-	if err != nil {
-		return "", 0, err
 	}
 	// A cancellation is final, whichever copy of the order this is.
 	if failed != nil {
