@@ -56,6 +56,43 @@ func NewIngester(stream jetstream.Stream, pub *pipeline.Publisher, retention tim
 		log: log, metrics: m, now: time.Now}
 }
 
+// ReadRecordsThrough makes KnownOrders read a page's records in one
+// multi_last request (m reads the ORDERS stream) rather than one direct get
+// per order.
+func (in *Ingester) ReadRecordsThrough(m *pipeline.MultiLast) {
+	in.record = in.record.WithMultiLast(m)
+}
+
+// KnownOrders is Known of each of orderIDs of shop (valid ids), in their
+// order: a poller asks it of a whole list page at once, and the orders not
+// remembered are read from the stream in one request.
+func (in *Ingester) KnownOrders(ctx context.Context, shop string, orderIDs []string) ([]string, error) {
+	ids := make([]string, len(orderIDs))
+	var ask []string
+	var at []int
+	now := in.now()
+	for i, id := range orderIDs {
+		if ids[i] = in.known.get(events.OrderKey(shop, id), now); ids[i] == "" {
+			ask = append(ask, id)
+			at = append(at, i)
+		}
+	}
+	if len(ask) == 0 {
+		return ids, nil
+	}
+	found, err := in.record.Orders(ctx, events.StageReceived, shop, ask)
+	if err != nil {
+		return nil, err
+	}
+	for j, ev := range found {
+		if ev.Env != nil {
+			in.known.put(events.OrderKey(shop, ask[j]), ev.Env.ID, ev.Env.OccurredAt)
+			ids[at[j]] = ev.Env.ID
+		}
+	}
+	return ids, nil
+}
+
 // Known returns the id of the order's received event, or "" if the
 // stream has none: what a poller asks before fetching an order's details.
 func (in *Ingester) Known(ctx context.Context, shop, orderID string) (string, error) {

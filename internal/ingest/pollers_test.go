@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
@@ -25,6 +26,7 @@ import (
 
 // pollEnv is a real JetStream and the sandbox over HTTP.
 type pollEnv struct {
+	nc     *nats.Conn
 	js     jetstream.JetStream
 	stream jetstream.Stream
 	sb     *sandbox.Sandbox
@@ -33,18 +35,20 @@ type pollEnv struct {
 
 func startPollEnv(t *testing.T, cfg sandbox.Config) *pollEnv {
 	t.Helper()
-	_, js, stream := jstest.StartStream(t)
+	nc, js, stream := jstest.StartStream(t)
 	sb := sandbox.New(cfg)
 	hs := httptest.NewServer(sb)
 	t.Cleanup(hs.Close)
-	return &pollEnv{js: js, stream: stream, sb: sb, url: hs.URL}
+	return &pollEnv{nc: nc, js: js, stream: stream, sb: sb, url: hs.URL}
 }
 
 // ingester is a fresh ingester, with nothing remembered, as a restarted
-// process has.
+// process has; it reads a page's records at once, as cmd/ingest's does.
 func (e *pollEnv) ingester(t *testing.T) *ingest.Ingester {
 	t.Helper()
-	return ingest.NewIngester(e.stream, pipeline.NewPublisher(e.js), time.Hour, zerolog.Nop(), service.NewMetrics())
+	in := ingest.NewIngester(e.stream, pipeline.NewPublisher(e.js), time.Hour, zerolog.Nop(), service.NewMetrics())
+	in.ReadRecordsThrough(pipeline.NewMultiLast(e.nc, events.StreamName))
+	return in
 }
 
 // ledger opens the checkpoints' bucket.
@@ -111,6 +115,67 @@ func TestChannelsPollerPublishesEachOrderOnce(t *testing.T) {
 	var rcv events.Received
 	if err := env.DecodeData(&rcv); err != nil || rcv.DeliveryID != "SF" || len(rcv.Products) == 0 {
 		t.Errorf("received data %+v (%v): want delivery SF and products", rcv, err)
+	}
+}
+
+// TestChannelsPollerReadsAPageOfRecordsAtOnce polls orders the stream
+// has already, with nothing remembered (a restart): the poll asks the
+// stream once per list page, not once per order, and calls order/get for
+// none of them. Without the multi_last reader it asks once per order.
+func TestChannelsPollerReadsAPageOfRecordsAtOnce(t *testing.T) {
+	const orders = 250 // three list pages
+	for _, multi := range []bool{true, false} {
+		t.Run(fmt.Sprintf("multi_last=%v", multi), func(t *testing.T) {
+			e := startPollEnv(t, sandbox.Config{Seed: 6, Orders: orders})
+			client := wechat.NewClient(wechat.StaticToken(e.sb.IssueToken()), wechat.WithBaseURL(e.url))
+			poll := func() {
+				in := e.ingester(t)
+				if !multi {
+					in = ingest.NewIngester(e.stream, pipeline.NewPublisher(e.js), time.Hour, zerolog.Nop(), service.NewMetrics())
+				}
+				p := &ingest.ChannelsPoller{Shop: events.DefaultShop, Client: client, In: in, Ledger: e.ledger(t), DeliveryID: "SF",
+					Lookback: 24 * time.Hour, Concurrency: 8, Log: zerolog.Nop()}
+				if err := p.Poll(t.Context()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			poll()
+			// Forget the checkpoints too, so the poll reads every page again.
+			if err := e.js.DeleteKeyValue(t.Context(), ingest.Bucket); err != nil {
+				t.Fatal(err)
+			}
+			// A direct get is a request on $JS.API.DIRECT.GET.ORDERS (a
+			// multi_last) or on ...ORDERS.<subject> (one subject).
+			watch, err := e.nc.SubscribeSync("$JS.API.DIRECT.GET." + events.StreamName + ".>")
+			if err != nil {
+				t.Fatal(err)
+			}
+			watchMulti, err := e.nc.SubscribeSync("$JS.API.DIRECT.GET." + events.StreamName)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lists, gets := e.sb.Stats().Calls[sandbox.EndpointOrderList], e.sb.Stats().Calls[sandbox.EndpointOrderGet]
+			poll()
+			// The copies of our requests reach the subscriptions before
+			// the answer to a flush that follows them.
+			if err := e.nc.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			single, _, _ := watch.Pending()
+			many, _, _ := watchMulti.Pending()
+			st := e.sb.Stats()
+			pages := st.Calls[sandbox.EndpointOrderList] - lists
+			if got := st.Calls[sandbox.EndpointOrderGet] - gets; got != 0 {
+				t.Errorf("the second poll made %d order/get calls, want 0", got)
+			}
+			if multi && (many != pages || single != 0) {
+				t.Errorf("second poll: %d multi_last and %d single direct gets for %d pages, want one multi_last per page", many, single, pages)
+			}
+			if !multi && (single != orders || many != 0) {
+				t.Errorf("second poll without multi_last: %d single direct gets and %d multi_last, want %d single", single, many, orders)
+			}
+			t.Logf("second poll: %d pages, %d multi_last, %d single direct gets", pages, many, single)
+		})
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/fulfill/pipeline/internal/config"
+	"github.com/fulfill/pipeline/internal/pipeline"
 	"github.com/fulfill/pipeline/internal/service"
 	"github.com/fulfill/pipeline/internal/shops"
 	"github.com/fulfill/pipeline/pkg/clients/wechat/push"
@@ -44,6 +45,9 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		pub.GiveUpWhenFull = true // a full stream is answered 503 (the API) or retried next poll
 		in := NewIngester(b.Stream, pub, b.Stream.CachedInfo().Config.MaxAge, b.Log, b.Metrics)
 		in.Tracer = b.Tracer
+		records := pipeline.NewMultiLast(b.NC, events.StreamName)
+		defer records.Close()
+		in.ReadRecordsThrough(records)
 
 		var wg sync.WaitGroup
 		defer wg.Wait() // after cancel: deferred calls run last first
