@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	gojson "github.com/goccy/go-json"
 )
 
 // Version is the envelope version this package writes and accepts.
@@ -79,7 +81,7 @@ func New(f Fact, now time.Time) (*Envelope, error) {
 	if err != nil {
 		return nil, err
 	}
-	raw, err := json.Marshal(f.Data)
+	raw, err := gojson.Marshal(f.Data)
 	if err != nil {
 		return nil, fmt.Errorf("encode %s data: %w", f.Stage, err)
 	}
@@ -199,7 +201,7 @@ func (e *Envelope) Validate() error {
 // Decode parses and validates one message body.
 func Decode(b []byte) (*Envelope, error) {
 	var e Envelope
-	if err := json.Unmarshal(b, &e); err != nil {
+	if err := gojson.Unmarshal(b, &e); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	if err := e.Validate(); err != nil {
@@ -209,11 +211,11 @@ func Decode(b []byte) (*Envelope, error) {
 }
 
 // Encode is the message body of the envelope.
-func (e *Envelope) Encode() ([]byte, error) { return json.Marshal(e) }
+func (e *Envelope) Encode() ([]byte, error) { return gojson.Marshal(e) }
 
 // DecodeData unmarshals the payload into v, e.g. a *Received.
 func (e *Envelope) DecodeData(v any) error {
-	if err := json.Unmarshal(e.Data, v); err != nil {
+	if err := gojson.Unmarshal(e.Data, v); err != nil {
 		return fmt.Errorf("%w: %s data: %w", ErrMalformed, e.Type, err)
 	}
 	if c, ok := v.(interface{ Validate() error }); ok {

@@ -84,6 +84,39 @@ func FuzzDecode(f *testing.F) {
 	})
 }
 
+// FuzzDecodeAgreesWithEncodingJSON: Decode (goccy/go-json, for speed)
+// reads every envelope encoding/json reads and validates, as encoding/json
+// reads it: the faster decoder changes nothing a producer could rely on.
+func FuzzDecodeAgreesWithEncodingJSON(f *testing.F) {
+	golden, _ := filepath.Glob(filepath.Join("testdata", "*.golden.json"))
+	for _, p := range golden {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte(`{"ID":"2fe4d3a4-122a-5b26-ba40-c46318b5c974","TYPE":"order.failed","Version":1,"source":"api","order_id":"1","occurred_at":"2025-03-14T09:26:53.123456789Z","correlation_id":"x","data": {"a":"<&>"},"data":{"b":1}}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var want events.Envelope
+		if json.Unmarshal(b, &want) != nil || want.Validate() != nil {
+			return
+		}
+		got, err := events.Decode(b)
+		if err != nil {
+			t.Fatalf("encoding/json reads %q, Decode refuses it: %v", b, err)
+		}
+		if got.ID != want.ID || got.Type != want.Type || got.Version != want.Version || got.Source != want.Source ||
+			got.Shop != want.Shop || got.OrderID != want.OrderID || !got.OccurredAt.Equal(want.OccurredAt) ||
+			got.CorrelationID != want.CorrelationID || got.CausationID != want.CausationID || got.MsgID() != want.MsgID() {
+			t.Fatalf("Decode and encoding/json differ on %q:\n%+v\n%+v", b, got, &want)
+		}
+		if !sameJSON(t, got.Data, want.Data) {
+			t.Fatalf("data: Decode %s, encoding/json %s", got.Data, want.Data)
+		}
+	})
+}
+
 func sameJSON(t *testing.T, a, b []byte) bool {
 	t.Helper()
 	var va, vb any

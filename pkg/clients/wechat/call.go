@@ -2,11 +2,12 @@ package wechat
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
 	"time"
+
+	gojson "github.com/goccy/go-json"
 )
 
 // decoder turns one HTTP answer (status and body) into the caller's result or an
@@ -19,7 +20,7 @@ func (c *Client) call(ctx context.Context, ep Endpoint, in any, decode decoder) 
 	if c.tokens == nil {
 		return fmt.Errorf("wechat %s: client has no TokenSource", ep)
 	}
-	body, err := json.Marshal(in)
+	body, err := gojson.Marshal(in)
 	if err != nil {
 		return fmt.Errorf("wechat %s: encode request: %w", ep, err)
 	}

@@ -2,8 +2,9 @@ package wechat
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
+
+	gojson "github.com/goccy/go-json"
 )
 
 // envelope is the errcode/errmsg pair every answer may carry; absent means 0/"".
@@ -26,7 +27,7 @@ func decodeEnvelope(ep Endpoint, raw []byte) (envelope, error) {
 	if trimmed[0] != '{' {
 		return env, fmt.Errorf("wechat %s: %w: body is not a JSON object (starts with %q)", ep, ErrBadResponse, firstRune(trimmed))
 	}
-	if err := json.Unmarshal(raw, &env); err != nil {
+	if err := gojson.Unmarshal(raw, &env); err != nil {
 		return env, fmt.Errorf("wechat %s: %w: %w", ep, ErrBadResponse, err)
 	}
 	return env, nil
@@ -56,7 +57,7 @@ func decodeResponse(ep Endpoint, status int, raw []byte, out any) error {
 	if out == nil {
 		return nil
 	}
-	if err := json.Unmarshal(raw, out); err != nil {
+	if err := gojson.Unmarshal(raw, out); err != nil {
 		return fmt.Errorf("wechat %s: %w: %w", ep, ErrBadResponse, err)
 	}
 	return nil
