@@ -65,3 +65,61 @@ func (c *countingRenewer) Renew(ctx context.Context) error {
 	}
 	return nil
 }
+
+// TryStop stops a hold at once when no beat is under way, and says so when
+// one is: Stop then waits for it, and no beat comes after either.
+func TestHoldTryStop(t *testing.T) {
+	_, js, s := startStream(t)
+	e := newEnv(t, events.StageEnriched, events.SourceChannels, "1", received(), nil, "")
+	if err := pipeline.NewPublisher(js).Publish(t.Context(), e); err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.CreateOrUpdateConsumer(t.Context(), jetstream.ConsumerConfig{Durable: "held",
+		FilterSubject: "orders.enriched.>", AckPolicy: jetstream.AckExplicitPolicy, AckWait: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := next(t, c)
+
+	idle := pipeline.StartHold(time.Hour, msg)
+	if !idle.TryStop() {
+		t.Fatal("TryStop of a hold with no beat under way = false")
+	}
+	idle.Stop() // harmless after TryStop
+
+	r := &blockingRenewer{entered: make(chan struct{}, 16), release: make(chan struct{})}
+	busy := pipeline.StartHold(time.Millisecond, msg)
+	busy.Attach(r)
+	<-r.entered // a beat is renewing now
+	if busy.TryStop() {
+		t.Fatal("TryStop during a beat = true")
+	}
+	stopped := make(chan struct{})
+	go func() { busy.Stop(); close(stopped) }()
+	select {
+	case <-stopped:
+		t.Fatal("Stop returned while a beat was under way")
+	case <-r.entered:
+		t.Fatal("a second beat began during the first")
+	default:
+	}
+	close(r.release)
+	<-stopped
+	if n := r.n.Load(); n != 1 {
+		t.Fatalf("%d renewals, want the one under way only", n)
+	}
+	_ = msg.Ack()
+}
+
+type blockingRenewer struct {
+	n       atomic.Int32
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (r *blockingRenewer) Renew(ctx context.Context) error {
+	r.n.Add(1)
+	r.entered <- struct{}{}
+	<-r.release
+	return nil
+}

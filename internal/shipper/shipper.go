@@ -683,6 +683,9 @@ func (s *Shipper) decided(ctx context.Context, c completion) error {
 // under way, and neither may hold up the completer acking the next order.
 // The bucket's TTL frees the lease anyway if the delete fails.
 func (s *Shipper) letGo(h *pipeline.Hold, l Lease) {
+	if l == nil && h.TryStop() {
+		return // most orders: shipped before their first heartbeat
+	}
 	s.release.Go(func() {
 		h.Stop()
 		if l == nil {
