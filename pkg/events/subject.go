@@ -35,7 +35,23 @@ func (s Stage) Valid() bool {
 }
 
 // Type is the envelope type of events of this stage, e.g. "order.received".
-func (s Stage) Type() string { return "order." + string(s) }
+func (s Stage) Type() string {
+	switch s { // constants: every event built asks for one
+	case StageReceived:
+		return "order.received"
+	case StageEnriched:
+		return "order.enriched"
+	case StageShipped:
+		return "order.shipped"
+	case StageFailed:
+		return "order.failed"
+	case StageLogistics:
+		return "order.logistics"
+	case StagePush:
+		return "order.push"
+	}
+	return "order." + string(s)
+}
 
 // Source is where an order entered the pipeline.
 type Source string

@@ -29,6 +29,9 @@ func (c *Client) call(ctx context.Context, ep Endpoint, in any, decode decoder) 
 		return fmt.Errorf("wechat %s: %w", ep, &tokenError{err})
 	}
 	err = c.attempt(ctx, ep, tok, body, decode)
+	if err == nil {
+		return nil
+	}
 	var ae *APIError
 	if !errors.As(err, &ae) || !isTokenCode(ae.Code) {
 		return scrub(err, tok)

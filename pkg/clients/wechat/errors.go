@@ -217,6 +217,9 @@ func isTransportError(err error) bool {
 // Code returns the platform errcode carried by err (an *APIError in its chain),
 // or 0.
 func Code(err error) int {
+	if err == nil {
+		return 0 // before the target escapes: most calls succeed
+	}
 	var ae *APIError
 	if errors.As(err, &ae) {
 		return ae.Code

@@ -115,6 +115,10 @@ func TestCode(t *testing.T) {
 			t.Errorf("Code(%v) = %d, want %d", tt.err, got, tt.want)
 		}
 	}
+	// The code of a successful call, asked after every call, is free.
+	if n := testing.AllocsPerRun(10, func() { _ = Code(nil) }); n != 0 {
+		t.Errorf("Code(nil) allocates %v times", n)
+	}
 }
 
 func TestAPIError(t *testing.T) {
