@@ -24,9 +24,10 @@ var ErrMultiLastUnavailable = errors.New("multi_last direct get unavailable")
 // and, where none of the subjects has a message, one reply, where a direct
 // get per subject costs a request and a reply each. The jetstream package
 // has no such call, and orbit.go's jetstreamext.GetLastMsgsFor subscribes
-// and unsubscribes an inbox per call, which makes the server rebuild its
-// subscription cache at every order; MultiLast keeps one subscription on a
-// wildcard inbox and routes the replies by their last token.
+// and unsubscribes an inbox per call: two more protocol operations per
+// order, and a subscription change for the server to apply each time.
+// MultiLast keeps one subscription on a wildcard inbox and routes the
+// replies by their last token.
 //
 // Like any direct get, the answer may come from a replica that is not
 // fully caught up (see LeaderRecord).
