@@ -12,10 +12,9 @@ import (
 	"github.com/fulfill/pipeline/pkg/events"
 )
 
-// FuzzDecode: Decode never panics, refuses with one of its two errors, and
-// whatever it accepts is a valid envelope that re-encodes and re-decodes to
-// the same envelope and the same bytes.
-func FuzzDecode(f *testing.F) {
+// addGoldenEnvelopes seeds f with the golden envelopes of testdata.
+func addGoldenEnvelopes(f *testing.F) {
+	f.Helper()
 	golden, _ := filepath.Glob(filepath.Join("testdata", "*.golden.json"))
 	for _, p := range golden {
 		b, err := os.ReadFile(p)
@@ -24,6 +23,13 @@ func FuzzDecode(f *testing.F) {
 		}
 		f.Add(b)
 	}
+}
+
+// FuzzDecode: Decode never panics, refuses with one of its two errors, and
+// whatever it accepts is a valid envelope that re-encodes and re-decodes to
+// the same envelope and the same bytes.
+func FuzzDecode(f *testing.F) {
+	addGoldenEnvelopes(f)
 	for _, s := range []string{
 		``, `{}`, `null`, `[]`, `"x"`, `1`,
 		`{"version":1}`,
@@ -88,14 +94,7 @@ func FuzzDecode(f *testing.F) {
 // reads every envelope encoding/json reads and validates, as encoding/json
 // reads it: the faster decoder changes nothing a producer could rely on.
 func FuzzDecodeAgreesWithEncodingJSON(f *testing.F) {
-	golden, _ := filepath.Glob(filepath.Join("testdata", "*.golden.json"))
-	for _, p := range golden {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-	}
+	addGoldenEnvelopes(f)
 	f.Add([]byte(`{"ID":"2fe4d3a4-122a-5b26-ba40-c46318b5c974","TYPE":"order.failed","Version":1,"source":"api","order_id":"1","occurred_at":"2025-03-14T09:26:53.123456789Z","correlation_id":"x","data": {"a":"<&>"},"data":{"b":1}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var want events.Envelope
