@@ -39,14 +39,43 @@ type MultiLast struct {
 	mu      sync.Mutex
 	sub     *nats.Subscription
 	n       uint64
-	waiting map[string]chan *nats.Msg
+	waiting map[string]*replies
+}
+
+// replies are the messages answering one request, in their order. The
+// subscription's handler must never block or drop one (a dropped reply is
+// an event missing from the answer), and one filter can match many
+// subjects, so they queue without bound; the server sends at most 1025.
+type replies struct {
+	mu    sync.Mutex
+	msgs  []*nats.Msg
+	ready chan struct{} // a send after each append, capacity 1
+}
+
+func (q *replies) push(m *nats.Msg) {
+	q.mu.Lock()
+	q.msgs = append(q.msgs, m)
+	q.mu.Unlock()
+	select {
+	case q.ready <- struct{}{}:
+	default: // the reader has a wake-up pending already
+	}
+}
+
+// take returns what has arrived since the last take.
+func (q *replies) take() []*nats.Msg {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	msgs := q.msgs
+	q.msgs = nil
+	return msgs
 }
 
 // NewMultiLast reads the stream named stream through nc, with the default
 // JetStream API prefix. Its inbox is subscribed at the first Get.
 func NewMultiLast(nc *nats.Conn, stream string) *MultiLast {
 	return &MultiLast{nc: nc, subject: "$JS.API.DIRECT.GET." + stream, prefix: nc.NewInbox(),
-		waiting: make(map[string]chan *nats.Msg)}
+		waiting: make(map[string]*replies)}
 }
 
 // maxMultiLast is how many subjects one request may name: the server
@@ -69,10 +98,8 @@ func (r *MultiLast) Get(ctx context.Context, filters ...string) ([]*jetstream.Ra
 	if err != nil {
 		return nil, err
 	}
-	// A reply per matching subject and the end of the batch; the handler
-	// never blocks, so a buffer one larger than the most replies possible.
-	replies := make(chan *nats.Msg, len(filters)+2)
-	token, err := r.register(replies)
+	q := &replies{ready: make(chan struct{}, 1)}
+	token, err := r.register(q)
 	if err != nil {
 		return nil, err
 	}
@@ -88,31 +115,32 @@ func (r *MultiLast) Get(ctx context.Context, filters ...string) ([]*jetstream.Ra
 	}
 	var found []*jetstream.RawStreamMsg
 	for {
-		var m *nats.Msg
 		select {
-		case m = <-replies:
+		case <-q.ready:
 		case <-ctx.Done():
 			return nil, fmt.Errorf("multi_last request: %w", ctx.Err())
 		case <-timeout:
 			return nil, fmt.Errorf("multi_last request: %w", nats.ErrTimeout)
 		}
-		if len(m.Data) == 0 && m.Header.Get(statusHeader) != "" {
-			switch status := m.Header.Get(statusHeader); status {
-			case "204": // end of the batch
-				return found, nil
-			case "404": // none of the subjects has a message
-				return found, nil
-			case "503":
-				return nil, fmt.Errorf("%w: %w", ErrMultiLastUnavailable, nats.ErrNoResponders)
-			default:
-				return nil, fmt.Errorf("%w: status %s %s", ErrMultiLastUnavailable, status, m.Header.Get(descriptionHeader))
+		for _, m := range q.take() {
+			if len(m.Data) == 0 && m.Header.Get(statusHeader) != "" {
+				switch status := m.Header.Get(statusHeader); status {
+				case "204": // end of the batch
+					return found, nil
+				case "404": // none of the subjects has a message
+					return found, nil
+				case "503":
+					return nil, fmt.Errorf("%w: %w", ErrMultiLastUnavailable, nats.ErrNoResponders)
+				default:
+					return nil, fmt.Errorf("%w: status %s %s", ErrMultiLastUnavailable, status, m.Header.Get(descriptionHeader))
+				}
 			}
+			msg, err := rawStreamMsg(m)
+			if err != nil {
+				return nil, err
+			}
+			found = append(found, msg)
 		}
-		msg, err := rawStreamMsg(m)
-		if err != nil {
-			return nil, err
-		}
-		found = append(found, msg)
 	}
 }
 
@@ -134,8 +162,8 @@ func rawStreamMsg(m *nats.Msg) (*jetstream.RawStreamMsg, error) {
 }
 
 // register subscribes the inbox if it is not yet, and routes the replies
-// of a new request to replies.
-func (r *MultiLast) register(replies chan *nats.Msg) (string, error) {
+// of a new request to q.
+func (r *MultiLast) register(q *replies) (string, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.sub == nil {
@@ -153,7 +181,7 @@ func (r *MultiLast) register(replies chan *nats.Msg) (string, error) {
 	}
 	r.n++
 	token := strconv.FormatUint(r.n, 36)
-	r.waiting[token] = replies
+	r.waiting[token] = q
 	return token, nil
 }
 
@@ -168,14 +196,10 @@ func (r *MultiLast) unregister(token string) {
 func (r *MultiLast) route(m *nats.Msg) {
 	token := m.Subject[strings.LastIndexByte(m.Subject, '.')+1:]
 	r.mu.Lock()
-	replies := r.waiting[token]
+	q := r.waiting[token]
 	r.mu.Unlock()
-	if replies == nil {
-		return
-	}
-	select {
-	case replies <- m:
-	default: // more replies than subjects: the request fails on its timeout
+	if q != nil {
+		q.push(m)
 	}
 }
 

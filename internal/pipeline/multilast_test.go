@@ -1,6 +1,7 @@
 package pipeline_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -82,6 +83,44 @@ func diffEvents(got, want []pipeline.Event) string {
 		}
 	}
 	return ""
+}
+
+// TestMultiLastManySubjectsPerFilter: a filter spans the sources, so one
+// filter may match several subjects, each a reply of its own: more replies
+// than filters still make one answer, the latest event.
+func TestMultiLastManySubjectsPerFilter(t *testing.T) {
+	nc, js, s := startStream(t)
+	rec := pipeline.NewOrderRecord(s).WithMultiLast(pipeline.NewMultiLast(nc, events.StreamName))
+	rcv := newEnv(t, events.StageReceived, events.SourceChannels, "7", received(), nil, "")
+	var last *events.Envelope
+	for i, src := range []events.Source{events.SourceChannels, events.SourceAPI, events.SourceVVTool} {
+		last = newEnv(t, events.StageShipped, src, "7", events.Shipped{DeliveryID: "SF", WaybillID: "W7", Attempts: 1}, rcv, fmt.Sprint("copy-", i))
+		if err := pipeline.NewPublisher(js).Publish(t.Context(), last); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel()
+	got, err := rec.Stages(ctx, events.DefaultShop, "7", events.StageShipped)
+	if err != nil {
+		t.Fatalf("one filter matching 3 subjects: %v", err)
+	}
+	if got[0].Env == nil || got[0].Env.ID != last.ID {
+		t.Errorf("shipped record = %+v, want the latest, %s", got[0], last.ID)
+	}
+
+	// One filter, 300 subjects: every reply is kept.
+	const orders = 300
+	p := pipeline.NewPublisher(js)
+	for i := range orders {
+		if err := p.Publish(t.Context(), newEnv(t, events.StageReceived, events.SourceAPI, fmt.Sprint("m", i), received(), nil, "")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	msgs, err := pipeline.NewMultiLast(nc, events.StreamName).Get(ctx, "orders.received.api.>")
+	if err != nil || len(msgs) != orders {
+		t.Fatalf("one filter matching %d subjects: %d messages, %v", orders, len(msgs), err)
+	}
 }
 
 // TestMultiLastRoutesConcurrentRequests runs many requests at once over
