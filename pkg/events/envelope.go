@@ -50,9 +50,6 @@ type Envelope struct {
 	Data json.RawMessage `json:"data"`
 }
 
-// namespace seeds the name-based UUIDs of event ids.
-var namespace = uuid.MustParse("5b0e7d8c-8f7a-4d51-9a43-1d0c5e2f6a10")
-
 // Fact names one logical event of an order: what New builds an envelope
 // for.
 type Fact struct {
@@ -77,8 +74,7 @@ type Fact struct {
 // of (stage, source, order, key), so a crash followed by a re-publish is
 // de-duplicated by JetStream.
 func New(f Fact, now time.Time) (*Envelope, error) {
-	subject, err := Subject(f.Stage, f.Source, f.Shop, f.OrderID)
-	if err != nil {
+	if err := checkSubject(f.Stage, f.Source, f.Shop, f.OrderID); err != nil {
 		return nil, err
 	}
 	raw, err := gojson.Marshal(f.Data)
@@ -89,12 +85,8 @@ func New(f Fact, now time.Time) (*Envelope, error) {
 	if key == "" && f.Cause != nil {
 		key = f.Cause.ID
 	}
-	name := subject
-	if key != "" {
-		name += ":" + key
-	}
 	e := &Envelope{
-		ID:         uuid.NewSHA1(namespace, []byte(name)).String(),
+		ID:         eventID(f.Stage, f.Source, f.Shop, f.OrderID, key),
 		Type:       f.Stage.Type(),
 		Version:    Version,
 		Source:     f.Source,
@@ -137,7 +129,7 @@ func (e *Envelope) IsCopy() bool {
 	if e.CausationID == "" {
 		return false
 	}
-	return e.ID != uuid.NewSHA1(namespace, []byte(e.Subject()+":"+e.CausationID)).String()
+	return e.ID != eventID(e.Stage(), e.Source, e.Shop, e.OrderID, e.CausationID)
 }
 
 // Stage is the stage named by the envelope's type, or "" if the type is not

@@ -138,28 +138,38 @@ func ValidateOrderID(id string) error {
 // Subject builds orders.<stage>.<source>.<shop>.<order_id>, validating
 // every token.
 func Subject(stage Stage, source Source, shop, orderID string) (string, error) {
-	if !stage.Valid() {
-		return "", fmt.Errorf("%w: %q", ErrInvalidStage, stage)
-	}
-	if !source.Valid() {
-		return "", fmt.Errorf("%w: %q", ErrInvalidSource, source)
-	}
-	if err := ValidateShopID(shop); err != nil {
-		return "", err
-	}
-	if err := ValidateOrderID(orderID); err != nil {
+	if err := checkSubject(stage, source, shop, orderID); err != nil {
 		return "", err
 	}
 	return "orders." + string(stage) + "." + string(source) + "." + shop + "." + orderID, nil
 }
 
+// checkSubject is Subject's check of the parts, without building it.
+func checkSubject(stage Stage, source Source, shop, orderID string) error {
+	if !stage.Valid() {
+		return fmt.Errorf("%w: %q", ErrInvalidStage, stage)
+	}
+	if !source.Valid() {
+		return fmt.Errorf("%w: %q", ErrInvalidSource, source)
+	}
+	if err := ValidateShopID(shop); err != nil {
+		return err
+	}
+	return ValidateOrderID(orderID)
+}
+
 // ParseSubject splits a subject of the grammar into its parts.
 func ParseSubject(subject string) (Stage, Source, string, string, error) {
-	parts := strings.Split(subject, ".")
-	if len(parts) != 5 || parts[0] != "orders" {
+	// Cut rather than Split: every service parses a subject or two per
+	// order, and Split allocates the parts' slice.
+	rest, ok := strings.CutPrefix(subject, "orders.")
+	st, rest, ok1 := strings.Cut(rest, ".")
+	src, rest, ok2 := strings.Cut(rest, ".")
+	shop, id, ok3 := strings.Cut(rest, ".")
+	if !ok || !ok1 || !ok2 || !ok3 || strings.Contains(id, ".") {
 		return "", "", "", "", fmt.Errorf("%w: %q is not orders.<stage>.<source>.<shop>.<order_id>", ErrInvalidSubject, subject)
 	}
-	stage, source, shop, id := Stage(parts[1]), Source(parts[2]), parts[3], parts[4]
+	stage, source := Stage(st), Source(src)
 	if !stage.Valid() {
 		return "", "", "", "", fmt.Errorf("%w: %q: %w", ErrInvalidSubject, subject, ErrInvalidStage)
 	}

@@ -254,6 +254,11 @@ func TestParseSubject(t *testing.T) {
 			if err != nil || stage != tt.stage || source != tt.source || shop != tt.shop || id != tt.id {
 				t.Fatalf("ParseSubject(%q) = %q, %q, %q, %q, %v; want %q, %q, %q, %q", tt.subject, stage, source, shop, id, err, tt.stage, tt.source, tt.shop, tt.id)
 			}
+			// Every service parses a subject or two per order: the
+			// parts are the subject's own bytes.
+			if n := testing.AllocsPerRun(10, func() { _, _, _, _, _ = events.ParseSubject(tt.subject) }); n != 0 {
+				t.Errorf("ParseSubject(%q) allocates %v times", tt.subject, n)
+			}
 		})
 	}
 }
