@@ -1,6 +1,7 @@
 package wechat
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"os"
@@ -107,6 +108,9 @@ func FuzzID(f *testing.F) {
 		b, err := id.MarshalJSON()
 		if err != nil {
 			t.Fatalf("MarshalJSON: %v", err)
+		}
+		if want, _ := json.Marshal(string(id)); !bytes.Equal(b, want) {
+			t.Fatalf("MarshalJSON of %q = %s, json.Marshal of the string %s", id, b, want)
 		}
 		var back ID
 		if err := json.Unmarshal(b, &back); err != nil || back != id {

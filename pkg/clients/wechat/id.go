@@ -20,9 +20,32 @@ type ID string
 // String returns the id as it was received.
 func (id ID) String() string { return string(id) }
 
-// MarshalJSON encodes the id as a JSON string.
+// MarshalJSON encodes the id as a JSON string, as json.Marshal encodes a
+// string.
 func (id ID) MarshalJSON() ([]byte, error) {
+	// Ids are digits or the like: quoting them is all json.Marshal would
+	// do, in one allocation rather than its several (every request
+	// carries a few ids).
+	if htmlSafe(id) {
+		b := make([]byte, 0, len(id)+2)
+		b = append(b, '"')
+		b = append(b, id...)
+		return append(b, '"'), nil
+	}
 	return json.Marshal(string(id))
+}
+
+// htmlSafe reports whether json.Marshal leaves id's characters as they
+// are: printable ASCII other than the quote, the backslash and the
+// characters it escapes for HTML (<, >, &).
+func htmlSafe(id ID) bool {
+	for i := 0; i < len(id); i++ {
+		switch c := id[i]; {
+		case c < 0x20 || c > 0x7e, c == '"', c == '\\', c == '<', c == '>', c == '&':
+			return false
+		}
+	}
+	return true
 }
 
 // UnmarshalJSON accepts a JSON string, a JSON integer number (kept as its digits)

@@ -65,6 +65,11 @@ func TestIDMarshalJSON(t *testing.T) {
 		{"3704612354559743232", `"3704612354559743232"`},
 		{"", `""`},
 		{`a"b`, `"a\"b"`},
+		{`a\b`, `"a\\b"`},
+		{"a<b>&c", `"a\u003cb\u003e\u0026c"`},
+		{"订单", `"订单"`},
+		{"a\nb", `"a\nb"`},
+		{"SKU-9_x.y", `"SKU-9_x.y"`},
 	}
 	for _, tt := range tests {
 		got, err := json.Marshal(struct {
@@ -76,6 +81,11 @@ func TestIDMarshalJSON(t *testing.T) {
 		if want := `{"id":` + tt.want + `}`; string(got) != want {
 			t.Errorf("Marshal(%q) = %s, want %s", tt.id, got, want)
 		}
+	}
+	// Every request carries a few ids: quoting one is one allocation.
+	id := ID("3704612354559743232")
+	if n := testing.AllocsPerRun(100, func() { _, _ = id.MarshalJSON() }); n > 1 {
+		t.Errorf("MarshalJSON allocates %v times, want 1", n)
 	}
 }
 
