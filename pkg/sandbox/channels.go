@@ -262,6 +262,16 @@ func (s *Sandbox) listOrdersLocked(app *appState, req *listRequest) reply {
 		hi := sort.Search(len(candidates), func(i int) bool { return candidates[i].updateTime > u.EndTime })
 		candidates = candidates[lo:max(lo, hi)]
 	}
+	// The window's matches are counted (31042) only when it could hold
+	// more than the limit; otherwise a page starts at its cursor and ends
+	// at its first match past the page, rather than going through the
+	// whole window for every page.
+	counting := len(candidates) > s.cfg.MaxOrdersPerWindow
+	if !counting && after != nil {
+		candidates = candidates[sort.Search(len(candidates), func(i int) bool {
+			return cmpUpdate(candidates[i].updateTime, candidates[i].id, after.updateTime, after.orderID) > 0
+		}):]
+	}
 	resp := listResponse{wxStatus: wxStatus{Errmsg: "ok"}, OrderIDList: []json.RawMessage{}, NextKey: req.NextKey}
 	count := 0
 	var last *order
@@ -278,6 +288,9 @@ func (s *Sandbox) listOrdersLocked(app *appState, req *listRequest) reply {
 		}
 		if len(resp.OrderIDList) == size {
 			resp.HasMore = true
+			if !counting {
+				break
+			}
 			continue
 		}
 		resp.OrderIDList = append(resp.OrderIDList, idJSON(o.id, o.numeric))

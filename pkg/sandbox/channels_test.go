@@ -134,6 +134,50 @@ func TestOrderListNextKeyBoundToParams(t *testing.T) {
 	}
 }
 
+// TestOrderListPagesAlikeCountedOrNot pages through a window with some
+// orders shipped (in the window but not of the status asked), once where
+// the window could hold more than MaxOrdersPerWindow (every match counted)
+// and once where it cannot (a page starts at its cursor and stops past its
+// end): the pages must be the same.
+func TestOrderListPagesAlikeCountedOrNot(t *testing.T) {
+	const orders, shipped = 60, 10
+	pages := func(max, size int) []string {
+		e := newEnv(t, sandbox.Config{Seed: 9, Orders: orders, MaxOrdersPerWindow: max})
+		tok := e.token()
+		for _, so := range e.sb.Scenario()[:shipped] {
+			if code := errcode(e.call(pathSend, tok, sendBody(t, e.sb, so.OrderID))); code != 0 {
+				t.Fatalf("delivery/send %s: errcode %d", so.OrderID, code)
+			}
+		}
+		now := e.clock.Now()
+		var got []string
+		key := ""
+		for range orders + 1 {
+			m := e.call(pathOrderList, tok, listBody(now.Add(-24*time.Hour), now, size, key))
+			if errcode(m) != 0 {
+				t.Fatalf("MaxOrdersPerWindow %d: answer %v", max, m)
+			}
+			key = m["next_key"].(string)
+			got = append(got, fmt.Sprintf("%v has_more=%v next_key=%s", m["order_id_list"], m["has_more"], key))
+			if !m["has_more"].(bool) {
+				return got
+			}
+		}
+		t.Fatalf("MaxOrdersPerWindow %d: has_more never false", max)
+		return nil
+	}
+	for _, size := range []int{1, 7, 50, 100} {
+		counted := pages(orders-shipped, size) // the window holds 60 > 50: counted
+		direct := pages(1000, size)
+		if !slices.Equal(counted, direct) {
+			t.Errorf("page size %d: counted\n%s\nnot counted\n%s", size, strings.Join(counted, "\n"), strings.Join(direct, "\n"))
+		}
+		if want := (orders - shipped + size - 1) / size; len(direct) != want {
+			t.Errorf("page size %d: %d pages, want %d", size, len(direct), want)
+		}
+	}
+}
+
 func TestOrderListTooManyOrders(t *testing.T) {
 	e := newEnv(t, sandbox.Config{Orders: 6, MaxOrdersPerWindow: 5})
 	tok := e.token()
