@@ -313,6 +313,7 @@ func (r *Report) mdCPUShortfall(p printer) {
 		p("The pipeline reaches %s of the platform-inclusive ceiling (%.0f of %.0f orders/s), %.0f points short of the\n",
 			pct(r.Ratio()), f.OrdersPerSec, r.Ceiling.OrdersPerSec, 100*(targetCeilingRatio-r.Ratio()))
 		p("%.0f%% target. Both make the same platform calls on the same %d cores, against the same NATS server and sandbox.\n", 100*targetCeilingRatio, r.CPUs)
+		boundBusy := 0.0 // the share of the cores busy, when CPU-bound
 		if total := f.cpuTotal(); total > 0 {
 			busy := r.busy(total, f.OrdersPerSec)
 			p("Its processes spend %s of CPU per order in all and kept %s of the cores busy", us(total), pct(busy))
@@ -321,6 +322,7 @@ func (r *Report) mdCPUShortfall(p printer) {
 			}
 			if busy >= cpuBound {
 				p(".\nThe pipeline is CPU-bound: the difference is work per order that the platforms do not force.")
+				boundBusy = min(busy, 1)
 			} else {
 				p(".\nThe pipeline is not bound by its CPU alone: for the rest it waits (round trips made one after another,\n")
 				p("fetch waits, poll intervals), unless other processes on the machine held the cores.")
@@ -328,6 +330,9 @@ func (r *Report) mdCPUShortfall(p printer) {
 		}
 		if msgs := r.servicesNATSMsgs(); msgs > 0 && r.Ceiling.NATSMsgsPerOrder > 0 {
 			p(" The services exchange %.1f NATS messages per order with the server, the ceiling's hops %.1f.", msgs, r.Ceiling.NATSMsgsPerOrder)
+		}
+		if boundBusy > 0 {
+			r.mdBudget(p, boundBusy)
 		}
 		p("\n")
 	}
@@ -357,6 +362,30 @@ func (r *Report) mdCPUShortfall(p printer) {
 	}
 	if c.Profile != "" {
 		p("\n`go tool pprof -top` of %s (3 s during the pipeline phase):\n\n```\n%s\n```\n", c.Name, c.Profile)
+	}
+}
+
+// mdBudget says how much CPU per order the ceiling target leaves the
+// processes, at the share of the cores they kept busy, and how much of it
+// the NATS server and the sandbox took alone: what is left for the
+// services, or that nothing is.
+func (r *Report) mdBudget(p printer, busy float64) {
+	f := r.Pipeline
+	target := targetCeilingRatio * r.Ceiling.OrdersPerSec
+	services := f.servicesCPU()
+	rest := f.cpuTotal() - services
+	if target <= 0 || services <= 0 || rest <= 0 {
+		return
+	}
+	budget := time.Duration(busy * float64(r.CPUs) / target * float64(time.Second))
+	p("\n%.0f%% of the ceiling is %.0f orders/s: with %s of the cores busy, %s of CPU per order for every process together.",
+		100*targetCeilingRatio, target, pct(busy), us(budget))
+	if left := budget - rest; left > 0 {
+		p(" The NATS server and the sandbox spent %s per order here, which leaves the three services %s (they spent %s).", us(rest), us(left), us(services))
+	} else {
+		p(" The NATS server and the sandbox alone spent %s per order here, %s over it before the services' own work (%s):\n", us(rest), us(-left), us(services))
+		p("the target needs the server to do less per order too (fewer NATS messages and stored records), not only\n")
+		p("cheaper services.")
 	}
 }
 

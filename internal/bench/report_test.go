@@ -179,6 +179,21 @@ func TestMarkdownGolden(t *testing.T) {
 			r.Pipeline.Processes = []ProcessFigures{{Name: "shipper", Allocs: math.NaN(), AllocBytes: math.NaN(), Syscalls: math.NaN(), CtxSwitches: math.NaN(), NATSMsgs: math.NaN()}}
 			return r
 		}},
+		// CPU-bound, with the server and sandbox over the whole budget
+		// the ceiling target leaves (97% busy, 303µs an order).
+		{"CPU-bound server over budget", func() *Report {
+			r := shortReport()
+			r.Pipeline.Processes[3].CPU = 450 * time.Microsecond
+			return r
+		}},
+		// CPU-bound, with budget left for the services (87.5% busy at
+		// 2,500/s, target 3,200/s: 547µs an order, 250µs of it theirs).
+		{"CPU-bound budget left", func() *Report {
+			r := shortReport()
+			r.Ceiling.OrdersPerSec = 4000
+			r.Pipeline.Processes[0].CPU = 183 * time.Microsecond
+			return r
+		}},
 		{"short of ceiling within CPU", func() *Report {
 			r := shortReport()
 			for i := range r.Pipeline.Processes {
