@@ -109,10 +109,27 @@ func scrubBody(raw []byte, tok string) []byte {
 	if len(tok) < minScrubLen {
 		return raw
 	}
-	for _, form := range []string{tok, url.QueryEscape(tok)} {
-		if bytes.Contains(raw, []byte(form)) {
+	for _, form := range [...]string{tok, url.QueryEscape(tok)} {
+		if containsString(raw, form) {
 			raw = bytes.ReplaceAll(raw, []byte(form), []byte(redacted))
 		}
 	}
 	return raw
+}
+
+// containsString reports whether b holds s (not empty). Every answer is
+// searched for the token; bytes.Contains would need the token as a []byte,
+// a copy of it per call.
+func containsString(b []byte, s string) bool {
+	for len(b) >= len(s) {
+		i := bytes.IndexByte(b, s[0])
+		if i < 0 || len(b)-i < len(s) {
+			return false
+		}
+		if string(b[i:i+len(s)]) == s {
+			return true
+		}
+		b = b[i+1:]
+	}
+	return false
 }

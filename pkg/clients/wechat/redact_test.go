@@ -1,6 +1,7 @@
 package wechat
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net/http"
@@ -112,4 +113,47 @@ func timeoutFor(name string) time.Duration {
 		return 100 * time.Millisecond
 	}
 	return DefaultTimeout
+}
+
+func TestScrubBody(t *testing.T) {
+	const tok = "ACCESS_TOKEN+a/b==" // escapes to ACCESS_TOKEN%2Ba%2Fb%3D%3D
+	escaped := url.QueryEscape(tok)
+	tests := []struct{ in, want string }{
+		{`{"errcode":0}`, `{"errcode":0}`},
+		{`{"errmsg":"bad token ` + tok + `"}`, `{"errmsg":"bad token ` + redacted + `"}`},
+		{`{"errmsg":"url ?access_token=` + escaped + `&x=1"}`, `{"errmsg":"url ?access_token=` + redacted + `&x=1"}`},
+		{tok + tok, redacted + redacted},
+		{`ends with ` + tok, `ends with ` + redacted},
+		{`a prefix only ` + tok[:len(tok)-1], `a prefix only ` + tok[:len(tok)-1]},
+		{`AACCESS_TOKEN+a/b==`, `A` + redacted},
+	}
+	for _, tt := range tests {
+		if got := string(scrubBody([]byte(tt.in), tok)); got != tt.want {
+			t.Errorf("scrubBody(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+	if got := string(scrubBody([]byte("short"), "short")); got != "short" {
+		t.Errorf("a token shorter than minScrubLen is left: got %q", got)
+	}
+	// Every answer is scrubbed: one without the token costs nothing (for
+	// a token that needs no escaping, as the platform's are).
+	body := []byte(`{"errcode":0,"errmsg":"ok","order":{"order_id":"3704612354559743232","status":20}}`)
+	plain := "86_" + strings.Repeat("Ab9_-", 30)
+	if n := testing.AllocsPerRun(100, func() { _ = scrubBody(body, plain) }); n != 0 {
+		t.Errorf("scrubBody of an answer without the token allocates %v times", n)
+	}
+}
+
+func FuzzContainsString(f *testing.F) {
+	f.Add([]byte("hello world"), "world")
+	f.Add([]byte("aaab"), "aab")
+	f.Add([]byte("ab"), "abc")
+	f.Fuzz(func(t *testing.T, b []byte, s string) {
+		if s == "" {
+			return
+		}
+		if got, want := containsString(b, s), bytes.Contains(b, []byte(s)); got != want {
+			t.Fatalf("containsString(%q, %q) = %v, bytes.Contains %v", b, s, got, want)
+		}
+	})
 }
