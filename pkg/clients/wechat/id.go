@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // ErrInvalidID is returned (wrapped) when a JSON value cannot be decoded into an ID:
@@ -26,26 +27,13 @@ func (id ID) MarshalJSON() ([]byte, error) {
 	// Ids are digits or the like: quoting them is all json.Marshal would
 	// do, in one allocation rather than its several (every request
 	// carries a few ids).
-	if htmlSafe(id) {
+	if plain(id) && !strings.ContainsAny(string(id), "<>&") { // json.Marshal escapes those for HTML
 		b := make([]byte, 0, len(id)+2)
 		b = append(b, '"')
 		b = append(b, id...)
 		return append(b, '"'), nil
 	}
 	return json.Marshal(string(id))
-}
-
-// htmlSafe reports whether json.Marshal leaves id's characters as they
-// are: printable ASCII other than the quote, the backslash and the
-// characters it escapes for HTML (<, >, &).
-func htmlSafe(id ID) bool {
-	for i := 0; i < len(id); i++ {
-		switch c := id[i]; {
-		case c < 0x20 || c > 0x7e, c == '"', c == '\\', c == '<', c == '>', c == '&':
-			return false
-		}
-	}
-	return true
 }
 
 // UnmarshalJSON accepts a JSON string, a JSON integer number (kept as its digits)
@@ -82,9 +70,9 @@ func (id *ID) UnmarshalJSON(data []byte) error {
 // plain reports whether b is printable ASCII without quotes or backslashes:
 // a JSON string's content that means itself, with nothing to unescape or
 // replace.
-func plain(b []byte) bool {
-	for _, c := range b {
-		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+func plain[T ~string | ~[]byte](b T) bool {
+	for i := 0; i < len(b); i++ {
+		if c := b[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
 			return false
 		}
 	}
