@@ -33,7 +33,7 @@ type pollEnv struct {
 	url    string
 }
 
-func startPollEnv(t *testing.T, cfg sandbox.Config) *pollEnv {
+func startPollEnv(t testing.TB, cfg sandbox.Config) *pollEnv {
 	t.Helper()
 	nc, js, stream := jstest.StartStream(t)
 	sb := sandbox.New(cfg)
@@ -44,7 +44,7 @@ func startPollEnv(t *testing.T, cfg sandbox.Config) *pollEnv {
 
 // ingester is a fresh ingester, with nothing remembered, as a restarted
 // process has; it reads a page's records at once, as cmd/ingest's does.
-func (e *pollEnv) ingester(t *testing.T) *ingest.Ingester {
+func (e *pollEnv) ingester(t testing.TB) *ingest.Ingester {
 	t.Helper()
 	in := ingest.NewIngester(e.stream, pipeline.NewPublisher(e.js), time.Hour, zerolog.Nop(), service.NewMetrics())
 	in.ReadRecordsThrough(pipeline.NewMultiLast(e.nc, events.StreamName))
@@ -52,7 +52,7 @@ func (e *pollEnv) ingester(t *testing.T) *ingest.Ingester {
 }
 
 // ledger opens the checkpoints' bucket.
-func (e *pollEnv) ledger(t *testing.T) *ingest.Ledger {
+func (e *pollEnv) ledger(t testing.TB) *ingest.Ledger {
 	t.Helper()
 	ledger, err := ingest.OpenLedger(t.Context(), e.js, 1)
 	if err != nil {
@@ -61,7 +61,7 @@ func (e *pollEnv) ledger(t *testing.T) *ingest.Ledger {
 	return ledger
 }
 
-func (e *pollEnv) count(t *testing.T, filter string) (msgs uint64, subjects int) {
+func (e *pollEnv) count(t testing.TB, filter string) (msgs uint64, subjects int) {
 	t.Helper()
 	info, err := e.stream.Info(t.Context(), jetstream.WithSubjectFilter(filter))
 	if err != nil {
@@ -334,4 +334,125 @@ func TestChannelsPollerFetchesAFewOrdersAtATime(t *testing.T) {
 			}
 		})
 	}
+}
+
+// pagedOrders lists pages of ids, one page per next_key, and answers
+// order/get like fakeOrders (an order no longer awaiting shipment). The
+// order/get of a page's last order waits until the page after it has been
+// listed, so a poller that lists a page only once every order of the one
+// before is done never gets there: the test's failsafe ends it.
+type pagedOrders struct {
+	pages  [][]wechat.ID
+	listed []chan struct{} // listed[i] is closed when page i has been listed
+	page   map[string]int
+	last   map[string]bool // the last id of each page
+
+	mu       sync.Mutex
+	inFlight int
+	most     int
+	calls    int
+}
+
+func newPagedOrders(pages, perPage int) *pagedOrders {
+	f := &pagedOrders{page: map[string]int{}, last: map[string]bool{}}
+	for i := range pages {
+		var ids []wechat.ID
+		for j := range perPage {
+			id := fmt.Sprintf("ORD-%d-%d", i, j)
+			ids = append(ids, wechat.ID(id))
+			f.page[id] = i
+		}
+		f.last[string(ids[len(ids)-1])] = true
+		f.pages = append(f.pages, ids)
+		f.listed = append(f.listed, make(chan struct{}))
+	}
+	return f
+}
+
+func (f *pagedOrders) ListOrders(_ context.Context, req wechat.ListOrdersRequest) (*wechat.ListOrdersResponse, error) {
+	i := 0
+	if req.NextKey != "" {
+		if _, err := fmt.Sscan(req.NextKey, &i); err != nil {
+			return nil, err
+		}
+	}
+	close(f.listed[i])
+	resp := &wechat.ListOrdersResponse{OrderIDList: f.pages[i]}
+	if i+1 < len(f.pages) {
+		resp.HasMore, resp.NextKey = true, fmt.Sprint(i+1)
+	}
+	return resp, nil
+}
+
+func (f *pagedOrders) GetOrder(ctx context.Context, id string) (*wechat.Order, error) {
+	f.mu.Lock()
+	f.calls++
+	f.inFlight++
+	f.most = max(f.most, f.inFlight)
+	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		f.inFlight--
+		f.mu.Unlock()
+	}()
+	if next := f.page[id] + 1; f.last[id] && next < len(f.pages) {
+		select {
+		case <-f.listed[next]:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("order/get %s waited for page %d to be listed: %w", id, next, ctx.Err())
+		}
+	}
+	return &wechat.Order{OrderID: wechat.ID(id), Status: StatusShipped}, nil
+}
+
+// TestChannelsPollerListsTheNextPageWhileFetching: the next page is listed
+// (and its records read, and its orders fetched) while the last orders of
+// the page before are still being fetched, so a page's slowest order and
+// the list call do not leave the other workers idle; across pages there are still never more than Concurrency
+// order/get calls at once, and each order is asked for once.
+func TestChannelsPollerListsTheNextPageWhileFetching(t *testing.T) {
+	e := startPollEnv(t, sandbox.Config{Seed: 1})
+	f := newPagedOrders(4, 10)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second) // a failsafe, not a wait
+	defer cancel()
+	p := &ingest.ChannelsPoller{Shop: events.DefaultShop, Client: f, In: e.ingester(t), Ledger: e.ledger(t), DeliveryID: "SF",
+		Lookback: time.Hour, Concurrency: 4, Log: zerolog.Nop()}
+	if err := p.Poll(ctx); err != nil {
+		t.Fatalf("Poll: %v", err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.most > 4 {
+		t.Errorf("%d order/get calls at once, want at most 4", f.most)
+	}
+	if f.calls != 40 {
+		t.Errorf("%d order/get calls, want one per order (40)", f.calls)
+	}
+}
+
+// BenchmarkChannelsPollWithLatency polls 1,000 new orders (10 pages) from a
+// platform that takes 20ms a call, 32 order/get calls at once, as cmd/ingest
+// does: how long a first poll of a busy shop takes (orders/s).
+func BenchmarkChannelsPollWithLatency(b *testing.B) {
+	const orders = 1000
+	for b.Loop() {
+		b.StopTimer()
+		e := startPollEnv(b, sandbox.Config{Seed: 1, Latency: 20 * time.Millisecond})
+		for range orders {
+			e.sb.AddOrder(sandbox.ScenarioOrder{}, 1)
+		}
+		client := wechat.NewClient(wechat.StaticToken(e.sb.IssueToken()), wechat.WithBaseURL(e.url))
+		p := &ingest.ChannelsPoller{Shop: events.DefaultShop, Client: client, In: e.ingester(b), Ledger: e.ledger(b), DeliveryID: "SF",
+			Lookback: time.Hour, Concurrency: 32, Log: zerolog.Nop()}
+		b.StartTimer()
+		if err := p.Poll(b.Context()); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		if msgs, _ := e.count(b, events.FilterSubject(events.StageReceived)); msgs != orders {
+			b.Fatalf("%d received events, want %d", msgs, orders)
+		}
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(orders*b.N)/b.Elapsed().Seconds(), "orders/s")
 }
