@@ -171,12 +171,13 @@ func benchSandbox(orders int) sandbox.Config {
 // subscription sees every stored publish) and closes done at want. Its
 // subscriptions end with their connection.
 type counter struct {
-	mu    sync.Mutex
-	seen  map[string]bool
-	want  int
-	done  chan struct{}
-	first time.Time
-	last  time.Time
+	mu     sync.Mutex
+	seen   map[string]bool
+	want   int
+	done   chan struct{}
+	first  time.Time
+	last   time.Time
+	atWant func() // see whenDone
 }
 
 // countTerminal counts orders with a terminal event (shipped or failed).
@@ -195,6 +196,14 @@ func countSubjects(nc *nats.Conn, want int, filters ...string) (*counter, error)
 	return c, nil
 }
 
+// whenDone sets atWant: f runs once when want subjects are counted, before
+// done is closed, under c's lock.
+func (c *counter) whenDone(f func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.atWant = f
+}
+
 // add counts m's subject if it is new.
 func (c *counter) add(m *nats.Msg) {
 	c.mu.Lock()
@@ -208,6 +217,9 @@ func (c *counter) add(m *nats.Msg) {
 	}
 	c.seen[m.Subject], c.last = true, now
 	if len(c.seen) == c.want {
+		if c.atWant != nil {
+			c.atWant()
+		}
 		close(c.done)
 	}
 }

@@ -12,7 +12,7 @@ import (
 )
 
 // TestCounters: a counter counts each subject of its stages once, ignores the
-// other stages, and is done at want.
+// other stages, and is done at want, running atWant once just before.
 func TestCounters(t *testing.T) {
 	publish := []string{
 		"orders.received.api.default.A",
@@ -43,6 +43,16 @@ func TestCounters(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// atWant runs under c.mu, in the subscription's goroutine.
+			var atWant []int
+			c.whenDone(func() {
+				select {
+				case <-c.done:
+					t.Error("atWant ran after done was closed")
+				default:
+				}
+				atWant = append(atWant, len(c.seen))
+			})
 			for _, subj := range publish {
 				if err := nc.Publish(subj, nil); err != nil {
 					t.Fatal(err)
@@ -57,6 +67,9 @@ func TestCounters(t *testing.T) {
 			defer c.mu.Unlock()
 			if len(c.seen) != len(tt.want) {
 				t.Errorf("counted %v, want %v", c.seen, tt.want)
+			}
+			if len(atWant) != 1 || atWant[0] != len(tt.want) {
+				t.Errorf("atWant ran at counts %v, want once at %d", atWant, len(tt.want))
 			}
 			for _, s := range tt.want {
 				if !c.seen[s] {

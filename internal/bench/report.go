@@ -415,7 +415,7 @@ func (r *Report) servicesNATSMsgs() float64 {
 // mdCalls is the platform calls per order of the pipeline beside the
 // ceiling's, and the batchGetOrder fill.
 func (r *Report) mdCalls(p printer) {
-	p("\n## Platform calls per order\n\nWhat the sandbox answered, divided by orders: the pipeline phase and the ceiling.\n\n")
+	p("\n## Platform calls per order\n\nWhat the sandbox answered, divided by orders: the pipeline phase and the ceiling. order/list/get counts the calls until the last order was received; ingest's idle polls after that (every 100ms in this run) are the poll interval's cost, not the paging's.\n\n")
 	p("| endpoint | pipeline | ceiling |\n|---|---|---|\n")
 	eps := map[string]bool{}
 	for ep := range r.Pipeline.CallsPerOrder {
