@@ -184,6 +184,8 @@ type fetchJob struct {
 	err     *error
 }
 
+// newFetcher starts Concurrency workers (at least one) that settle the
+// queued orders under ctx until wait.
 func (p *ChannelsPoller) newFetcher(ctx context.Context) *fetcher {
 	f := &fetcher{p: p, jobs: make(chan fetchJob, pageSize)}
 	for range max(p.Concurrency, 1) {
