@@ -99,6 +99,12 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	r.Ceiling = f
 	step("ceiling: %.0f orders/s", r.Ceiling.OrdersPerSec)
 
+	step("ceiling, hops apart: the same with the hops in a process of their own, the NATS server and sandbox in this one")
+	if r.CeilingApart, err = ceilingApartPhase(ctx, o); err != nil {
+		return nil, fmt.Errorf("platform-inclusive ceiling, hops apart: %w", err)
+	}
+	step("ceiling, hops apart: %.0f orders/s", r.CeilingApart.OrdersPerSec)
+
 	step("pipeline: %d orders through ingest, enricher and shipper processes", o.Orders)
 	if err := pipelinePhase(ctx, o, r, step); err != nil {
 		return nil, fmt.Errorf("pipeline: %w", err)

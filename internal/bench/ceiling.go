@@ -1,12 +1,14 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
-	"os"
 	"sync"
 	"time"
+
+	"github.com/prometheus/procfs"
 
 	"github.com/fulfill/pipeline/internal/service"
 	"github.com/fulfill/pipeline/internal/stack"
@@ -32,6 +34,15 @@ type HopsFigures struct {
 	// NATSMsgsPerOrder is messages in and out of the NATS server per order,
 	// as the server counts them.
 	NATSMsgsPerOrder float64
+	// SyscallsPerOrder and CtxSwitchesPerOrder are the read/write system
+	// calls and the context switches of every process of the phase per
+	// order, counted as the pipeline's processes are (usage); NaN when
+	// /proc could not be read.
+	SyscallsPerOrder, CtxSwitchesPerOrder float64
+	// HopsCPUPerOrder is the hops' own process's part of CPUPerOrder when
+	// they ran apart from the NATS server and the sandbox (ceilingApart);
+	// 0 when they ran in the bench process.
+	HopsCPUPerOrder time.Duration
 	// CallsPerOrder is what the sandbox answered, per endpoint, per order
 	// (ceiling only).
 	CallsPerOrder map[string]float64
@@ -65,36 +76,42 @@ func ceiling(ctx context.Context, st *stack.Stack, payload, workers int) (HopsFi
 	env := st.Getenv(nil)
 	p := newPlatform(env("WECHAT_API_BASE"), env("WECHAT_APPID"), env("WECHAT_APPSECRET"), scenario)
 	defer p.close()
-	ids := make([]string, len(scenario))
-	for i, o := range scenario {
-		ids[i] = o.OrderID
-	}
-	c := chain{stream: ceilingStream, prefix: "ceil", ids: ids, body: make([]byte, payload), calls: &chainCalls{
-		received: p.orderGet, enriched: p.batchGetOrder, shipped: p.deliverySend, batch: ceilingBatch, workers: workers,
-	}}
-	for i := range c.body {
-		c.body[i] = 'x'
-	}
+	c := ceilingChain(p, scenario, payload, workers)
 	f, err := measureHops(ctx, st, c)
 	if err != nil {
 		return f, fmt.Errorf("ceiling: %w", err)
 	}
-	f.CallsPerOrder = callsPerOrder(st.Sandbox.Stats(), len(ids))
+	f.CallsPerOrder = callsPerOrder(st.Sandbox.Stats(), len(c.ids))
 	return f, nil
 }
 
+// ceilingChain is the ceiling's chain of the scenario's orders: the raw
+// hops, payload bytes a message, with p's calls on workers goroutines a hop.
+func ceilingChain(p *platform, scenario []sandbox.ScenarioOrder, payload, workers int) chain {
+	ids := make([]string, len(scenario))
+	for i, o := range scenario {
+		ids[i] = o.OrderID
+	}
+	return chain{stream: ceilingStream, prefix: "ceil", ids: ids, body: bytes.Repeat([]byte("x"), payload), calls: &chainCalls{
+		received: p.orderGet, enriched: p.batchGetOrder, shipped: p.deliverySend, batch: ceilingBatch, workers: workers,
+	}}
+}
+
 // measureHops runs c on st's server and reads its throughput, the bench
-// process's CPU and the server's messages, per order.
+// process's CPU, system calls and context switches, and the server's
+// messages, per order.
 func measureHops(ctx context.Context, st *stack.Stack, c chain) (HopsFigures, error) {
 	n := max(len(c.ids), 1)
 	f := HopsFigures{Orders: len(c.ids)}
-	cpu0, msgs0 := cpuTime(os.Getpid()), serverMsgs(st)
+	fs, _ := procfs.NewDefaultFS() // without /proc the syscalls and switches are NaN
+	u0, msgs0 := readSelfUsage(fs), serverMsgs(st)
 	v, err := c.run(ctx, st.NATSURL)
 	if err != nil {
 		return f, err
 	}
+	u := readSelfUsage(fs).perOrder(u0, n)
 	f.OrdersPerSec = v
-	f.CPUPerOrder = (cpuTime(os.Getpid()) - cpu0) / time.Duration(n)
+	f.CPUPerOrder, f.SyscallsPerOrder, f.CtxSwitchesPerOrder = u.cpu, u.syscalls, u.ctxSwitches
 	f.NATSMsgsPerOrder = float64(serverMsgs(st)-msgs0) / float64(n)
 	return f, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"os"
 	"testing"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -36,6 +37,9 @@ func TestCeilingMakesExactlyTheForcedCalls(t *testing.T) {
 				}
 				if f.OrdersPerSec <= 0 || f.Orders != tt.orders || f.NATSMsgsPerOrder <= 0 {
 					t.Errorf("figures %+v: want orders/s, %d orders and NATS messages", f, tt.orders)
+				}
+				if _, err := os.Stat("/proc/self/io"); err == nil && !(f.SyscallsPerOrder > 0) {
+					t.Errorf("syscalls per order %v: want them measured where /proc is", f.SyscallsPerOrder)
 				}
 				stats := st.Sandbox.Stats()
 				want := map[string]int{

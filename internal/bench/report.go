@@ -19,6 +19,9 @@ type Report struct {
 	// Raw is the three JetStream hops alone; Ceiling the same hops with the
 	// platform calls the pipeline is forced to make, and nothing else.
 	Raw, Ceiling HopsFigures
+	// CeilingApart is the ceiling with its hops in a process of their own,
+	// the NATS server and the sandbox in the bench process.
+	CeilingApart HopsFigures
 	Pipeline     PipelineFigures
 	Latency      LatencyFigures
 	Sweep        []SweepPoint
@@ -41,6 +44,12 @@ const (
 // Ratio is the headline: the pipeline's throughput over the
 // platform-inclusive ceiling's.
 func (r *Report) Ratio() float64 { return ratio(r.Pipeline.OrdersPerSec, r.Ceiling.OrdersPerSec) }
+
+// ApartRatio is the pipeline's throughput over the ceiling's with its hops
+// in a process of their own.
+func (r *Report) ApartRatio() float64 {
+	return ratio(r.Pipeline.OrdersPerSec, r.CeilingApart.OrdersPerSec)
+}
 
 // RawRatio is the pipeline's throughput over the raw limit's.
 func (r *Report) RawRatio() float64 { return ratio(r.Pipeline.OrdersPerSec, r.Raw.OrdersPerSec) }
@@ -81,6 +90,19 @@ func (f PipelineFigures) cpuTotal() time.Duration {
 		total += p.CPU
 	}
 	return total
+}
+
+// ctxSwitches is the context switches per order of every process, the
+// bench process included; 0 when any was not measured.
+func (f PipelineFigures) ctxSwitches() float64 {
+	var n float64
+	for _, p := range f.Processes {
+		if math.IsNaN(p.CtxSwitches) {
+			return 0
+		}
+		n += p.CtxSwitches
+	}
+	return n
 }
 
 // costliest is the service with the most CPU per order; ok is false without
@@ -248,9 +270,15 @@ func (r *Report) mdHeadline(p printer) {
 	p("| figure | value |\n|---|---|\n")
 	p("| platform-inclusive ceiling: the raw hops plus order/get per order, one batchGetOrder per %d, delivery/send per order, against the sandbox over HTTP, %d workers a hop | %.0f orders/s |\n",
 		ceilingBatch, ceilingWorkers, r.Ceiling.OrdersPerSec)
+	if a := r.CeilingApart; a.OrdersPerSec > 0 {
+		p("| the same ceiling with its hops in a process of their own, the NATS server and the sandbox in another (as in any deployment) | %.0f orders/s |\n", a.OrdersPerSec)
+	}
 	p("| raw JetStream limit (three hops, acks, %d B messages) | %.0f orders/s |\n", r.Opts.Payload, r.Raw.OrdersPerSec)
 	p("| pipeline (%d orders, ingest → enricher → shipper, platform latency 0) | %.0f orders/s |\n", r.Pipeline.Orders, r.Pipeline.OrdersPerSec)
 	p("| **pipeline / platform-inclusive ceiling** | **%s** |\n", pct(r.Ratio()))
+	if r.CeilingApart.OrdersPerSec > 0 {
+		p("| pipeline / the ceiling with its hops apart | %s |\n", pct(r.ApartRatio()))
+	}
 	p("| pipeline / raw limit | %s |\n", pct(r.RawRatio()))
 	if cpu := r.Pipeline.servicesCPU(); cpu > 0 {
 		p("| CPU per order, ingest + enricher + shipper | %s |\n", us(cpu))
@@ -335,6 +363,7 @@ func (r *Report) mdCPUShortfall(p printer) {
 			r.mdBudget(p, boundBusy)
 		}
 		p("\n")
+		r.mdApart(p)
 	}
 	if cpu := f.servicesCPU(); cpu > 0 {
 		var parts []string
@@ -387,6 +416,31 @@ func (r *Report) mdBudget(p printer, busy float64) {
 		p("the target needs the server to do less per order too (fewer NATS messages and stored records), not only\n")
 		p("cheaper services.")
 	}
+}
+
+// mdApart says what a process boundary between the hops and the NATS
+// server costs the ceiling, which the in-process ceiling does not pay and
+// every deployment of the pipeline does, and how far the pipeline is from
+// the ceiling that pays it.
+func (r *Report) mdApart(p printer) {
+	in, a := r.Ceiling, r.CeilingApart
+	if a.OrdersPerSec <= 0 || in.OrdersPerSec <= 0 {
+		return
+	}
+	p("\nThe ceiling runs its hops, the NATS server and the sandbox in one process. With its hops in a process of their own,\n")
+	p("and nothing else changed, it reaches %.0f orders/s, %s of the in-process figure", a.OrdersPerSec, pct(ratio(a.OrdersPerSec, in.OrdersPerSec)))
+	if in.CPUPerOrder > 0 && a.CPUPerOrder > 0 {
+		p(": its CPU per order goes from %s to %s (%s of it in the hops' process)", us(in.CPUPerOrder), us(a.CPUPerOrder), us(a.HopsCPUPerOrder))
+	}
+	if !math.IsNaN(in.CtxSwitchesPerOrder) && !math.IsNaN(a.CtxSwitchesPerOrder) {
+		p(", its context switches per order from %s to %s", num("%.2f", in.CtxSwitchesPerOrder), num("%.2f", a.CtxSwitchesPerOrder))
+		if sw := r.Pipeline.ctxSwitches(); sw > 0 {
+			p(" (the pipeline's processes: %s)", num("%.1f", sw))
+		}
+	}
+	p(".\nIn one process a goroutine hands work to the next without waking a thread; across processes every hand-off that\n")
+	p("finds the other side idle is a wake-up through the kernel. The pipeline, three processes beside the server's, reaches\n")
+	p("%s of this ceiling.\n", pct(r.ApartRatio()))
 }
 
 // cpuBound is the share of the cores busy with the pipeline's processes
@@ -478,9 +532,14 @@ func (r *Report) mdCosts(p printer) {
 	for _, h := range []struct {
 		name string
 		f    HopsFigures
-	}{{"ceiling (one process: server, sandbox, hops)", r.Ceiling}, {"raw limit (one process: server, hops)", r.Raw}} {
+	}{
+		{"ceiling (one process: server, sandbox, hops)", r.Ceiling},
+		{"ceiling, hops apart (two processes: server and sandbox; hops)", r.CeilingApart},
+		{"raw limit (one process: server, hops)", r.Raw},
+	} {
 		if h.f.CPUPerOrder > 0 {
-			p("| %s | %s | | | | | %.1f | |\n", h.name, us(h.f.CPUPerOrder), h.f.NATSMsgsPerOrder)
+			p("| %s | %s | | | %s | %s | %.1f | |\n", h.name, us(h.f.CPUPerOrder),
+				num("%.1f", h.f.SyscallsPerOrder), num("%.2f", h.f.CtxSwitchesPerOrder), h.f.NATSMsgsPerOrder)
 		}
 	}
 	p("\nEach figure is what the process used from the moment every service was ready (ingest held back until then)\n")
@@ -492,6 +551,7 @@ func (r *Report) mdCosts(p printer) {
 	p("voluntary and involuntary, summed over /proc/<pid>/task/*/status (each blocking futex or epoll_wait is one).\n")
 	p("NATS messages: in and out on the service's connection as the server counts them (publishes, acks, deliveries,\n")
 	p("PubAcks, KV and API requests and replies). The bench process also counts the terminal events and records the profiles.\n")
+	p("The ceilings' rows are their whole processes from the first publish to the last ack, counted the same way.\n")
 }
 
 // mdBounds is each process's CPU per order and the throughput the CPUs
@@ -513,6 +573,10 @@ func (r *Report) mdBounds(p printer) {
 		if c := r.Ceiling.CPUPerOrder; c > 0 {
 			p(" The ceiling spends %s per order in all: %d cores ÷ %s = %.0f orders/s (measured: %.0f).",
 				us(c), r.CPUs, us(c), float64(r.CPUs)/c.Seconds(), r.Ceiling.OrdersPerSec)
+		}
+		if c := r.CeilingApart.CPUPerOrder; c > 0 {
+			p(" With its hops apart: %d cores ÷ %s = %.0f orders/s (measured: %.0f).",
+				r.CPUs, us(c), float64(r.CPUs)/c.Seconds(), r.CeilingApart.OrdersPerSec)
 		}
 		p("\n")
 	}

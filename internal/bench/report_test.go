@@ -16,8 +16,10 @@ func sampleReport() *Report {
 	return &Report{
 		CPUs: 2, GoVersion: "go1.26", Started: time.Unix(1700000000, 0), Took: 2 * time.Minute,
 		Opts:    Options{Payload: 600, Latency: 50 * time.Millisecond, Sweep: []int{8, 32}, Replicas: []int{1, 3}},
-		Raw:     HopsFigures{Orders: 20000, OrdersPerSec: 20000, CPUPerOrder: 90 * time.Microsecond, NATSMsgsPerOrder: 10},
-		Ceiling: HopsFigures{Orders: 20000, OrdersPerSec: 8000, CPUPerOrder: 240 * time.Microsecond, NATSMsgsPerOrder: 10, CallsPerOrder: map[string]float64{"order/get": 1, "batchGetOrder": 0.01, "delivery/send": 1, "stable_token": 3.0 / 20000}},
+		Raw:     HopsFigures{Orders: 20000, OrdersPerSec: 20000, CPUPerOrder: 90 * time.Microsecond, NATSMsgsPerOrder: 10, SyscallsPerOrder: 3.4, CtxSwitchesPerOrder: 0.5},
+		Ceiling: HopsFigures{Orders: 20000, OrdersPerSec: 8000, CPUPerOrder: 240 * time.Microsecond, NATSMsgsPerOrder: 10, SyscallsPerOrder: 16.1, CtxSwitchesPerOrder: 0.07, CallsPerOrder: map[string]float64{"order/get": 1, "batchGetOrder": 0.01, "delivery/send": 1, "stable_token": 3.0 / 20000}},
+		CeilingApart: HopsFigures{Orders: 20000, OrdersPerSec: 6000, CPUPerOrder: 330 * time.Microsecond, HopsCPUPerOrder: 150 * time.Microsecond,
+			NATSMsgsPerOrder: 10, SyscallsPerOrder: 17, CtxSwitchesPerOrder: 0.9, CallsPerOrder: map[string]float64{"order/get": 1, "batchGetOrder": 0.01, "delivery/send": 1, "stable_token": 3.0 / 20000}},
 		Pipeline: PipelineFigures{Orders: 20000, OrdersPerSec: 7000, BatchFill: 99,
 			CallsPerOrder: map[string]float64{"order/list/get": 0.01, "stable_token": 3.0 / 20000},
 			Processes:     []ProcessFigures{{Name: "shipper", CPU: 100 * time.Microsecond, Allocs: 120, AllocBytes: 9000, Syscalls: 4.5, CtxSwitches: 2.25, NATSMsgs: 6}}},
@@ -121,7 +123,13 @@ func TestRatios(t *testing.T) {
 	if got := r.RawRatio(); got != 7000.0/20000 {
 		t.Errorf("RawRatio = %v, want pipeline / raw = 0.35", got)
 	}
-	r.Ceiling = HopsFigures{}
+	if got := r.ApartRatio(); got != 7000.0/6000 {
+		t.Errorf("ApartRatio = %v, want pipeline / ceiling with its hops apart = 7000/6000", got)
+	}
+	r.Ceiling, r.CeilingApart = HopsFigures{}, HopsFigures{}
+	if r.ApartRatio() != 0 {
+		t.Errorf("ApartRatio without that ceiling = %v, want 0", r.ApartRatio())
+	}
 	if r.Ratio() != 0 {
 		t.Errorf("Ratio without a ceiling = %v, want 0", r.Ratio())
 	}
@@ -192,6 +200,14 @@ func TestMarkdownGolden(t *testing.T) {
 			r := shortReport()
 			r.Ceiling.OrdersPerSec = 4000
 			r.Pipeline.Processes[0].CPU = 183 * time.Microsecond
+			return r
+		}},
+		// An older or partial run: no ceiling with its hops apart, and
+		// the in-process phases' system calls and switches not measured.
+		{"no ceiling apart", func() *Report {
+			r := shortReport()
+			r.CeilingApart = HopsFigures{}
+			r.Ceiling.SyscallsPerOrder, r.Ceiling.CtxSwitchesPerOrder = math.NaN(), math.NaN()
 			return r
 		}},
 		{"short of ceiling within CPU", func() *Report {

@@ -71,14 +71,18 @@ func benchCmd(ctx context.Context, e Env, args []string) error {
 }
 
 // serviceCmd runs one stage service in this process, configured by the
-// environment: how bench starts services as separate processes.
+// environment: how bench starts services as separate processes, and the
+// ceiling's hops as one.
 func serviceCmd(ctx context.Context, e Env, args []string) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprintln(e.Stdout, "Usage: fulfillctl service ingest|enricher|shipper [flags]   (the same as the ingest, enricher and shipper binaries; fulfillctl service shipper --help lists its settings)")
+		fmt.Fprintln(e.Stdout, "Usage: fulfillctl service ingest|enricher|shipper [flags]   (the same as the ingest, enricher and shipper binaries; fulfillctl service shipper --help lists its settings). bench also runs 'service ceiling-hops', the platform-inclusive ceiling's hops in a process of their own")
 		if len(args) == 0 {
 			return fmt.Errorf("%w: service needs one of ingest, enricher, shipper", ErrUsage)
 		}
 		return nil
+	}
+	if args[0] == bench.CeilingHopsService {
+		return bench.ServeCeilingHops(ctx, e.Getenv, e.Stdout)
 	}
 	run, ok := stack.Services[args[0]]
 	if !ok {

@@ -1,0 +1,105 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"maps"
+	"math"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/fulfill/pipeline/internal/stack"
+	"github.com/fulfill/pipeline/pkg/sandbox"
+)
+
+// TestCeilingHopsProcess is the child process of the tests below: this test
+// binary run with -test.run naming it and CeilingHopsService after "--",
+// as ceilingApart runs Options.Exe. Run any other way it has nothing to do.
+func TestCeilingHopsProcess(t *testing.T) {
+	if flag.Arg(0) != CeilingHopsService {
+		t.Skip("the ceiling's hops process of TestCeilingApart; nothing to do on its own")
+	}
+	if err := ServeCeilingHops(context.Background(), os.Getenv, os.Stdout); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// childOptions run this test binary as the ceiling's hops process.
+func childOptions(orders int) Options {
+	return Options{Orders: orders, Payload: 600, Exe: os.Args[0], Args: []string{"-test.run=^TestCeilingHopsProcess$", "--"}}
+}
+
+// TestCeilingApartMakesExactlyTheForcedCalls runs a short ceiling with its
+// hops in a child process against the real sandbox over HTTP: the sandbox
+// must see exactly the calls of the in-process ceiling (one order/get and
+// one delivery/send per order, one batchGetOrder per 100, one token call
+// per client), every order shipped once, and the figures of both processes
+// must be read.
+func TestCeilingApartMakesExactlyTheForcedCalls(t *testing.T) {
+	const orders = 250
+	err := withStack(stack.Options{Sandbox: benchSandbox(orders)}, func(st *stack.Stack) error {
+		f, err := ceilingApart(t.Context(), childOptions(orders), st)
+		if err != nil {
+			return err
+		}
+		if f.Orders != orders || f.OrdersPerSec <= 0 || f.NATSMsgsPerOrder <= 0 {
+			t.Errorf("figures %+v: want %d orders, orders/s and NATS messages", f, orders)
+		}
+		if f.HopsCPUPerOrder <= 0 || f.CPUPerOrder <= f.HopsCPUPerOrder {
+			t.Errorf("CPU per order %s, the hops' %s: want both, the hops' a part of the whole", f.CPUPerOrder, f.HopsCPUPerOrder)
+		}
+		if _, err := os.Stat("/proc/self/io"); err == nil && (math.IsNaN(f.SyscallsPerOrder) || f.SyscallsPerOrder <= 0 || math.IsNaN(f.CtxSwitchesPerOrder)) {
+			t.Errorf("syscalls %v, context switches %v per order: want both measured where /proc is", f.SyscallsPerOrder, f.CtxSwitchesPerOrder)
+		}
+		stats := st.Sandbox.Stats()
+		want := map[string]int{
+			sandbox.EndpointOrderGet:      orders,
+			sandbox.EndpointBatchGetOrder: 3,
+			sandbox.EndpointDeliverySend:  orders,
+			sandbox.EndpointStableToken:   3,
+		}
+		if !maps.Equal(stats.Calls, want) {
+			t.Errorf("sandbox saw %v, want exactly %v", stats.Calls, want)
+		}
+		if stats.SuccessfulSends != orders || stats.DuplicateSends != 0 || stats.ConcurrentSends != 0 {
+			t.Errorf("sends: %d successful, %d duplicate, %d concurrent; want %d, 0, 0",
+				stats.SuccessfulSends, stats.DuplicateSends, stats.ConcurrentSends, orders)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCeilingApartReportsTheChildsError: a child that cannot do its work
+// (here: an orders file that is not there, as when the bench's temporary
+// directory went away) ends the phase with the child's own error, not a
+// figure of zero.
+func TestCeilingApartReportsTheChildsError(t *testing.T) {
+	var out bytes.Buffer
+	err := ServeCeilingHops(t.Context(), func(k string) string {
+		if k == hopsOrdersVar {
+			return "/nonexistent/orders.json"
+		}
+		return ""
+	}, &out)
+	if err == nil || !strings.Contains(err.Error(), hopsOrdersVar) {
+		t.Errorf("ServeCeilingHops with no orders file = %v, want an error naming %s", err, hopsOrdersVar)
+	}
+	if out.Len() != 0 {
+		t.Errorf("it wrote figures %q", out.String())
+	}
+
+	o := childOptions(10)
+	o.Args = []string{"-test.run=^TestCeilingHopsProcess$", "--", "--not-a-child"}
+	err = withStack(stack.Options{Sandbox: benchSandbox(10)}, func(st *stack.Stack) error {
+		_, err := ceilingApart(t.Context(), o, st)
+		return err
+	})
+	if err == nil || !strings.Contains(err.Error(), "ceiling hops process") {
+		t.Errorf("ceilingApart with a child that answers nothing = %v, want an error saying so", err)
+	}
+}
