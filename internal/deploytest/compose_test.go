@@ -273,6 +273,9 @@ func TestComposeServices(t *testing.T) {
 				return
 			}
 			env := s.Environment
+			if env[goMaxProcs] != "1" {
+				t.Errorf("%s %q, want \"1\" as the Kubernetes base sets it from the stages' CPU requests", goMaxProcs, env[goMaxProcs])
+			}
 			if got := strings.Split(env["NATS_URL"], ","); !sameSet(got, wantURLs) {
 				t.Errorf("NATS_URL %q, want every node: %v", env["NATS_URL"], wantURLs)
 			}

@@ -72,8 +72,12 @@ type container struct {
 		Name      string  `yaml:"name"`
 		Value     *string `yaml:"value"`
 		ValueFrom *struct {
-			SecretKeyRef    *keyRef `yaml:"secretKeyRef"`
-			ConfigMapKeyRef *keyRef `yaml:"configMapKeyRef"`
+			SecretKeyRef     *keyRef `yaml:"secretKeyRef"`
+			ConfigMapKeyRef  *keyRef `yaml:"configMapKeyRef"`
+			ResourceFieldRef *struct {
+				Resource string `yaml:"resource"`
+				Divisor  string `yaml:"divisor"`
+			} `yaml:"resourceFieldRef"`
 		} `yaml:"valueFrom"`
 	} `yaml:"env"`
 	EnvFrom []struct {
@@ -377,6 +381,18 @@ func TestDeployments(t *testing.T) {
 				if w.env[k] == "" {
 					t.Errorf("%s is not set", k)
 				}
+			}
+			// GOMAXPROCS follows the CPU request, whole cores rounded up:
+			// without a CPU limit Go would take the node's cores.
+			procs := false
+			for _, e := range w.c.Env {
+				if e.Name == goMaxProcs {
+					r := e.ValueFrom
+					procs = r != nil && r.ResourceFieldRef != nil && r.ResourceFieldRef.Resource == "requests.cpu" && r.ResourceFieldRef.Divisor == "1"
+				}
+			}
+			if !procs {
+				t.Errorf("%s is not set from resourceFieldRef requests.cpu with divisor \"1\"", goMaxProcs)
 			}
 			if w.env["STREAM_REPLICAS"] != "3" {
 				t.Errorf("STREAM_REPLICAS %q, want 3 on a three-node cluster", w.env["STREAM_REPLICAS"])

@@ -41,8 +41,15 @@ func accepted(binary string) map[string]bool {
 	for _, v := range config.VarsFor(binary) {
 		out[v.Name] = true
 	}
+	if slices.Contains(stageBinaries, binary) {
+		out[goMaxProcs] = true // read by the Go runtime, not config
+	}
 	return out
 }
+
+// goMaxProcs is the Go runtime's variable the deployments set for every
+// stage (deploy/README.md, "CPU limits").
+const goMaxProcs = "GOMAXPROCS"
 
 // isSecretVar reports whether name is a variable the table marks secret, or
 // looks like a credential by its name.
