@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -46,6 +47,7 @@ type hopsResult struct {
 	CPU          time.Duration `json:"cpu_ns"`
 	Syscalls     *float64      `json:"syscalls,omitempty"`
 	CtxSwitches  *float64      `json:"ctx_switches,omitempty"`
+	GOMAXPROCS   int           `json:"gomaxprocs"`
 }
 
 // ceilingApartPhase measures the platform-inclusive ceiling with its hops
@@ -92,6 +94,9 @@ func ceilingApart(ctx context.Context, o Options, st *stack.Stack) (HopsFigures,
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "NATS_URL=" + st.NATSURL,
 		"WECHAT_API_BASE=" + env("WECHAT_API_BASE"), "WECHAT_APPID=" + env("WECHAT_APPID"), "WECHAT_APPSECRET=" + env("WECHAT_APPSECRET"),
 		hopsOrdersVar + "=" + file, hopsPayloadVar + "=" + strconv.Itoa(o.Payload)}
+	for k, v := range o.childEnv() {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 
@@ -104,6 +109,9 @@ func ceilingApart(ctx context.Context, o Options, st *stack.Stack) (HopsFigures,
 	var res hopsResult
 	if err := json.NewDecoder(&stdout).Decode(&res); err != nil {
 		return f, fmt.Errorf("ceiling hops process: reading its figures: %w", err)
+	}
+	if o.GOMAXPROCS > 0 && res.GOMAXPROCS != o.GOMAXPROCS {
+		return f, fmt.Errorf("ceiling hops process ran with GOMAXPROCS=%d, want %d", res.GOMAXPROCS, o.GOMAXPROCS)
 	}
 
 	n := max(len(orders), 1)
@@ -152,7 +160,7 @@ func ServeCeilingHops(ctx context.Context, getenv func(string) string, stdout io
 	}
 	u1 := readSelfUsage(fs)
 	return json.NewEncoder(stdout).Encode(hopsResult{OrdersPerSec: v, CPU: u1.cpu - u0.cpu,
-		Syscalls: orNil(u1.syscalls - u0.syscalls), CtxSwitches: orNil(u1.ctxSwitches - u0.ctxSwitches)})
+		Syscalls: orNil(u1.syscalls - u0.syscalls), CtxSwitches: orNil(u1.ctxSwitches - u0.ctxSwitches), GOMAXPROCS: runtime.GOMAXPROCS(0)})
 }
 
 // orNil is v, or nil when it is NaN (JSON has no NaN).

@@ -28,7 +28,7 @@ func TestCeilingHopsProcess(t *testing.T) {
 
 // childOptions run this test binary as the ceiling's hops process.
 func childOptions(orders int) Options {
-	return Options{Orders: orders, Payload: 600, Exe: os.Args[0], Args: []string{"-test.run=^TestCeilingHopsProcess$", "--"}}
+	return Options{Orders: orders, Payload: 600, GOMAXPROCS: 1, Exe: os.Args[0], Args: []string{"-test.run=^TestCeilingHopsProcess$", "--"}}
 }
 
 // TestCeilingApartMakesExactlyTheForcedCalls runs a short ceiling with its
@@ -36,7 +36,8 @@ func childOptions(orders int) Options {
 // must see exactly the calls of the in-process ceiling (one order/get and
 // one delivery/send per order, one batchGetOrder per 100, one token call
 // per client), every order shipped once, and the figures of both processes
-// must be read.
+// must be read; the child runs with the GOMAXPROCS asked for (ceilingApart
+// refuses its figures otherwise).
 func TestCeilingApartMakesExactlyTheForcedCalls(t *testing.T) {
 	const orders = 250
 	err := withStack(stack.Options{Sandbox: benchSandbox(orders)}, func(st *stack.Stack) error {
@@ -101,5 +102,28 @@ func TestCeilingApartReportsTheChildsError(t *testing.T) {
 	})
 	if err == nil || !strings.Contains(err.Error(), "ceiling hops process") {
 		t.Errorf("ceilingApart with a child that answers nothing = %v, want an error saying so", err)
+	}
+}
+
+// TestChildEnv: child processes get GOMAXPROCS=1 unless told otherwise, as
+// deploy/ runs the stages, and Go's default when asked for.
+func TestChildEnv(t *testing.T) {
+	tests := []struct {
+		name string
+		in   int
+		want map[string]string
+	}{
+		{"default", 0, map[string]string{"GOMAXPROCS": "1"}},
+		{"set", 4, map[string]string{"GOMAXPROCS": "4"}},
+		{"Go's default", -1, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := Options{GOMAXPROCS: tt.in}
+			o.defaults()
+			if got := o.childEnv(); !maps.Equal(got, tt.want) {
+				t.Errorf("childEnv() = %v, want %v", got, tt.want)
+			}
+		})
 	}
 }

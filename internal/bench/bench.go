@@ -11,6 +11,7 @@ import (
 	"maps"
 	"os"
 	"runtime"
+	"strconv"
 	"sync"
 	"time"
 
@@ -38,6 +39,11 @@ type Options struct {
 	// the service name (fulfillctl's hidden "service" command).
 	Exe  string
 	Args []string
+	// GOMAXPROCS is that of every child process (the services, the
+	// ceiling's hops apart): 1 unless set, as deploy/ runs the stages (it
+	// sets GOMAXPROCS from their CPU request); negative leaves Go's default,
+	// the machine's cores.
+	GOMAXPROCS int
 	// Logs receives the services' logs; Progress a line per phase.
 	Logs     io.Writer
 	Progress io.Writer
@@ -51,6 +57,9 @@ func (o *Options) defaults() {
 		o.Backlog = 0
 	} else if o.Backlog == 0 {
 		o.Backlog = 200000
+	}
+	if o.GOMAXPROCS == 0 {
+		o.GOMAXPROCS = 1
 	}
 	if o.Payload <= 0 {
 		o.Payload = 600
@@ -152,6 +161,15 @@ func withStack(o stack.Options, fn func(*stack.Stack) error) error {
 	}
 	defer st.Close()
 	return fn(st)
+}
+
+// childEnv is what every child process gets on top of its own
+// environment: GOMAXPROCS, unless Go's default is asked for.
+func (o Options) childEnv() map[string]string {
+	if o.GOMAXPROCS <= 0 {
+		return nil
+	}
+	return map[string]string{"GOMAXPROCS": strconv.Itoa(o.GOMAXPROCS)}
 }
 
 // serviceEnv is the environment a child service gets from the stack.

@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"sort"
 	"time"
@@ -62,7 +63,9 @@ func startServices(ctx context.Context, o Options, st *stack.Stack, shippers int
 	}
 	var procs []*proc
 	for _, name := range names {
-		p, err := startProc(o.Exe, append(append([]string{}, o.Args...), name), name, serviceEnv(st, name, extra), o.Logs)
+		env := serviceEnv(st, name, extra)
+		maps.Copy(env, o.childEnv())
+		p, err := startProc(o.Exe, append(append([]string{}, o.Args...), name), name, env, o.Logs)
 		if err != nil {
 			stopAll(procs)
 			return nil, err

@@ -15,7 +15,7 @@ import (
 func sampleReport() *Report {
 	return &Report{
 		CPUs: 2, GoVersion: "go1.26", Started: time.Unix(1700000000, 0), Took: 2 * time.Minute,
-		Opts:    Options{Payload: 600, Latency: 50 * time.Millisecond, Sweep: []int{8, 32}, Replicas: []int{1, 3}},
+		Opts:    Options{Payload: 600, Latency: 50 * time.Millisecond, Sweep: []int{8, 32}, Replicas: []int{1, 3}, GOMAXPROCS: 1},
 		Raw:     HopsFigures{Orders: 20000, OrdersPerSec: 20000, CPUPerOrder: 90 * time.Microsecond, NATSMsgsPerOrder: 10, SyscallsPerOrder: 3.4, CtxSwitchesPerOrder: 0.5},
 		Ceiling: HopsFigures{Orders: 20000, OrdersPerSec: 8000, CPUPerOrder: 240 * time.Microsecond, NATSMsgsPerOrder: 10, SyscallsPerOrder: 16.1, CtxSwitchesPerOrder: 0.07, CallsPerOrder: map[string]float64{"order/get": 1, "batchGetOrder": 0.01, "delivery/send": 1, "stable_token": 3.0 / 20000}},
 		CeilingApart: HopsFigures{Orders: 20000, OrdersPerSec: 6000, CPUPerOrder: 330 * time.Microsecond, HopsCPUPerOrder: 150 * time.Microsecond,

@@ -14,16 +14,20 @@ import (
 )
 
 func benchCmd(ctx context.Context, e Env, args []string) error {
-	fs := newFlags(e, "bench", "[--orders N] [--backlog N] [--out docs/PERFORMANCE.md] [--quick]")
+	fs := newFlags(e, "bench", "[--orders N] [--backlog N] [--out docs/PERFORMANCE.md] [--gomaxprocs N] [--quick]")
 	orders := fs.Int("orders", 20000, "orders of the raw-limit, ceiling and pipeline phases")
 	backlog := fs.Int("backlog", 200000, "received events pre-loaded and drained at the end (0: skip)")
 	out := fs.String("out", "docs/PERFORMANCE.md", "where to write the report (sweep.svg goes beside it); empty: print only")
 	sweep := fs.String("sweep", "8,32,128,512", "SHIP_CONCURRENCY values of the sweep")
 	quick := fs.Bool("quick", false, "a small run (2,000 orders, 20,000 backlog, sweep 8,32) to try the command")
+	procs := fs.Int("gomaxprocs", 1, "GOMAXPROCS of the service processes (deploy/ sets it from each stage's CPU request); 0: Go's default, the machine's cores")
 	if done, err := parse(fs, args); done || err != nil {
 		return err
 	}
-	o := bench.Options{Orders: *orders, Backlog: *backlog, Progress: e.Stdout}
+	o := bench.Options{Orders: *orders, Backlog: *backlog, Progress: e.Stdout, GOMAXPROCS: *procs}
+	if *procs <= 0 {
+		o.GOMAXPROCS = -1
+	}
 	if *backlog == 0 {
 		o.Backlog = -1
 	}
