@@ -14,7 +14,7 @@ import (
 )
 
 func benchCmd(ctx context.Context, e Env, args []string) error {
-	fs := newFlags(e, "bench", "[--orders N] [--backlog N] [--out docs/PERFORMANCE.md] [--gomaxprocs N] [--quick]")
+	fs := newFlags(e, "bench", "[--orders N] [--backlog N] [--out docs/PERFORMANCE.md] [--sweep 8,32,128,512] [--gomaxprocs N] [--quick]")
 	orders := fs.Int("orders", 20000, "orders of the raw-limit, ceiling and pipeline phases")
 	backlog := fs.Int("backlog", 200000, "received events pre-loaded and drained at the end (0: skip)")
 	out := fs.String("out", "docs/PERFORMANCE.md", "where to write the report (sweep.svg goes beside it); empty: print only")
