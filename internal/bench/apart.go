@@ -29,8 +29,9 @@ const CeilingHopsService = "ceiling-hops"
 
 // The child's own settings, beside NATS_URL and the WECHAT_* variables.
 const (
-	hopsOrdersVar  = "BENCH_CEILING_ORDERS"  // file of the orders, JSON
-	hopsPayloadVar = "BENCH_CEILING_PAYLOAD" // message body, bytes
+	hopsOrdersVar   = "BENCH_CEILING_ORDERS"   // file of the orders, JSON
+	hopsPayloadVar  = "BENCH_CEILING_PAYLOAD"  // message body, bytes
+	hopsContractVar = "BENCH_CEILING_CONTRACT" // "1": with the contract's bookkeeping
 )
 
 // hopsOrder is one order of the child's file: what the hops need of the
@@ -55,12 +56,13 @@ type hopsResult struct {
 // one: the same hops, calls, workers and payload as ceilingPhase, across
 // the process boundary that every deployment has between its services and
 // the NATS server. What it costs the ceiling is what the in-process
-// ceiling does not show of the pipeline's bounds.
-func ceilingApartPhase(ctx context.Context, o Options) (HopsFigures, error) {
+// ceiling does not show of the pipeline's bounds. With contract, the hops
+// also do the contract's bookkeeping (see bookkeeping).
+func ceilingApartPhase(ctx context.Context, o Options, contract bool) (HopsFigures, error) {
 	var f HopsFigures
 	err := withStack(stack.Options{Sandbox: benchSandbox(o.Orders)}, func(st *stack.Stack) error {
 		var err error
-		f, err = ceilingApart(ctx, o, st)
+		f, err = ceilingApart(ctx, o, st, contract)
 		return err
 	})
 	return f, err
@@ -68,7 +70,7 @@ func ceilingApartPhase(ctx context.Context, o Options) (HopsFigures, error) {
 
 // ceilingApart runs every order of st's sandbox through the ceiling's chain
 // in a child process (o.Exe) and reads the figures of both processes.
-func ceilingApart(ctx context.Context, o Options, st *stack.Stack) (HopsFigures, error) {
+func ceilingApart(ctx context.Context, o Options, st *stack.Stack, contract bool) (HopsFigures, error) {
 	var f HopsFigures
 	scenario := st.Sandbox.Scenario()
 	orders := make([]hopsOrder, len(scenario))
@@ -94,6 +96,9 @@ func ceilingApart(ctx context.Context, o Options, st *stack.Stack) (HopsFigures,
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "NATS_URL=" + st.NATSURL,
 		"WECHAT_API_BASE=" + env("WECHAT_API_BASE"), "WECHAT_APPID=" + env("WECHAT_APPID"), "WECHAT_APPSECRET=" + env("WECHAT_APPSECRET"),
 		hopsOrdersVar + "=" + file, hopsPayloadVar + "=" + strconv.Itoa(o.Payload)}
+	if contract {
+		cmd.Env = append(cmd.Env, hopsContractVar+"=1")
+	}
 	for k, v := range o.childEnv() {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
@@ -129,8 +134,9 @@ func ceilingApart(ctx context.Context, o Options, st *stack.Stack) (HopsFigures,
 // ServeCeilingHops is the ceiling's child process (CeilingHopsService): it
 // runs the ceiling's chain of the orders in the file $BENCH_CEILING_ORDERS
 // against the NATS server at $NATS_URL and the platform at
-// $WECHAT_API_BASE, then writes what it measured around the chain to
-// stdout as one JSON object.
+// $WECHAT_API_BASE, with the contract's bookkeeping if
+// $BENCH_CEILING_CONTRACT is 1, then writes what it measured around the
+// chain to stdout as one JSON object.
 func ServeCeilingHops(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
 	b, err := os.ReadFile(getenv(hopsOrdersVar))
 	if err != nil {
@@ -151,6 +157,13 @@ func ServeCeilingHops(ctx context.Context, getenv func(string) string, stdout io
 	p := newPlatform(getenv("WECHAT_API_BASE"), getenv("WECHAT_APPID"), getenv("WECHAT_APPSECRET"), scenario)
 	defer p.close()
 	c := ceilingChain(p, scenario, payload, ceilingWorkers)
+	switch v := getenv(hopsContractVar); v {
+	case "", "0":
+	case "1":
+		c.contract = true
+	default:
+		return fmt.Errorf("%s=%q: want 1 or 0", hopsContractVar, v)
+	}
 
 	fs, _ := procfs.NewDefaultFS()
 	u0 := readSelfUsage(fs)

@@ -109,10 +109,16 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	step("ceiling: %.0f orders/s", r.Ceiling.OrdersPerSec)
 
 	step("ceiling, hops apart: the same with the hops in a process of their own, the NATS server and sandbox in this one")
-	if r.CeilingApart, err = ceilingApartPhase(ctx, o); err != nil {
+	if r.CeilingApart, err = ceilingApartPhase(ctx, o, false); err != nil {
 		return nil, fmt.Errorf("platform-inclusive ceiling, hops apart: %w", err)
 	}
 	step("ceiling, hops apart: %.0f orders/s", r.CeilingApart.OrdersPerSec)
+
+	step("contract ceiling: the same, hops apart, with each order's lease, record read and guarded shipped event as the shipper makes them")
+	if r.CeilingContract, err = ceilingApartPhase(ctx, o, true); err != nil {
+		return nil, fmt.Errorf("contract ceiling: %w", err)
+	}
+	step("contract ceiling: %.0f orders/s", r.CeilingContract.OrdersPerSec)
 
 	step("pipeline: %d orders through ingest, enricher and shipper processes", o.Orders)
 	if err := pipelinePhase(ctx, o, r, step); err != nil {

@@ -12,6 +12,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/fulfill/pipeline/internal/pipeline"
 )
 
 // The streams of the in-process phases; each is deleted afterwards.
@@ -46,6 +48,9 @@ type chain struct {
 	ids            []string
 	body           []byte
 	calls          *chainCalls
+	// contract adds the contract's bookkeeping to the shipped hop's calls
+	// (calls must be set): see bookkeeping.
+	contract bool
 }
 
 // chainCalls are the platform calls of the ceiling, one function a hop, each
@@ -72,7 +77,7 @@ func (c chain) run(ctx context.Context, url string) (float64, error) {
 	}
 	s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name: c.stream, Subjects: []string{c.prefix + ".>"}, Storage: jetstream.FileStorage,
-		Retention: jetstream.LimitsPolicy, Duplicates: 2 * time.Minute,
+		Retention: jetstream.LimitsPolicy, Duplicates: 2 * time.Minute, AllowDirect: c.contract,
 	})
 	if err != nil {
 		return 0, err
@@ -99,6 +104,15 @@ func (c chain) run(ctx context.Context, url string) (float64, error) {
 	if c.calls != nil {
 		hopA.calling = &calling{call: c.calls.enriched, batch: c.calls.batch, workers: c.calls.workers, want: n, fail: fail}
 		hopB.calling = &calling{call: c.calls.shipped, batch: 1, workers: c.calls.workers, want: n, fail: fail}
+	}
+	if c.contract {
+		b, err := newBookkeeping(ctx, nc, js, c.stream, c.prefix)
+		if err != nil {
+			return 0, err
+		}
+		defer b.close()
+		hopB.calling.call = b.before(hopB.calling.call)
+		hopB.expectNone = true
 	}
 	stopA, err := hopA.start(ctx, s, c.prefix+"A")
 	if err != nil {
@@ -218,6 +232,10 @@ type rawHop struct {
 	filter, next string
 	acked        func() // if set, called after each ack
 	calling      *calling
+	// expectNone makes the server store a republished message only if its
+	// subject has none yet (the contract's refusal of a second shipped
+	// event).
+	expectNone bool
 }
 
 // calling is how a hop of the ceiling calls the platform: call for every
@@ -262,9 +280,18 @@ func (h rawHop) start(ctx context.Context, s jetstream.Stream, durable string) (
 // republished is m's next message: next plus the rest of m's subject, body,
 // and next plus m's Nats-Msg-Id.
 func (h rawHop) republished(m jetstream.Msg) *nats.Msg {
-	out := nats.NewMsg(h.next + h.id(m))
+	return h.message(h.id(m), m.Headers().Get(jetstream.MsgIDHeader))
+}
+
+// message is the next message of the order id whose consumed message had
+// Nats-Msg-Id msgID.
+func (h rawHop) message(id, msgID string) *nats.Msg {
+	out := nats.NewMsg(h.next + id)
 	out.Data = h.body
-	out.Header.Set(jetstream.MsgIDHeader, h.next+m.Headers().Get(jetstream.MsgIDHeader))
+	out.Header.Set(jetstream.MsgIDHeader, h.next+msgID)
+	if h.expectNone {
+		pipeline.ExpectLast(out, out.Subject, 0)
+	}
 	return out
 }
 

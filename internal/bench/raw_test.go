@@ -35,3 +35,24 @@ func TestRawLimit(t *testing.T) {
 		})
 	}
 }
+
+// TestHopMessage: a hop's message is the next stage's subject with the
+// body and a Nats-Msg-Id of its own; the contract ceiling's shipped hop
+// also asks the server to refuse it if its subject has a message already,
+// as the shipper's shipped events do.
+func TestHopMessage(t *testing.T) {
+	for _, expectNone := range []bool{false, true} {
+		h := rawHop{body: []byte("x"), next: "ceil.shipped.", expectNone: expectNone}
+		m := h.message("42", "ceil.enriched.42")
+		if m.Subject != "ceil.shipped.42" || string(m.Data) != "x" || m.Header.Get(jetstream.MsgIDHeader) != "ceil.shipped.ceil.enriched.42" {
+			t.Errorf("expectNone %v: message %s %q, Nats-Msg-Id %q", expectNone, m.Subject, m.Data, m.Header.Get(jetstream.MsgIDHeader))
+		}
+		seq, subj := m.Header.Get(jetstream.ExpectedLastSubjSeqHeader), m.Header.Get(jetstream.ExpectedLastSubjSeqSubjHeader)
+		if expectNone && (seq != "0" || subj != m.Subject) {
+			t.Errorf("guarded message expects last %q on %q, want 0 on %s", seq, subj, m.Subject)
+		}
+		if !expectNone && (seq != "" || subj != "") {
+			t.Errorf("unguarded message expects last %q on %q, want no expectation", seq, subj)
+		}
+	}
+}

@@ -22,10 +22,14 @@ type Report struct {
 	// CeilingApart is the ceiling with its hops in a process of their own,
 	// the NATS server and the sandbox in the bench process.
 	CeilingApart HopsFigures
-	Pipeline     PipelineFigures
-	Latency      LatencyFigures
-	Sweep        []SweepPoint
-	Drain        *DrainFigures
+	// CeilingContract is CeilingApart with the per-order bookkeeping the
+	// pipeline's contract adds to the platform calls (bookkeeping): the
+	// most a pipeline that keeps the contract, deployed, could do.
+	CeilingContract HopsFigures
+	Pipeline        PipelineFigures
+	Latency         LatencyFigures
+	Sweep           []SweepPoint
+	Drain           *DrainFigures
 }
 
 // The targets of issue #15 and the earlier ones still in force.
@@ -49,6 +53,11 @@ func (r *Report) Ratio() float64 { return ratio(r.Pipeline.OrdersPerSec, r.Ceili
 // in a process of their own.
 func (r *Report) ApartRatio() float64 {
 	return ratio(r.Pipeline.OrdersPerSec, r.CeilingApart.OrdersPerSec)
+}
+
+// ContractRatio is the pipeline's throughput over the contract ceiling's.
+func (r *Report) ContractRatio() float64 {
+	return ratio(r.Pipeline.OrdersPerSec, r.CeilingContract.OrdersPerSec)
 }
 
 // RawRatio is the pipeline's throughput over the raw limit's.
@@ -277,11 +286,17 @@ func (r *Report) mdHeadline(p printer) {
 	if a := r.CeilingApart; a.OrdersPerSec > 0 {
 		p("| the same ceiling with its hops in a process of their own, the NATS server and the sandbox in another (as in any deployment) | %.0f orders/s |\n", a.OrdersPerSec)
 	}
+	if c := r.CeilingContract; c.OrdersPerSec > 0 {
+		p("| contract ceiling: that, with the per-order work the pipeline's contract adds (the order's lease, its record read before delivery/send, its shipped event stored only if it has none) | %.0f orders/s |\n", c.OrdersPerSec)
+	}
 	p("| raw JetStream limit (three hops, acks, %d B messages) | %.0f orders/s |\n", r.Opts.Payload, r.Raw.OrdersPerSec)
 	p("| pipeline (%d orders, ingest → enricher → shipper, platform latency 0) | %.0f orders/s |\n", r.Pipeline.Orders, r.Pipeline.OrdersPerSec)
 	p("| **pipeline / platform-inclusive ceiling** | **%s** |\n", pct(r.Ratio()))
 	if r.CeilingApart.OrdersPerSec > 0 {
 		p("| pipeline / the ceiling with its hops apart | %s |\n", pct(r.ApartRatio()))
+	}
+	if r.CeilingContract.OrdersPerSec > 0 {
+		p("| pipeline / contract ceiling | %s |\n", pct(r.ContractRatio()))
 	}
 	p("| pipeline / raw limit | %s |\n", pct(r.RawRatio()))
 	if cpu := r.Pipeline.servicesCPU(); cpu > 0 {
@@ -368,6 +383,7 @@ func (r *Report) mdCPUShortfall(p printer) {
 		}
 		p("\n")
 		r.mdApart(p)
+		r.mdContract(p)
 	}
 	if cpu := f.servicesCPU(); cpu > 0 {
 		var parts []string
@@ -445,6 +461,49 @@ func (r *Report) mdApart(p printer) {
 	p(".\nIn one process a goroutine hands work to the next without waking a thread; across processes every hand-off that\n")
 	p("finds the other side idle is a wake-up through the kernel. The pipeline, three processes beside the server's, reaches\n")
 	p("%s of this ceiling.\n", pct(r.ApartRatio()))
+}
+
+// mdContract says what the per-order work of the pipeline's contract costs
+// the ceiling with its hops apart, and whether a pipeline that does that work
+// and nothing else could reach the ceiling target at all.
+func (r *Report) mdContract(p printer) {
+	in, a, c := r.Ceiling, r.CeilingApart, r.CeilingContract
+	if c.OrdersPerSec <= 0 || in.OrdersPerSec <= 0 {
+		return
+	}
+	share := ratio(c.OrdersPerSec, in.OrdersPerSec)
+	p("\nThe pipeline's contract asks for work per order that no platform forces: one delivery/send per order at a time\n")
+	p("across replicas (the order's lease, a key created in a KV bucket, before the call), no second call for a copy of a\n")
+	p("shipped order (its shipped and failed record read before the call), and no second shipped event (the server\n")
+	p("stores it only if the order has none). The contract ceiling does the ceiling's calls with its hops apart and that\n")
+	p("work, as the shipper does it, and nothing else: %.0f orders/s", c.OrdersPerSec)
+	if a.OrdersPerSec > 0 {
+		p(", %s of the ceiling with its hops apart", pct(ratio(c.OrdersPerSec, a.OrdersPerSec)))
+	}
+	p(" and %s of the in-process one", pct(share))
+	if a.NATSMsgsPerOrder > 0 && c.NATSMsgsPerOrder > 0 {
+		p(" (%.1f NATS messages per order instead of %.1f", c.NATSMsgsPerOrder, a.NATSMsgsPerOrder)
+		if a.CPUPerOrder > 0 && c.CPUPerOrder > 0 {
+			p(", %s of CPU instead of %s, %s of it in the hops' process instead of %s", us(c.CPUPerOrder), us(a.CPUPerOrder), us(c.HopsCPUPerOrder), us(a.HopsCPUPerOrder))
+		}
+		p(")")
+	}
+	p(".\n")
+	if share < targetCeilingRatio {
+		p("That is %.0f points under the %.0f%% target before any envelope, log line, metric or check of the pipeline's own:\n",
+			100*(targetCeilingRatio-share), 100*targetCeilingRatio)
+		p("a pipeline that keeps the contract as the shipper does, apart from its NATS server, cannot reach the target on this\n")
+		p("machine. Reaching it takes a cheaper way to keep the contract, a contract without the per-order lease and record\n")
+		p("read, or a target set against this ceiling.\n")
+	} else {
+		p("A pipeline that keeps the contract could reach the %.0f%% target only with almost nothing of its own beyond it.\n", 100*targetCeilingRatio)
+	}
+	if h := c.HopsCPUPerOrder; h > targetServicesCPU {
+		p("Its hops alone, all three in one process doing the calls and that work and nothing else, spend %s of CPU per\n", us(h))
+		p("order, %s over the %s target for the three services: that target too is beyond a pipeline that keeps the\n", us(h-targetServicesCPU), us(targetServicesCPU))
+		p("contract this way, as three processes or as one.\n")
+	}
+	p("The pipeline reaches %s of the contract ceiling.\n", pct(r.ContractRatio()))
 }
 
 // cpuBound is the share of the cores busy with the pipeline's processes
@@ -539,6 +598,7 @@ func (r *Report) mdCosts(p printer) {
 	}{
 		{"ceiling (one process: server, sandbox, hops)", r.Ceiling},
 		{"ceiling, hops apart (two processes: server and sandbox; hops)", r.CeilingApart},
+		{"contract ceiling (hops apart, with lease, record read and guarded shipped event)", r.CeilingContract},
 		{"raw limit (one process: server, hops)", r.Raw},
 	} {
 		if h.f.CPUPerOrder > 0 {
@@ -581,6 +641,10 @@ func (r *Report) mdBounds(p printer) {
 		if c := r.CeilingApart.CPUPerOrder; c > 0 {
 			p(" With its hops apart: %d cores ÷ %s = %.0f orders/s (measured: %.0f).",
 				r.CPUs, us(c), float64(r.CPUs)/c.Seconds(), r.CeilingApart.OrdersPerSec)
+		}
+		if c := r.CeilingContract.CPUPerOrder; c > 0 {
+			p(" The contract ceiling: %d cores ÷ %s = %.0f orders/s (measured: %.0f).",
+				r.CPUs, us(c), float64(r.CPUs)/c.Seconds(), r.CeilingContract.OrdersPerSec)
 		}
 		p("\n")
 	}

@@ -20,6 +20,8 @@ func sampleReport() *Report {
 		Ceiling: HopsFigures{Orders: 20000, OrdersPerSec: 8000, CPUPerOrder: 240 * time.Microsecond, NATSMsgsPerOrder: 10, SyscallsPerOrder: 16.1, CtxSwitchesPerOrder: 0.07, CallsPerOrder: map[string]float64{"order/get": 1, "batchGetOrder": 0.01, "delivery/send": 1, "stable_token": 3.0 / 20000}},
 		CeilingApart: HopsFigures{Orders: 20000, OrdersPerSec: 6000, CPUPerOrder: 330 * time.Microsecond, HopsCPUPerOrder: 150 * time.Microsecond,
 			NATSMsgsPerOrder: 10, SyscallsPerOrder: 17, CtxSwitchesPerOrder: 0.9, CallsPerOrder: map[string]float64{"order/get": 1, "batchGetOrder": 0.01, "delivery/send": 1, "stable_token": 3.0 / 20000}},
+		CeilingContract: HopsFigures{Orders: 20000, OrdersPerSec: 4900, CPUPerOrder: 400 * time.Microsecond, HopsCPUPerOrder: 170 * time.Microsecond,
+			NATSMsgsPerOrder: 14, SyscallsPerOrder: 22, CtxSwitchesPerOrder: 1.4, CallsPerOrder: map[string]float64{"order/get": 1, "batchGetOrder": 0.01, "delivery/send": 1, "stable_token": 3.0 / 20000}},
 		Pipeline: PipelineFigures{Orders: 20000, OrdersPerSec: 7000, BatchFill: 99,
 			CallsPerOrder: map[string]float64{"order/list/get": 0.01, "stable_token": 3.0 / 20000},
 			Processes:     []ProcessFigures{{Name: "shipper", CPU: 100 * time.Microsecond, Allocs: 120, AllocBytes: 9000, Syscalls: 4.5, CtxSwitches: 2.25, NATSMsgs: 6}}},
@@ -206,8 +208,16 @@ func TestMarkdownGolden(t *testing.T) {
 		// the in-process phases' system calls and switches not measured.
 		{"no ceiling apart", func() *Report {
 			r := shortReport()
-			r.CeilingApart = HopsFigures{}
+			r.CeilingApart, r.CeilingContract = HopsFigures{}, HopsFigures{}
 			r.Ceiling.SyscallsPerOrder, r.Ceiling.CtxSwitchesPerOrder = math.NaN(), math.NaN()
+			return r
+		}},
+		// The contract ceiling within the ceiling target: the pipeline
+		// could reach it only with nothing of its own.
+		{"contract ceiling over target", func() *Report {
+			r := shortReport()
+			r.CeilingApart.OrdersPerSec, r.CeilingContract.OrdersPerSec = 7200, 6500
+			r.CeilingContract.HopsCPUPerOrder = 140 * time.Microsecond
 			return r
 		}},
 		{"short of ceiling within CPU", func() *Report {

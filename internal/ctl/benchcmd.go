@@ -79,7 +79,7 @@ func benchCmd(ctx context.Context, e Env, args []string) error {
 // ceiling's hops as one.
 func serviceCmd(ctx context.Context, e Env, args []string) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprintln(e.Stdout, "Usage: fulfillctl service ingest|enricher|shipper [flags]   (the same as the ingest, enricher and shipper binaries; fulfillctl service shipper --help lists its settings). bench also runs 'service ceiling-hops', the platform-inclusive ceiling's hops in a process of their own")
+		fmt.Fprintln(e.Stdout, "Usage: fulfillctl service ingest|enricher|shipper [flags]   (the same as the ingest, enricher and shipper binaries; fulfillctl service shipper --help lists its settings). bench also runs 'service ceiling-hops', the hops of the platform-inclusive and contract ceilings in a process of their own")
 		if len(args) == 0 {
 			return fmt.Errorf("%w: service needs one of ingest, enricher, shipper", ErrUsage)
 		}
